@@ -1,0 +1,285 @@
+//! Two-person confirmation: approval requests bound to the digest of an exact plan, and the
+//! rules that decide whether a person may approve or deny. The rules are pure; the engine
+//! applies them and the store makes the state changes atomic.
+
+use crate::ids::{IncidentId, RequestId};
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RequestState {
+    Pending,
+    Approved,
+    Denied,
+    Expired,
+    Cancelled,
+    /// The plan would no longer render the same: nobody approved what would run now.
+    Void,
+    Executing,
+    Done,
+    Failed,
+}
+
+impl RequestState {
+    pub const ALL: [RequestState; 9] = [
+        Self::Pending,
+        Self::Approved,
+        Self::Denied,
+        Self::Expired,
+        Self::Cancelled,
+        Self::Void,
+        Self::Executing,
+        Self::Done,
+        Self::Failed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Approved => "approved",
+            Self::Denied => "denied",
+            Self::Expired => "expired",
+            Self::Cancelled => "cancelled",
+            Self::Void => "void",
+            Self::Executing => "executing",
+            Self::Done => "done",
+            Self::Failed => "failed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|v| v.as_str() == s)
+    }
+}
+
+impl fmt::Display for RequestState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How many people beyond the requester must approve, from which groups, and for how long
+/// the request stays open.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Policy {
+    /// Approvals needed beyond the requester (1 = two persons in total).
+    pub approvals: u32,
+    /// Groups each of which must supply at least one approver.
+    pub groups: Vec<String>,
+    pub expiry_seconds: i64,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Self { approvals: 1, groups: Vec::new(), expiry_seconds: 15 * 60 }
+    }
+}
+
+impl Policy {
+    pub fn describe(&self) -> String {
+        let mut s = format!(
+            "{} approval{} from someone other than the requester",
+            self.approvals,
+            if self.approvals == 1 { "" } else { "s" }
+        );
+        if !self.groups.is_empty() {
+            s.push_str(&format!(", including a member of {}", self.groups.join(" and ")));
+        }
+        s.push_str(&format!("; expires after {}", crate::severity::human_duration(Duration::seconds(self.expiry_seconds))));
+        s
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApprovalRequest {
+    pub id: RequestId,
+    pub incident: IncidentId,
+    pub channel: String,
+    pub requester_id: String,
+    pub requester_name: String,
+    /// The command as typed, e.g. `/failover us-west-2`.
+    pub command: String,
+    pub playbook: String,
+    pub params: BTreeMap<String, String>,
+    pub severity: crate::severity::Severity,
+    /// The exact plan, as people read it.
+    pub plan_text: String,
+    /// SHA-256 of the plan text: what approvals are bound to.
+    pub plan_digest: String,
+    pub policy: Policy,
+    pub state: RequestState,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub decided_at: Option<DateTime<Utc>>,
+    pub decided_by: Option<String>,
+    pub reason: Option<String>,
+}
+
+impl ApprovalRequest {
+    pub fn short_digest(&self) -> &str {
+        &self.plan_digest[..12.min(self.plan_digest.len())]
+    }
+}
+
+/// One person's approval of one request, bound to the digest they saw.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Approval {
+    pub request: RequestId,
+    pub approver_id: String,
+    pub approver_name: String,
+    pub digest: String,
+    pub at: DateTime<Utc>,
+}
+
+/// Who is acting, as the transport identified them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Actor {
+    /// Stable id (Slack `U…`, Discord snowflake, console login name).
+    pub id: String,
+    pub name: String,
+    /// Bots and apps never count as a person.
+    pub is_bot: bool,
+}
+
+impl Actor {
+    pub fn person(name: &str) -> Self {
+        Self { id: name.to_string(), name: name.to_string(), is_bot: false }
+    }
+}
+
+/// Group membership from configuration: group name -> user ids or names.
+pub type Groups = BTreeMap<String, BTreeSet<String>>;
+
+fn in_group(groups: &Groups, group: &str, actor: &Actor) -> bool {
+    groups.get(group).is_some_and(|members| members.contains(&actor.id) || members.contains(&actor.name))
+}
+
+/// The result of asking whether `actor` may approve.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Count this approval; `complete` says whether the quorum is now reached.
+    Counts { complete: bool },
+    Refused(String),
+}
+
+/// Decides whether `actor`'s approval counts, given the approvals already recorded.
+/// The request's state and expiry are checked before this, by the engine, against the database.
+pub fn judge_approval(req: &ApprovalRequest, existing: &[Approval], actor: &Actor, groups: &Groups) -> Verdict {
+    if actor.is_bot {
+        return Verdict::Refused("bots and apps cannot approve; a person must.".into());
+    }
+    if actor.id == req.requester_id || actor.name == req.requester_name {
+        return Verdict::Refused(format!(
+            "you requested {}; a second person must approve it.",
+            req.id
+        ));
+    }
+    if existing.iter().any(|a| a.approver_id == actor.id) {
+        return Verdict::Refused(format!(
+            "you have already approved {}; one person counts once. It needs {} more.",
+            req.id,
+            req.policy.approvals as usize - existing.len().min(req.policy.approvals as usize)
+        ));
+    }
+    let approvers: Vec<Actor> = existing
+        .iter()
+        .map(|a| Actor { id: a.approver_id.clone(), name: a.approver_name.clone(), is_bot: false })
+        .collect();
+    let unmet: Vec<&String> = req
+        .policy
+        .groups
+        .iter()
+        .filter(|g| !approvers.iter().any(|a| in_group(groups, g, a)))
+        .collect();
+    let fills_group = unmet.iter().any(|g| in_group(groups, g, actor));
+    let slots_left = (req.policy.approvals as usize).saturating_sub(existing.len());
+    // An approver outside the required groups may only take a slot that no required group still needs.
+    if !fills_group && slots_left <= unmet.len() && !unmet.is_empty() {
+        return Verdict::Refused(format!(
+            "approver must be in group {} for {}.",
+            unmet.iter().map(|g| g.as_str()).collect::<Vec<_>>().join(" or "),
+            req.id
+        ));
+    }
+    let still_unmet = unmet.iter().filter(|g| !in_group(groups, g, actor)).count();
+    let complete = slots_left <= 1 && still_unmet == 0;
+    Verdict::Counts { complete }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::severity::Severity;
+
+    fn request(policy: Policy) -> ApprovalRequest {
+        let now = Utc::now();
+        ApprovalRequest {
+            id: RequestId::new("REQ-20261128-1"),
+            incident: IncidentId::new("INC-20261128-1"),
+            channel: "console".into(),
+            requester_id: "alice".into(),
+            requester_name: "alice".into(),
+            command: "/failover us-west-2".into(),
+            playbook: "failover".into(),
+            params: BTreeMap::new(),
+            severity: Severity::P0,
+            plan_text: "plan".into(),
+            plan_digest: "d".repeat(64),
+            policy,
+            state: RequestState::Pending,
+            created_at: now,
+            expires_at: now,
+            decided_at: None,
+            decided_by: None,
+            reason: None,
+        }
+    }
+
+    fn approval(who: &str) -> Approval {
+        Approval { request: RequestId::new("REQ-20261128-1"), approver_id: who.into(), approver_name: who.into(), digest: "d".repeat(64), at: Utc::now() }
+    }
+
+    fn groups() -> Groups {
+        let mut g = Groups::new();
+        g.insert("security".into(), ["sam".to_string()].into_iter().collect());
+        g
+    }
+
+    #[test]
+    fn requester_cannot_approve_by_id_or_by_name() {
+        let r = request(Policy::default());
+        assert!(matches!(judge_approval(&r, &[], &Actor::person("alice"), &groups()), Verdict::Refused(m) if m.contains("second person")));
+        let same_name_other_id = Actor { id: "U999".into(), name: "alice".into(), is_bot: false };
+        assert!(matches!(judge_approval(&r, &[], &same_name_other_id, &groups()), Verdict::Refused(_)));
+    }
+
+    #[test]
+    fn bots_never_count() {
+        let r = request(Policy::default());
+        let bot = Actor { id: "B1".into(), name: "deploybot".into(), is_bot: true };
+        assert!(matches!(judge_approval(&r, &[], &bot, &groups()), Verdict::Refused(m) if m.contains("bots")));
+    }
+
+    #[test]
+    fn one_person_counts_once() {
+        let r = request(Policy { approvals: 2, ..Policy::default() });
+        assert_eq!(judge_approval(&r, &[], &Actor::person("bob"), &groups()), Verdict::Counts { complete: false });
+        assert!(matches!(judge_approval(&r, &[approval("bob")], &Actor::person("bob"), &groups()), Verdict::Refused(m) if m.contains("already approved")));
+        assert_eq!(judge_approval(&r, &[approval("bob")], &Actor::person("carol"), &groups()), Verdict::Counts { complete: true });
+    }
+
+    #[test]
+    fn required_group_must_supply_an_approver() {
+        let r = request(Policy { approvals: 1, groups: vec!["security".into()], ..Policy::default() });
+        assert!(matches!(judge_approval(&r, &[], &Actor::person("bob"), &groups()), Verdict::Refused(m) if m.contains("approver must be in group security")));
+        assert_eq!(judge_approval(&r, &[], &Actor::person("sam"), &groups()), Verdict::Counts { complete: true });
+        // With two approvals needed, an outsider may take the slot the group does not need.
+        let r2 = request(Policy { approvals: 2, groups: vec!["security".into()], ..Policy::default() });
+        assert_eq!(judge_approval(&r2, &[], &Actor::person("bob"), &groups()), Verdict::Counts { complete: false });
+        assert!(matches!(judge_approval(&r2, &[approval("bob")], &Actor::person("carol"), &groups()), Verdict::Refused(_)));
+        assert_eq!(judge_approval(&r2, &[approval("bob")], &Actor::person("sam"), &groups()), Verdict::Counts { complete: true });
+    }
+}

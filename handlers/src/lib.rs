@@ -1,0 +1,21 @@
+//! erlmcp-handlers: the transport-agnostic incident core. Chat text in, decisions and replies out.
+//! It knows nothing of Slack, Discord, HTTP, Kubernetes or SQL: storage, infrastructure and
+//! message delivery come in through the `Store`, `Executor` and `Outbox` traits.
+
+pub mod approval;
+pub mod clock;
+pub mod command;
+pub mod error;
+pub mod executor;
+pub mod ids;
+pub mod incident;
+pub mod playbook;
+pub mod postmortem;
+pub mod reply;
+pub mod run;
+pub mod severity;
+pub mod store;
+pub mod timeline;
+pub mod topology;
+
+pub use error::{Error, Result};
