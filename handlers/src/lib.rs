@@ -5,6 +5,7 @@
 pub mod approval;
 pub mod clock;
 pub mod command;
+pub mod engine;
 pub mod error;
 pub mod executor;
 pub mod ids;

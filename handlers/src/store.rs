@@ -9,6 +9,10 @@ use crate::run::{Run, RunState, StepRecord};
 use crate::timeline::{Draft, Entry, Head};
 use chrono::{DateTime, Utc};
 
+/// In the drafts passed to `create_request` and `begin_execution`, the first occurrence of this
+/// text is replaced by the id the store allocates, so the timeline names the new request or run.
+pub const ID_PLACEHOLDER: &str = "{id}";
+
 /// An incident before it has an id.
 #[derive(Clone, Debug)]
 pub struct NewIncident {
@@ -52,6 +56,20 @@ pub trait Store: Send + Sync {
     /// Records an approval; `false` if this approver had already approved (one person counts once).
     async fn add_approval(&self, approval: &Approval, drafts: Vec<Draft>) -> Result<bool>;
     async fn approvals(&self, id: &RequestId) -> Result<Vec<Approval>>;
+    /// Requests in a state, across incidents, oldest first (the expiry sweep reads pending ones).
+    async fn requests_in_state(&self, state: RequestState) -> Result<Vec<ApprovalRequest>>;
+    /// The deciding approval: moves the request from `pending` to `executing` and stores the run
+    /// with its steps, in one transaction, only if the request is still pending. `None` if another
+    /// approval (on this replica or another) got there first. This is the exactly-once guarantee.
+    async fn begin_execution(
+        &self,
+        id: &RequestId,
+        at: DateTime<Utc>,
+        by: &str,
+        run: Run,
+        steps: Vec<StepRecord>,
+        drafts: Vec<Draft>,
+    ) -> Result<Option<Run>>;
     /// Moves the request to `to` only if it is in one of `from`; `true` if this call made the
     /// change. This compare-and-set is what makes a request execute once across replicas.
     async fn transition_request(
@@ -67,8 +85,6 @@ pub trait Store: Send + Sync {
 
     // Playbook runs.
 
-    /// Allocates `RUN-YYYYMMDD-N` and stores the run with its planned steps (their `run` field is ignored).
-    async fn create_run(&self, run: Run, steps: Vec<StepRecord>) -> Result<Run>;
     async fn run(&self, id: &RunId) -> Result<Option<Run>>;
     async fn run_for_request(&self, request: &RequestId) -> Result<Option<Run>>;
     async fn runs_in_state(&self, state: RunState) -> Result<Vec<Run>>;

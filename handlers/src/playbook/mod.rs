@@ -5,7 +5,7 @@ mod load;
 mod plan;
 mod template;
 
-pub use load::{BUILTIN_FILES, LoadError, PlaybookSet, parse_file};
+pub use load::{BUILTIN_FILES, LoadError, PlaybookSet, parse_duration, parse_file};
 pub use plan::{Plan, PlanContext, PlanError, PlannedStep, make_plan};
 
 use crate::approval::Policy;

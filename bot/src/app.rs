@@ -1,0 +1,82 @@
+//! Wiring: configuration in, a ready engine out (store opened and migrated, playbooks loaded and
+//! checked, the executor of the configured mode).
+
+use crate::config::Config;
+use crate::store;
+use erlmcp_handlers::clock::Clock;
+use erlmcp_handlers::engine::Engine;
+use erlmcp_handlers::executor::dry_run::DryRun;
+use erlmcp_handlers::executor::simulated::Simulated;
+use erlmcp_handlers::executor::{Executor, Mode};
+use erlmcp_handlers::playbook::{LoadError, PlaybookSet};
+use erlmcp_handlers::reply::Outbox;
+use erlmcp_handlers::topology::Topology;
+use std::path::Path;
+use std::sync::Arc;
+
+pub struct App {
+    pub engine: Engine,
+    /// The simulated world, when the executor is simulated (drills print it).
+    pub simulated: Option<Simulated>,
+    pub store_description: String,
+    pub ping: Arc<dyn Fn() -> store::futures_ping::PingFuture + Send + Sync>,
+}
+
+/// Reads every `.yaml`/`.yml` file of a directory, sorted by name.
+pub fn read_playbook_dir(dir: &Path) -> Result<Vec<(String, String)>, String> {
+    let entries = std::fs::read_dir(dir).map_err(|e| format!("cannot read playbooks directory {}: {e}", dir.display()))?;
+    let mut files = Vec::new();
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")) {
+            let text = std::fs::read_to_string(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            files.push((path.display().to_string(), text));
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+pub fn format_load_errors(errors: &[LoadError]) -> String {
+    errors.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n")
+}
+
+/// The built-in playbooks plus the operator's directory, all checked.
+pub fn load_playbooks(config: &Config, topo: &Topology) -> Result<PlaybookSet, String> {
+    let mut set = PlaybookSet::builtin(topo).map_err(|e| format!("built-in playbooks are invalid:\n{}", format_load_errors(&e)))?;
+    if let Some(dir) = &config.playbooks_dir {
+        let files = read_playbook_dir(dir)?;
+        set.add_files(&files, topo).map_err(|e| format!("playbooks in {} are invalid:\n{}", dir.display(), format_load_errors(&e)))?;
+    }
+    Ok(set)
+}
+
+pub async fn build(config: &Config, outbox: Arc<dyn Outbox>, clock: Arc<dyn Clock>) -> Result<App, String> {
+    let topo = Topology::runbook_default();
+    let playbooks = load_playbooks(config, &topo)?;
+    let opened = store::open(&config.database_url).await?;
+    let (executor, simulated): (Arc<dyn Executor>, Option<Simulated>) = match config.mode {
+        Mode::Simulated => {
+            let sim = Simulated::new(topo.clone());
+            (Arc::new(sim.clone()), Some(sim))
+        }
+        Mode::DryRun => {
+            // Until the live executor can read real state, dry-run reads the simulated world.
+            let sim = Simulated::new(topo.clone());
+            (Arc::new(DryRun::new(Arc::new(sim.clone()), Arc::new(topo.clone()))), Some(sim))
+        }
+        Mode::Live => {
+            return Err("executor `live` is not available in this build yet: the Kubernetes, Route53 and PostgreSQL executors are still to come. Use `simulated` (default) or `dry-run`.".into());
+        }
+    };
+    let engine = Engine::new(
+        opened.store,
+        executor,
+        outbox,
+        clock,
+        Arc::new(topo),
+        Arc::new(playbooks),
+        config.settings.clone(),
+    );
+    Ok(App { engine, simulated, store_description: opened.description, ping: opened.ping })
+}

@@ -1,0 +1,368 @@
+//! Command-line entry points: `console`, `drill`, `timeline verify`, `postmortem`, `playbooks check`.
+//! `run` takes its arguments, input and screen as parameters, so tests drive it like a user.
+
+use crate::app::{self, App};
+use crate::config::Config;
+use crate::console::{self, ConsoleOutbox, Screen, print_reply};
+use clap::{Parser, Subcommand};
+use erlmcp_handlers::approval::Actor;
+use erlmcp_handlers::clock::SystemClock;
+use erlmcp_handlers::engine::Request;
+use erlmcp_handlers::ids::IncidentId;
+use erlmcp_handlers::reply::Reply;
+use erlmcp_handlers::severity::Severity;
+use erlmcp_handlers::timeline::Source;
+use erlmcp_handlers::topology::Topology;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use tokio::io::AsyncBufRead;
+
+#[derive(Parser, Debug)]
+#[command(name = "erlmcp-bot", version, about = "Incident response bot for erlmcp v3: incidents, two-person approvals, playbooks, postmortems")]
+pub struct Cli {
+    /// Configuration file (default: ./erlmcp-bot.toml if it exists).
+    #[arg(long, global = true)]
+    pub config: Option<PathBuf>,
+    /// Database URL: sqlite://FILE (default sqlite://erlmcp-bot.db) or postgres://...
+    #[arg(long, global = true)]
+    pub database_url: Option<String>,
+    #[command(subcommand)]
+    pub command: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Cmd {
+    /// A chat in the terminal: each line is a command; `as <user>` switches user.
+    Console {
+        /// Who you are at the start (default: your login name).
+        #[arg(long)]
+        user: Option<String>,
+        /// The channel this console stands for.
+        #[arg(long, default_value = "console")]
+        channel: String,
+    },
+    /// Rehearse a playbook on the simulated world: declare a drill incident, request, approve as a
+    /// second person, execute, resolve, and print the postmortem.
+    Drill {
+        playbook: String,
+        /// Playbook parameters, key=value.
+        params: Vec<String>,
+        /// Severity of the drill incident (default: the highest the playbook allows).
+        #[arg(long)]
+        severity: Option<String>,
+        #[arg(long, default_value = "alice")]
+        requester: String,
+        #[arg(long, default_value = "bob")]
+        approver: String,
+    },
+    /// Timeline tools.
+    Timeline {
+        #[command(subcommand)]
+        command: TimelineCmd,
+    },
+    /// Print an incident's postmortem draft (Markdown).
+    Postmortem { incident: String },
+    /// Playbook tools.
+    Playbooks {
+        #[command(subcommand)]
+        command: PlaybooksCmd,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TimelineCmd {
+    /// Check the hash chain of one incident's timeline, or of all; exits 1 if any is broken.
+    Verify { incident: Option<String> },
+    /// Print an incident's timeline with hashes.
+    Show { incident: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PlaybooksCmd {
+    /// Validate playbook files (default: the built-ins and the configured directory); exits 1 on any error.
+    Check { files: Vec<PathBuf> },
+    /// List the playbooks in force.
+    List,
+}
+
+fn say(screen: &Screen, text: &str) {
+    let mut out = screen.lock().unwrap_or_else(|p| p.into_inner());
+    let _ = writeln!(out, "{text}");
+}
+
+/// Runs one invocation. Returns the process exit code.
+pub async fn run<R: AsyncBufRead + Unpin>(args: Vec<String>, input: R, screen: Screen, input_is_terminal: bool) -> u8 {
+    let cli = match Cli::try_parse_from(args) {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            say(&screen, e.to_string().trim_end());
+            return code;
+        }
+    };
+    let mut config = match Config::from_env(cli.config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            say(&screen, &format!("error: {e}"));
+            return 2;
+        }
+    };
+    if let Some(url) = cli.database_url {
+        config.database_url = url;
+    }
+    if let Cmd::Playbooks { command: PlaybooksCmd::Check { files } } = &cli.command {
+        return check_playbooks(&config, files, &screen);
+    }
+    let outbox = Arc::new(ConsoleOutbox(screen.clone()));
+    let app = match app::build(&config, outbox, Arc::new(SystemClock)).await {
+        Ok(a) => a,
+        Err(e) => {
+            say(&screen, &format!("error: {e}"));
+            return 2;
+        }
+    };
+    tracing::info!(store = %app.store_description, mode = ?config.mode, "erlmcp-bot ready");
+    // A run interrupted by a crash continues before anything else happens.
+    match app.engine.resume_unfinished().await {
+        Ok(replies) => replies.iter().for_each(|r| print_reply(&screen, r)),
+        Err(e) => say(&screen, &format!("warning: could not resume unfinished runs: {e}")),
+    }
+    match cli.command {
+        Cmd::Console { user, channel } => {
+            let user = user.unwrap_or_else(console::login_name);
+            if input_is_terminal {
+                say(&screen, &format!(
+                    "erlmcp-bot console — {} — executor {} — you are {user}. Type `help`; `as <user>` switches user; Ctrl-D ends.\n",
+                    app.store_description,
+                    config.mode.as_str()
+                ));
+            }
+            match console::run(&app.engine, input, screen.clone(), user, channel, !input_is_terminal).await {
+                Ok(()) => 0,
+                Err(e) => {
+                    say(&screen, &format!("error reading input: {e}"));
+                    1
+                }
+            }
+        }
+        Cmd::Drill { playbook, params, severity, requester, approver } => drill(&app, &screen, &playbook, &params, severity.as_deref(), &requester, &approver).await,
+        Cmd::Timeline { command: TimelineCmd::Verify { incident } } => verify(&app, &screen, incident).await,
+        Cmd::Timeline { command: TimelineCmd::Show { incident } } => show_timeline(&app, &screen, &incident).await,
+        Cmd::Postmortem { incident } => match app.engine.postmortem_markdown(&IncidentId::new(incident.to_ascii_uppercase())).await {
+            Ok(md) => {
+                say(&screen, &md);
+                0
+            }
+            Err(e) => {
+                say(&screen, &format!("error: {e}"));
+                1
+            }
+        },
+        Cmd::Playbooks { command: PlaybooksCmd::List } => {
+            for p in app.engine.playbooks().playbooks.values() {
+                say(&screen, &format!("{:<20} {:<6} {}  ({})", p.name, p.runbook, p.description, p.file));
+            }
+            0
+        }
+        Cmd::Playbooks { command: PlaybooksCmd::Check { .. } } => unreachable!("handled before the store is opened"),
+    }
+}
+
+fn check_playbooks(config: &Config, files: &[PathBuf], screen: &Screen) -> u8 {
+    let topo = Topology::runbook_default();
+    if files.is_empty() {
+        return match app::load_playbooks(config, &topo) {
+            Ok(set) => {
+                for p in set.playbooks.values() {
+                    say(screen, &format!("ok  {:<20} {} ({} steps)", p.name, p.file, p.steps.len()));
+                }
+                say(screen, &format!("{} playbooks valid", set.playbooks.len()));
+                0
+            }
+            Err(e) => {
+                say(screen, &e);
+                1
+            }
+        };
+    }
+    let mut failed = false;
+    for f in files {
+        let text = match std::fs::read_to_string(f) {
+            Ok(t) => t,
+            Err(e) => {
+                say(screen, &format!("{}: cannot read: {e}", f.display()));
+                failed = true;
+                continue;
+            }
+        };
+        match erlmcp_handlers::playbook::parse_file(&f.display().to_string(), &text, &topo) {
+            Ok(p) => say(screen, &format!("ok  {:<20} {} ({} steps)", p.name, f.display(), p.steps.len())),
+            Err(errors) => {
+                failed = true;
+                say(screen, &app::format_load_errors(&errors));
+            }
+        }
+    }
+    u8::from(failed)
+}
+
+async fn verify(app: &App, screen: &Screen, incident: Option<String>) -> u8 {
+    let store = app.engine.store();
+    let ids = match incident {
+        Some(i) => vec![IncidentId::new(i.to_ascii_uppercase())],
+        None => match store.all_incident_ids().await {
+            Ok(ids) => ids,
+            Err(e) => {
+                say(screen, &format!("error: {e}"));
+                return 1;
+            }
+        },
+    };
+    if ids.is_empty() {
+        say(screen, "No incidents to verify.");
+        return 0;
+    }
+    let mut bad = false;
+    for id in ids {
+        match store.incident(&id).await {
+            Ok(Some(_)) => {}
+            Ok(None) => {
+                say(screen, &format!("{id}: no such incident"));
+                bad = true;
+                continue;
+            }
+            Err(e) => {
+                say(screen, &format!("{id}: cannot read: {e}"));
+                bad = true;
+                continue;
+            }
+        }
+        match app.engine.verify_timeline(&id).await {
+            Ok(breaks) if breaks.is_empty() => {
+                let n = store.timeline(&id).await.map(|t| t.len()).unwrap_or(0);
+                say(screen, &format!("{id}: intact ({n} entries)"));
+            }
+            Ok(breaks) => {
+                bad = true;
+                for b in breaks {
+                    say(screen, &format!("{id}: TAMPERED: {b}"));
+                }
+            }
+            Err(e) => {
+                bad = true;
+                say(screen, &format!("{id}: TAMPERED or unreadable: {e}"));
+            }
+        }
+    }
+    u8::from(bad)
+}
+
+async fn show_timeline(app: &App, screen: &Screen, incident: &str) -> u8 {
+    match app.engine.store().timeline(&IncidentId::new(incident.to_ascii_uppercase())).await {
+        Ok(entries) if entries.is_empty() => {
+            say(screen, &format!("{incident}: no timeline (no such incident?)"));
+            1
+        }
+        Ok(entries) => {
+            for e in entries {
+                say(screen, &format!("#{:<3} {} {:<10} {:<8} {:<18} {} [{}]", e.seq, e.at.format("%Y-%m-%d %H:%M:%S%.6f"), e.actor, e.source, e.kind, e.text, &e.hash[..12]));
+            }
+            0
+        }
+        Err(e) => {
+            say(screen, &format!("error: {e}"));
+            1
+        }
+    }
+}
+
+async fn drill(app: &App, screen: &Screen, playbook: &str, params: &[String], severity: Option<&str>, requester: &str, approver: &str) -> u8 {
+    let Some(pb) = app.engine.playbooks().get(playbook) else {
+        let names: Vec<&str> = app.engine.playbooks().playbooks.keys().map(String::as_str).collect();
+        say(screen, &format!("error: there is no playbook `{playbook}`; playbooks: {}", names.join(", ")));
+        return 2;
+    };
+    let severity = match severity {
+        Some(s) => match Severity::parse(s) {
+            Some(s) => s,
+            None => {
+                say(screen, &format!("error: `{s}` is not a severity; use p0, p1, p2 or p3"));
+                return 2;
+            }
+        },
+        None => pb.severities.iter().min().copied().unwrap_or(Severity::P1),
+    };
+    if app.simulated.is_none() {
+        say(screen, "error: drills run on the simulated world only; unset ERLMCP_EXECUTOR or set it to `simulated`.");
+        return 2;
+    }
+    if requester == approver {
+        say(screen, "error: the requester and the approver must be two different people.");
+        return 2;
+    }
+    let channel = format!("drill-{}", chrono::Utc::now().format("%Y%m%dT%H%M%S%.6f"));
+    let ask = |who: &str, text: String| Request { actor: Actor::person(who), source: Source::Console, channel: channel.clone(), text };
+    let show = |who: &str, text: &str, replies: &[Reply]| {
+        say(screen, &format!("{who}> {text}"));
+        replies.iter().for_each(|r| print_reply(screen, r));
+    };
+    let declare = ask(requester, format!("Drill: {} ({})", pb.name, pb.description));
+    match app.engine.declare_drill(&declare, severity).await {
+        Ok(replies) => show(requester, &format!("{} declare [DRILL] {}", severity.as_str(), pb.name), &replies),
+        Err(e) => {
+            say(screen, &format!("error: {e}"));
+            return 1;
+        }
+    }
+    let run_text = format!("/erlmcp run {playbook} {}", params.join(" ")).trim_end().to_string();
+    let replies = app.engine.handle(&ask(requester, run_text.clone())).await;
+    show(requester, &run_text, &replies);
+    if replies.iter().any(|r| r.is_error) || !replies.iter().any(|r| r.approval_request.is_some()) {
+        return 1;
+    }
+    let replies = app.engine.handle(&ask(approver, "/erlmcp approve".into())).await;
+    show(approver, "/erlmcp approve", &replies);
+    let ok = !replies.iter().any(|r| r.is_error);
+    let outcome = if ok { "completed" } else { "failed" };
+    for text in [format!("/erlmcp resolve Drill of {playbook} {outcome}"), "/erlmcp close".to_string(), "/erlmcp postmortem".to_string()] {
+        let replies = app.engine.handle(&ask(requester, text.clone())).await;
+        show(requester, &text, &replies);
+    }
+    if let Some(sim) = &app.simulated {
+        let w = sim.world();
+        let mut lines = vec![format!("Simulated world after the drill: erlmcp.io -> {}; status page {}", w.dns_region, w.status_page)];
+        for (name, r) in &w.regions {
+            lines.push(format!(
+                "  {name:<15} {}/{} pods ready, image {}, database {}{}",
+                r.ready,
+                r.replicas,
+                r.image_version,
+                if r.db_in_recovery { "standby" } else { "primary" },
+                if r.network_policies.is_empty() { String::new() } else { format!(", policies {:?}", r.network_policies) }
+            ));
+        }
+        say(screen, &lines.join("\n"));
+    }
+    if ok { 0 } else { 1 }
+}
+
+/// The binary's `main`: logging to stderr, a runtime, stdin and stdout.
+pub fn main() -> ExitCode {
+    use std::io::IsTerminal;
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let screen: Screen = Arc::new(std::sync::Mutex::new(std::io::stdout()));
+    let is_terminal = std::io::stdin().is_terminal();
+    let code = runtime.block_on(run(std::env::args().collect(), tokio::io::BufReader::new(tokio::io::stdin()), screen, is_terminal));
+    ExitCode::from(code)
+}

@@ -1,0 +1,138 @@
+//! Storage: the core's `Store` trait on SQLite (the embedded default, a file created on first run)
+//! and PostgreSQL (production). One SQL text serves both where it can; the differences are the
+//! transaction start and row locks, passed into one macro-generated implementation.
+
+#[macro_use]
+mod sql;
+mod rows;
+
+use erlmcp_handlers::store::Store;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
+
+#[derive(Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+#[derive(Clone)]
+pub struct PgStore {
+    pool: PgPool,
+}
+
+impl SqliteStore {
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+}
+
+impl PgStore {
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+}
+
+sql_store!(SqliteStore, sqlx::Sqlite, "BEGIN IMMEDIATE", "");
+sql_store!(PgStore, sqlx::Postgres, "BEGIN", " FOR UPDATE");
+
+/// A connected store, and what to say about it at start.
+pub struct Opened {
+    pub store: Arc<dyn Store>,
+    pub description: String,
+    /// Pings the database, for readiness probes.
+    pub ping: Arc<dyn Fn() -> futures_ping::PingFuture + Send + Sync>,
+}
+
+pub mod futures_ping {
+    pub type PingFuture = std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send>>;
+}
+
+/// Opens the database a URL names (`sqlite://path` or `postgres://...`) and applies migrations.
+pub async fn open(url: &str) -> Result<Opened, String> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let store = open_postgres(url).await?;
+        let pool = store.pool.clone();
+        Ok(Opened {
+            description: format!("PostgreSQL {}", redact_url(url)),
+            store: Arc::new(store),
+            ping: Arc::new(move || {
+                let pool = pool.clone();
+                Box::pin(async move { sqlx::query("SELECT 1").execute(&pool).await.map(|_| ()).map_err(|e| e.to_string()) })
+            }),
+        })
+    } else if url.starts_with("sqlite:") {
+        let store = open_sqlite(url).await?;
+        let pool = store.pool.clone();
+        Ok(Opened {
+            description: format!("SQLite {}", url.trim_start_matches("sqlite://").trim_start_matches("sqlite:")),
+            store: Arc::new(store),
+            ping: Arc::new(move || {
+                let pool = pool.clone();
+                Box::pin(async move { sqlx::query("SELECT 1").execute(&pool).await.map(|_| ()).map_err(|e| e.to_string()) })
+            }),
+        })
+    } else {
+        Err(format!(
+            "DATABASE_URL `{}` is neither sqlite:… nor postgres://…; e.g. sqlite://erlmcp-bot.db or postgres://user@host/db",
+            redact_url(url)
+        ))
+    }
+}
+
+pub async fn open_sqlite(url: &str) -> Result<SqliteStore, String> {
+    let opts = SqliteConnectOptions::from_str(url)
+        .map_err(|e| format!("bad SQLite URL `{url}`: {e}"))?
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .foreign_keys(true)
+        .busy_timeout(Duration::from_secs(10));
+    let pool = SqlitePoolOptions::new()
+        .max_connections(4)
+        .connect_with(opts)
+        .await
+        .map_err(|e| format!("cannot open SQLite database {url}: {e}"))?;
+    SQLITE_MIGRATIONS.run(&pool).await.map_err(|e| format!("migrating {url}: {e}"))?;
+    Ok(SqliteStore { pool })
+}
+
+pub async fn open_postgres(url: &str) -> Result<PgStore, String> {
+    let opts = PgConnectOptions::from_str(url).map_err(|e| format!("bad PostgreSQL URL `{}`: {e}", redact_url(url)))?;
+    let pool = PgPoolOptions::new()
+        .max_connections(8)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect_with(opts)
+        .await
+        .map_err(|e| format!("cannot connect to PostgreSQL {}: {e}", redact_url(url)))?;
+    POSTGRES_MIGRATIONS.run(&pool).await.map_err(|e| format!("migrating PostgreSQL {}: {e}", redact_url(url)))?;
+    Ok(PgStore { pool })
+}
+
+/// Hides the password of a database URL, for logs and messages.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let userinfo = &url[scheme_end + 3..at];
+            match userinfo.find(':') {
+                Some(colon) => format!("{}{}:***{}", &url[..scheme_end + 3], &userinfo[..colon], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn passwords_never_reach_messages() {
+        assert_eq!(super::redact_url("postgres://bot:s3cret@db:5432/erlmcp"), "postgres://bot:***@db:5432/erlmcp");
+        assert_eq!(super::redact_url("postgres://postgres@127.0.0.1/test"), "postgres://postgres@127.0.0.1/test");
+        assert_eq!(super::redact_url("sqlite://x.db"), "sqlite://x.db");
+    }
+}

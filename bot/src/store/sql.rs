@@ -1,0 +1,641 @@
+//! The `Store` implementation, written once and expanded for SQLite and PostgreSQL. The two differ
+//! only in how a write transaction starts (SQLite takes the write lock up front with
+//! `BEGIN IMMEDIATE`) and in row locks (`FOR UPDATE` on PostgreSQL).
+
+macro_rules! sql_store {
+    ($store:ident, $db:ty, $begin:literal, $for_update:literal) => {
+        const _: () = {
+            use crate::store::rows::{bad, db, is_unique_violation, roles_from_json, roles_to_json};
+            use chrono::{DateTime, NaiveDate, Utc};
+            use erlmcp_handlers::approval::{Approval, ApprovalRequest, Policy, RequestState};
+            use erlmcp_handlers::error::{Error, Result};
+            use erlmcp_handlers::ids::{IncidentId, RequestId, RunId};
+            use erlmcp_handlers::incident::{Incident, IncidentStatus};
+            use erlmcp_handlers::run::{Run, RunState, StepRecord, StepState};
+            use erlmcp_handlers::severity::Severity;
+            use erlmcp_handlers::store::{ID_PLACEHOLDER, NewIncident, Store};
+            use erlmcp_handlers::timeline::{self, Draft, Entry, GENESIS_HASH, Head, Source};
+            use sqlx::{AssertSqlSafe, Row};
+
+            type Tx = sqlx::Transaction<'static, $db>;
+            type DbRow = <$db as sqlx::Database>::Row;
+
+            const INCIDENT_COLUMNS: &str = "id, title, severity, status, channel, drill, declared_by, declared_at, acknowledged_at, acknowledged_by, mitigated_at, resolved_at, closed_at, summary, roles, version";
+            const REQUEST_COLUMNS: &str = "id, incident_id, channel, requester_id, requester_name, command, playbook, params, severity, plan_text, plan_digest, policy, state, created_at, expires_at, decided_at, decided_by, reason";
+            const RUN_COLUMNS: &str = "id, request_id, incident_id, playbook, channel, state, started_at, finished_at";
+            const STEP_COLUMNS: &str = "run_id, idx, name, action, description, changes_state, idempotent, timeout_seconds, retries, state, attempts, started_at, finished_at, result";
+
+            fn incident_from(row: &DbRow) -> Result<Incident> {
+                let sev: String = row.try_get("severity").map_err(db)?;
+                let status: String = row.try_get("status").map_err(db)?;
+                let roles: String = row.try_get("roles").map_err(db)?;
+                Ok(Incident {
+                    id: IncidentId::new(row.try_get::<String, _>("id").map_err(db)?),
+                    title: row.try_get("title").map_err(db)?,
+                    severity: Severity::parse(&sev).ok_or_else(|| bad("severity", &sev))?,
+                    status: IncidentStatus::parse(&status).ok_or_else(|| bad("status", &status))?,
+                    channel: row.try_get("channel").map_err(db)?,
+                    drill: row.try_get("drill").map_err(db)?,
+                    declared_by: row.try_get("declared_by").map_err(db)?,
+                    declared_at: row.try_get("declared_at").map_err(db)?,
+                    acknowledged_at: row.try_get("acknowledged_at").map_err(db)?,
+                    acknowledged_by: row.try_get("acknowledged_by").map_err(db)?,
+                    mitigated_at: row.try_get("mitigated_at").map_err(db)?,
+                    resolved_at: row.try_get("resolved_at").map_err(db)?,
+                    closed_at: row.try_get("closed_at").map_err(db)?,
+                    summary: row.try_get("summary").map_err(db)?,
+                    roles: roles_from_json(&roles)?,
+                    version: row.try_get("version").map_err(db)?,
+                })
+            }
+
+            fn entry_from(row: &DbRow) -> Result<Entry> {
+                let source: String = row.try_get("source").map_err(db)?;
+                Ok(Entry {
+                    incident: IncidentId::new(row.try_get::<String, _>("incident_id").map_err(db)?),
+                    seq: row.try_get("seq").map_err(db)?,
+                    at: row.try_get("at").map_err(db)?,
+                    actor: row.try_get("actor").map_err(db)?,
+                    actor_id: row.try_get("actor_id").map_err(db)?,
+                    source: Source::parse(&source).ok_or_else(|| bad("source", &source))?,
+                    kind: row.try_get("kind").map_err(db)?,
+                    text: row.try_get("text").map_err(db)?,
+                    prev_hash: row.try_get("prev_hash").map_err(db)?,
+                    hash: row.try_get("hash").map_err(db)?,
+                })
+            }
+
+            fn request_from(row: &DbRow) -> Result<ApprovalRequest> {
+                let params: String = row.try_get("params").map_err(db)?;
+                let policy: String = row.try_get("policy").map_err(db)?;
+                let state: String = row.try_get("state").map_err(db)?;
+                let sev: String = row.try_get("severity").map_err(db)?;
+                Ok(ApprovalRequest {
+                    id: RequestId::new(row.try_get::<String, _>("id").map_err(db)?),
+                    incident: IncidentId::new(row.try_get::<String, _>("incident_id").map_err(db)?),
+                    channel: row.try_get("channel").map_err(db)?,
+                    requester_id: row.try_get("requester_id").map_err(db)?,
+                    requester_name: row.try_get("requester_name").map_err(db)?,
+                    command: row.try_get("command").map_err(db)?,
+                    playbook: row.try_get("playbook").map_err(db)?,
+                    params: serde_json::from_str(&params).map_err(|_| bad("params", &params))?,
+                    severity: Severity::parse(&sev).ok_or_else(|| bad("severity", &sev))?,
+                    plan_text: row.try_get("plan_text").map_err(db)?,
+                    plan_digest: row.try_get("plan_digest").map_err(db)?,
+                    policy: serde_json::from_str::<Policy>(&policy).map_err(|_| bad("policy", &policy))?,
+                    state: RequestState::parse(&state).ok_or_else(|| bad("state", &state))?,
+                    created_at: row.try_get("created_at").map_err(db)?,
+                    expires_at: row.try_get("expires_at").map_err(db)?,
+                    decided_at: row.try_get("decided_at").map_err(db)?,
+                    decided_by: row.try_get("decided_by").map_err(db)?,
+                    reason: row.try_get("reason").map_err(db)?,
+                })
+            }
+
+            fn run_from(row: &DbRow) -> Result<Run> {
+                let state: String = row.try_get("state").map_err(db)?;
+                Ok(Run {
+                    id: RunId::new(row.try_get::<String, _>("id").map_err(db)?),
+                    request: RequestId::new(row.try_get::<String, _>("request_id").map_err(db)?),
+                    incident: IncidentId::new(row.try_get::<String, _>("incident_id").map_err(db)?),
+                    playbook: row.try_get("playbook").map_err(db)?,
+                    channel: row.try_get("channel").map_err(db)?,
+                    state: RunState::parse(&state).ok_or_else(|| bad("state", &state))?,
+                    started_at: row.try_get("started_at").map_err(db)?,
+                    finished_at: row.try_get("finished_at").map_err(db)?,
+                })
+            }
+
+            fn step_from(row: &DbRow) -> Result<StepRecord> {
+                let action: String = row.try_get("action").map_err(db)?;
+                let state: String = row.try_get("state").map_err(db)?;
+                Ok(StepRecord {
+                    run: RunId::new(row.try_get::<String, _>("run_id").map_err(db)?),
+                    idx: row.try_get("idx").map_err(db)?,
+                    name: row.try_get("name").map_err(db)?,
+                    action: serde_json::from_str(&action).map_err(|_| bad("action", &action))?,
+                    description: row.try_get("description").map_err(db)?,
+                    changes_state: row.try_get("changes_state").map_err(db)?,
+                    idempotent: row.try_get("idempotent").map_err(db)?,
+                    timeout_seconds: row.try_get("timeout_seconds").map_err(db)?,
+                    retries: row.try_get("retries").map_err(db)?,
+                    state: StepState::parse(&state).ok_or_else(|| bad("state", &state))?,
+                    attempts: row.try_get("attempts").map_err(db)?,
+                    started_at: row.try_get("started_at").map_err(db)?,
+                    finished_at: row.try_get("finished_at").map_err(db)?,
+                    result: row.try_get("result").map_err(db)?,
+                })
+            }
+
+            impl $store {
+                async fn begin(&self) -> Result<Tx> {
+                    self.pool.begin_with($begin).await.map_err(db)
+                }
+
+                /// Next per-day sequence number of a table, inside the transaction.
+                async fn next_day_seq(tx: &mut Tx, table: &'static str, day: NaiveDate) -> Result<i64> {
+                    let sql = format!("SELECT COALESCE(MAX(day_seq), 0) + 1 AS n FROM {table} WHERE day = $1");
+                    let row = sqlx::query(AssertSqlSafe(sql)).bind(day.to_string()).fetch_one(&mut **tx).await.map_err(db)?;
+                    row.try_get("n").map_err(db)
+                }
+
+                /// Seals and inserts drafts after the incident's current head, holding its row lock.
+                async fn append_in(tx: &mut Tx, incident: &IncidentId, drafts: Vec<Draft>) -> Result<Vec<Entry>> {
+                    if drafts.is_empty() {
+                        return Ok(Vec::new());
+                    }
+                    let sql = format!("SELECT timeline_len, timeline_head FROM incidents WHERE id = $1{}", $for_update);
+                    let row = sqlx::query(AssertSqlSafe(sql))
+                        .bind(incident.as_str())
+                        .fetch_optional(&mut **tx)
+                        .await
+                        .map_err(db)?
+                        .ok_or_else(|| Error::NotFound(incident.to_string()))?;
+                    let mut len: i64 = row.try_get("timeline_len").map_err(db)?;
+                    let mut head: String = row.try_get("timeline_head").map_err(db)?;
+                    let mut out = Vec::with_capacity(drafts.len());
+                    for d in drafts {
+                        let prev = (len > 0).then_some((len, head.as_str()));
+                        let e = timeline::seal(incident, prev, d);
+                        sqlx::query(
+                            "INSERT INTO timeline (incident_id, seq, at, actor, actor_id, source, kind, text, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                        )
+                        .bind(e.incident.as_str())
+                        .bind(e.seq)
+                        .bind(e.at)
+                        .bind(&e.actor)
+                        .bind(&e.actor_id)
+                        .bind(e.source.as_str())
+                        .bind(&e.kind)
+                        .bind(&e.text)
+                        .bind(&e.prev_hash)
+                        .bind(&e.hash)
+                        .execute(&mut **tx)
+                        .await
+                        .map_err(db)?;
+                        len = e.seq;
+                        head = e.hash.clone();
+                        out.push(e);
+                    }
+                    sqlx::query("UPDATE incidents SET timeline_len = $1, timeline_head = $2 WHERE id = $3")
+                        .bind(len)
+                        .bind(&head)
+                        .bind(incident.as_str())
+                        .execute(&mut **tx)
+                        .await
+                        .map_err(db)?;
+                    Ok(out)
+                }
+
+                async fn try_create_incident(&self, new: &NewIncident, drafts: &[Draft]) -> std::result::Result<Incident, sqlx::Error> {
+                    let mut tx = self.pool.begin_with($begin).await?;
+                    let day = new.declared_at.date_naive();
+                    let row = sqlx::query("SELECT COALESCE(MAX(day_seq), 0) + 1 AS n FROM incidents WHERE day = $1")
+                        .bind(day.to_string())
+                        .fetch_one(&mut *tx)
+                        .await?;
+                    let seq: i64 = row.try_get("n")?;
+                    let id = IncidentId::for_day(day, seq);
+                    sqlx::query(
+                        "INSERT INTO incidents (id, day, day_seq, title, severity, status, channel, drill, declared_by, declared_at, roles, version, timeline_len, timeline_head) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, '{}', 1, 0, $11)",
+                    )
+                    .bind(id.as_str())
+                    .bind(day.to_string())
+                    .bind(seq)
+                    .bind(&new.title)
+                    .bind(new.severity.as_str())
+                    .bind(IncidentStatus::Declared.as_str())
+                    .bind(&new.channel)
+                    .bind(new.drill)
+                    .bind(&new.declared_by)
+                    .bind(timeline::normalise_time(new.declared_at))
+                    .bind(GENESIS_HASH)
+                    .execute(&mut *tx)
+                    .await?;
+                    Self::append_in(&mut tx, &id, drafts.to_vec()).await.map_err(|e| sqlx::Error::Protocol(e.to_string()))?;
+                    tx.commit().await?;
+                    Ok(Incident {
+                        id,
+                        title: new.title.clone(),
+                        severity: new.severity,
+                        status: IncidentStatus::Declared,
+                        channel: new.channel.clone(),
+                        drill: new.drill,
+                        declared_by: new.declared_by.clone(),
+                        declared_at: timeline::normalise_time(new.declared_at),
+                        acknowledged_at: None,
+                        acknowledged_by: None,
+                        mitigated_at: None,
+                        resolved_at: None,
+                        closed_at: None,
+                        summary: None,
+                        roles: Default::default(),
+                        version: 1,
+                    })
+                }
+
+                async fn incidents_where(&self, clause: &'static str, bind: Option<&str>) -> Result<Vec<Incident>> {
+                    let sql = format!("SELECT {INCIDENT_COLUMNS} FROM incidents {clause} ORDER BY declared_at DESC, day_seq DESC");
+                    let mut q = sqlx::query(AssertSqlSafe(sql));
+                    if let Some(b) = bind {
+                        q = q.bind(b.to_string());
+                    }
+                    q.fetch_all(&self.pool).await.map_err(db)?.iter().map(incident_from).collect()
+                }
+            }
+
+            /// How often a per-day id allocation is retried when another replica took the same number.
+            const ID_RETRIES: usize = 8;
+
+            #[async_trait::async_trait]
+            impl Store for $store {
+                async fn create_incident(&self, new: NewIncident, drafts: Vec<Draft>) -> Result<Incident> {
+                    let mut last = None;
+                    for _ in 0..ID_RETRIES {
+                        match self.try_create_incident(&new, &drafts).await {
+                            Ok(i) => return Ok(i),
+                            Err(e) if is_unique_violation(&e) => last = Some(e),
+                            Err(e) => return Err(db(e)),
+                        }
+                    }
+                    Err(db(last.expect("loop ran")))
+                }
+
+                async fn incident(&self, id: &IncidentId) -> Result<Option<Incident>> {
+                    let sql = format!("SELECT {INCIDENT_COLUMNS} FROM incidents WHERE id = $1");
+                    sqlx::query(AssertSqlSafe(sql))
+                        .bind(id.as_str())
+                        .fetch_optional(&self.pool)
+                        .await
+                        .map_err(db)?
+                        .as_ref()
+                        .map(incident_from)
+                        .transpose()
+                }
+
+                async fn incidents_in_channel(&self, channel: &str) -> Result<Vec<Incident>> {
+                    self.incidents_where("WHERE channel = $1", Some(channel)).await
+                }
+
+                async fn open_incidents(&self) -> Result<Vec<Incident>> {
+                    self.incidents_where("WHERE status <> 'closed'", None).await
+                }
+
+                async fn all_incident_ids(&self) -> Result<Vec<IncidentId>> {
+                    let rows = sqlx::query("SELECT id FROM incidents ORDER BY day, day_seq").fetch_all(&self.pool).await.map_err(db)?;
+                    rows.iter().map(|r| r.try_get::<String, _>("id").map(IncidentId::new).map_err(db)).collect()
+                }
+
+                async fn update_incident(&self, inc: &Incident, drafts: Vec<Draft>) -> Result<Incident> {
+                    let mut tx = self.begin().await?;
+                    let res = sqlx::query(
+                        "UPDATE incidents SET severity = $1, status = $2, acknowledged_at = $3, acknowledged_by = $4, mitigated_at = $5, resolved_at = $6, closed_at = $7, summary = $8, roles = $9, version = version + 1 WHERE id = $10 AND version = $11",
+                    )
+                    .bind(inc.severity.as_str())
+                    .bind(inc.status.as_str())
+                    .bind(inc.acknowledged_at.map(timeline::normalise_time))
+                    .bind(&inc.acknowledged_by)
+                    .bind(inc.mitigated_at.map(timeline::normalise_time))
+                    .bind(inc.resolved_at.map(timeline::normalise_time))
+                    .bind(inc.closed_at.map(timeline::normalise_time))
+                    .bind(&inc.summary)
+                    .bind(roles_to_json(&inc.roles))
+                    .bind(inc.id.as_str())
+                    .bind(inc.version)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db)?;
+                    if res.rows_affected() != 1 {
+                        return Err(Error::Conflict(inc.id.to_string()));
+                    }
+                    Self::append_in(&mut tx, &inc.id, drafts).await?;
+                    tx.commit().await.map_err(db)?;
+                    Ok(Incident { version: inc.version + 1, ..inc.clone() })
+                }
+
+                async fn append(&self, incident: &IncidentId, drafts: Vec<Draft>) -> Result<Vec<Entry>> {
+                    let mut tx = self.begin().await?;
+                    let out = Self::append_in(&mut tx, incident, drafts).await?;
+                    tx.commit().await.map_err(db)?;
+                    Ok(out)
+                }
+
+                async fn timeline(&self, incident: &IncidentId) -> Result<Vec<Entry>> {
+                    let rows = sqlx::query(
+                        "SELECT incident_id, seq, at, actor, actor_id, source, kind, text, prev_hash, hash FROM timeline WHERE incident_id = $1 ORDER BY seq",
+                    )
+                    .bind(incident.as_str())
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(db)?;
+                    rows.iter().map(entry_from).collect()
+                }
+
+                async fn timeline_head(&self, incident: &IncidentId) -> Result<Option<Head>> {
+                    let row = sqlx::query("SELECT timeline_len, timeline_head FROM incidents WHERE id = $1")
+                        .bind(incident.as_str())
+                        .fetch_optional(&self.pool)
+                        .await
+                        .map_err(db)?;
+                    row.map(|r| Ok(Head { len: r.try_get("timeline_len").map_err(db)?, hash: r.try_get("timeline_head").map_err(db)? }))
+                        .transpose()
+                }
+
+                async fn create_request(&self, r: ApprovalRequest, drafts: Vec<Draft>) -> Result<ApprovalRequest> {
+                    let mut last = None;
+                    for _ in 0..ID_RETRIES {
+                        let mut tx = self.begin().await?;
+                        let day = r.created_at.date_naive();
+                        let seq = Self::next_day_seq(&mut tx, "approval_requests", day).await?;
+                        let id = RequestId::for_day(day, seq);
+                        let params = serde_json::to_string(&r.params).map_err(|e| Error::Store(e.to_string()))?;
+                        let policy = serde_json::to_string(&r.policy).map_err(|e| Error::Store(e.to_string()))?;
+                        let res = sqlx::query(
+                            "INSERT INTO approval_requests (id, day, day_seq, incident_id, channel, requester_id, requester_name, command, playbook, params, severity, plan_text, plan_digest, policy, state, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
+                        )
+                        .bind(id.as_str())
+                        .bind(day.to_string())
+                        .bind(seq)
+                        .bind(r.incident.as_str())
+                        .bind(&r.channel)
+                        .bind(&r.requester_id)
+                        .bind(&r.requester_name)
+                        .bind(&r.command)
+                        .bind(&r.playbook)
+                        .bind(params)
+                        .bind(r.severity.as_str())
+                        .bind(&r.plan_text)
+                        .bind(&r.plan_digest)
+                        .bind(policy)
+                        .bind(r.state.as_str())
+                        .bind(timeline::normalise_time(r.created_at))
+                        .bind(timeline::normalise_time(r.expires_at))
+                        .execute(&mut *tx)
+                        .await;
+                        match res {
+                            Err(e) if is_unique_violation(&e) => {
+                                last = Some(e);
+                                continue;
+                            }
+                            Err(e) => return Err(db(e)),
+                            Ok(_) => {}
+                        }
+                        let drafts = drafts
+                            .iter()
+                            .cloned()
+                            .map(|mut d| {
+                                d.text = d.text.replacen(ID_PLACEHOLDER, id.as_str(), 1);
+                                d
+                            })
+                            .collect();
+                        Self::append_in(&mut tx, &r.incident, drafts).await?;
+                        tx.commit().await.map_err(db)?;
+                        return Ok(ApprovalRequest {
+                            id,
+                            created_at: timeline::normalise_time(r.created_at),
+                            expires_at: timeline::normalise_time(r.expires_at),
+                            ..r
+                        });
+                    }
+                    Err(db(last.expect("loop ran")))
+                }
+
+                async fn request(&self, id: &RequestId) -> Result<Option<ApprovalRequest>> {
+                    let sql = format!("SELECT {REQUEST_COLUMNS} FROM approval_requests WHERE id = $1");
+                    sqlx::query(AssertSqlSafe(sql))
+                        .bind(id.as_str())
+                        .fetch_optional(&self.pool)
+                        .await
+                        .map_err(db)?
+                        .as_ref()
+                        .map(request_from)
+                        .transpose()
+                }
+
+                async fn requests_for_incident(&self, incident: &IncidentId) -> Result<Vec<ApprovalRequest>> {
+                    let sql = format!("SELECT {REQUEST_COLUMNS} FROM approval_requests WHERE incident_id = $1 ORDER BY created_at, day_seq");
+                    let rows = sqlx::query(AssertSqlSafe(sql)).bind(incident.as_str()).fetch_all(&self.pool).await.map_err(db)?;
+                    rows.iter().map(request_from).collect()
+                }
+
+                async fn add_approval(&self, a: &Approval, drafts: Vec<Draft>) -> Result<bool> {
+                    let mut tx = self.begin().await?;
+                    let res = sqlx::query(
+                        "INSERT INTO approvals (request_id, approver_id, approver_name, digest, at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (request_id, approver_id) DO NOTHING",
+                    )
+                    .bind(a.request.as_str())
+                    .bind(&a.approver_id)
+                    .bind(&a.approver_name)
+                    .bind(&a.digest)
+                    .bind(timeline::normalise_time(a.at))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db)?;
+                    if res.rows_affected() == 0 {
+                        return Ok(false);
+                    }
+                    let incident: String = sqlx::query("SELECT incident_id FROM approval_requests WHERE id = $1")
+                        .bind(a.request.as_str())
+                        .fetch_one(&mut *tx)
+                        .await
+                        .map_err(db)?
+                        .try_get("incident_id")
+                        .map_err(db)?;
+                    Self::append_in(&mut tx, &IncidentId::new(incident), drafts).await?;
+                    tx.commit().await.map_err(db)?;
+                    Ok(true)
+                }
+
+                async fn approvals(&self, id: &RequestId) -> Result<Vec<Approval>> {
+                    let rows = sqlx::query("SELECT request_id, approver_id, approver_name, digest, at FROM approvals WHERE request_id = $1 ORDER BY at, approver_id")
+                        .bind(id.as_str())
+                        .fetch_all(&self.pool)
+                        .await
+                        .map_err(db)?;
+                    rows.iter()
+                        .map(|r| {
+                            Ok(Approval {
+                                request: RequestId::new(r.try_get::<String, _>("request_id").map_err(db)?),
+                                approver_id: r.try_get("approver_id").map_err(db)?,
+                                approver_name: r.try_get("approver_name").map_err(db)?,
+                                digest: r.try_get("digest").map_err(db)?,
+                                at: r.try_get("at").map_err(db)?,
+                            })
+                        })
+                        .collect()
+                }
+
+                async fn requests_in_state(&self, state: RequestState) -> Result<Vec<ApprovalRequest>> {
+                    let sql = format!("SELECT {REQUEST_COLUMNS} FROM approval_requests WHERE state = $1 ORDER BY created_at, day_seq");
+                    let rows = sqlx::query(AssertSqlSafe(sql)).bind(state.as_str()).fetch_all(&self.pool).await.map_err(db)?;
+                    rows.iter().map(request_from).collect()
+                }
+
+                async fn transition_request(
+                    &self,
+                    id: &RequestId,
+                    from: &[RequestState],
+                    to: RequestState,
+                    at: DateTime<Utc>,
+                    by: Option<&str>,
+                    reason: Option<&str>,
+                    drafts: Vec<Draft>,
+                ) -> Result<bool> {
+                    // The states are the enum's own words, never user text: safe to inline.
+                    let states: Vec<String> = from.iter().map(|s| format!("'{}'", s.as_str())).collect();
+                    let sql = format!(
+                        "UPDATE approval_requests SET state = $1, decided_at = COALESCE(decided_at, $2), decided_by = COALESCE($3, decided_by), reason = COALESCE($4, reason) WHERE id = $5 AND state IN ({})",
+                        states.join(", ")
+                    );
+                    let mut tx = self.begin().await?;
+                    let res = sqlx::query(AssertSqlSafe(sql))
+                        .bind(to.as_str())
+                        .bind(timeline::normalise_time(at))
+                        .bind(by)
+                        .bind(reason)
+                        .bind(id.as_str())
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db)?;
+                    if res.rows_affected() != 1 {
+                        return Ok(false);
+                    }
+                    let incident: String = sqlx::query("SELECT incident_id FROM approval_requests WHERE id = $1")
+                        .bind(id.as_str())
+                        .fetch_one(&mut *tx)
+                        .await
+                        .map_err(db)?
+                        .try_get("incident_id")
+                        .map_err(db)?;
+                    Self::append_in(&mut tx, &IncidentId::new(incident), drafts).await?;
+                    tx.commit().await.map_err(db)?;
+                    Ok(true)
+                }
+
+                async fn begin_execution(
+                    &self,
+                    id: &RequestId,
+                    at: DateTime<Utc>,
+                    by: &str,
+                    run: Run,
+                    steps: Vec<StepRecord>,
+                    drafts: Vec<Draft>,
+                ) -> Result<Option<Run>> {
+                    for _ in 0..ID_RETRIES {
+                        let mut tx = self.begin().await?;
+                        // The compare-and-set: of all approvals racing on any replica, one moves the request.
+                        let res = sqlx::query(
+                            "UPDATE approval_requests SET state = 'executing', decided_at = $1, decided_by = $2 WHERE id = $3 AND state = 'pending'",
+                        )
+                        .bind(timeline::normalise_time(at))
+                        .bind(by)
+                        .bind(id.as_str())
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db)?;
+                        if res.rows_affected() != 1 {
+                            return Ok(None);
+                        }
+                        let day = at.date_naive();
+                        let seq = Self::next_day_seq(&mut tx, "runs", day).await?;
+                        let run_id = RunId::for_day(day, seq);
+                        let inserted = sqlx::query(
+                            "INSERT INTO runs (id, day, day_seq, request_id, incident_id, playbook, channel, state, started_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                        )
+                        .bind(run_id.as_str())
+                        .bind(day.to_string())
+                        .bind(seq)
+                        .bind(id.as_str())
+                        .bind(run.incident.as_str())
+                        .bind(&run.playbook)
+                        .bind(&run.channel)
+                        .bind(RunState::Running.as_str())
+                        .bind(timeline::normalise_time(run.started_at))
+                        .execute(&mut *tx)
+                        .await;
+                        match inserted {
+                            Err(e) if is_unique_violation(&e) => continue,
+                            Err(e) => return Err(db(e)),
+                            Ok(_) => {}
+                        }
+                        for s in &steps {
+                            let action = serde_json::to_string(&s.action).map_err(|e| Error::Store(e.to_string()))?;
+                            sqlx::query(
+                                "INSERT INTO run_steps (run_id, idx, name, action, description, changes_state, idempotent, timeout_seconds, retries, state, attempts) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 0)",
+                            )
+                            .bind(run_id.as_str())
+                            .bind(s.idx)
+                            .bind(&s.name)
+                            .bind(action)
+                            .bind(&s.description)
+                            .bind(s.changes_state)
+                            .bind(s.idempotent)
+                            .bind(s.timeout_seconds)
+                            .bind(s.retries)
+                            .bind(StepState::Pending.as_str())
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(db)?;
+                        }
+                        let drafts = drafts.iter().cloned().map(|mut d| {
+                            d.text = d.text.replacen(ID_PLACEHOLDER, run_id.as_str(), 1);
+                            d
+                        }).collect();
+                        Self::append_in(&mut tx, &run.incident, drafts).await?;
+                        tx.commit().await.map_err(db)?;
+                        return Ok(Some(Run { id: run_id, started_at: timeline::normalise_time(run.started_at), ..run }));
+                    }
+                    Err(Error::Store("could not allocate a run id".into()))
+                }
+
+                async fn run(&self, id: &RunId) -> Result<Option<Run>> {
+                    let sql = format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = $1");
+                    sqlx::query(AssertSqlSafe(sql)).bind(id.as_str()).fetch_optional(&self.pool).await.map_err(db)?.as_ref().map(run_from).transpose()
+                }
+
+                async fn run_for_request(&self, request: &RequestId) -> Result<Option<Run>> {
+                    let sql = format!("SELECT {RUN_COLUMNS} FROM runs WHERE request_id = $1");
+                    sqlx::query(AssertSqlSafe(sql)).bind(request.as_str()).fetch_optional(&self.pool).await.map_err(db)?.as_ref().map(run_from).transpose()
+                }
+
+                async fn runs_in_state(&self, state: RunState) -> Result<Vec<Run>> {
+                    let sql = format!("SELECT {RUN_COLUMNS} FROM runs WHERE state = $1 ORDER BY started_at, day_seq");
+                    let rows = sqlx::query(AssertSqlSafe(sql)).bind(state.as_str()).fetch_all(&self.pool).await.map_err(db)?;
+                    rows.iter().map(run_from).collect()
+                }
+
+                async fn steps(&self, run: &RunId) -> Result<Vec<StepRecord>> {
+                    let sql = format!("SELECT {STEP_COLUMNS} FROM run_steps WHERE run_id = $1 ORDER BY idx");
+                    let rows = sqlx::query(AssertSqlSafe(sql)).bind(run.as_str()).fetch_all(&self.pool).await.map_err(db)?;
+                    rows.iter().map(step_from).collect()
+                }
+
+                async fn save_step(&self, s: &StepRecord) -> Result<()> {
+                    sqlx::query("UPDATE run_steps SET state = $1, attempts = $2, started_at = $3, finished_at = $4, result = $5 WHERE run_id = $6 AND idx = $7")
+                        .bind(s.state.as_str())
+                        .bind(s.attempts)
+                        .bind(s.started_at.map(timeline::normalise_time))
+                        .bind(s.finished_at.map(timeline::normalise_time))
+                        .bind(&s.result)
+                        .bind(s.run.as_str())
+                        .bind(s.idx)
+                        .execute(&self.pool)
+                        .await
+                        .map_err(db)?;
+                    Ok(())
+                }
+
+                async fn set_run_state(&self, run: &RunId, state: RunState, finished_at: Option<DateTime<Utc>>) -> Result<()> {
+                    sqlx::query("UPDATE runs SET state = $1, finished_at = $2 WHERE id = $3")
+                        .bind(state.as_str())
+                        .bind(finished_at.map(timeline::normalise_time))
+                        .bind(run.as_str())
+                        .execute(&self.pool)
+                        .await
+                        .map_err(db)?;
+                    Ok(())
+                }
+            }
+        };
+    };
+}

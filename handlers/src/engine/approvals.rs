@@ -1,0 +1,408 @@
+//! Approval requests: infrastructure commands become requests bound to a plan digest; approvals,
+//! denials, cancellation and expiry follow the two-person rules, whatever route they come by.
+
+use super::{Engine, Request};
+use crate::approval::{Approval, ApprovalRequest, Policy, RequestState, Verdict, judge_approval};
+use crate::ids::{IncidentId, RequestId, RunId};
+use crate::incident::Incident;
+use crate::playbook::{Plan, PlanContext, PlanError, make_plan};
+use crate::reply::Reply;
+use crate::run::{Run, RunState, StepRecord, StepState};
+use chrono::Duration;
+
+impl Engine {
+    pub(crate) async fn plan_for(&self, inc: &Incident, playbook: &str, params: &[(String, String)]) -> Result<Plan, String> {
+        let Some(pb) = self.playbooks.get(playbook) else {
+            let names: Vec<&str> = self.playbooks.playbooks.keys().map(String::as_str).collect();
+            return Err(format!("there is no playbook `{playbook}`; playbooks: {}", names.join(", ")));
+        };
+        let ctx = PlanContext { incident: inc.id.as_str(), title: &inc.title, severity: inc.severity };
+        make_plan(pb, params, ctx, &self.topo, self.executor.as_ref()).await.map_err(|e| match e {
+            PlanError::Invalid(m) => m,
+            other => other.to_string(),
+        })
+    }
+
+    pub(crate) async fn request_playbook(
+        &self,
+        req: &Request,
+        explicit: Option<IncidentId>,
+        playbook: &str,
+        params: Vec<(String, String)>,
+    ) -> crate::Result<Vec<Reply>> {
+        if req.actor.is_bot {
+            return Ok(vec![Reply::error("Bots cannot request infrastructure changes.")]);
+        }
+        let inc = match self.target_incident(req, explicit, false).await? {
+            Ok(i) => i,
+            Err(_) => {
+                return Ok(vec![Reply::error(format!(
+                    "`{}`: infrastructure changes run inside an incident, and none is open here. Declare one first: `/erlmcp p1 declare <title>` (or name one: `/erlmcp INC-YYYYMMDD-N {}`).",
+                    req.text.trim(),
+                    req.text.trim().trim_start_matches("/erlmcp ").trim_start_matches('/')
+                ))]);
+            }
+        };
+        let plan = match self.plan_for(&inc, playbook, &params).await {
+            Ok(p) => p,
+            Err(m) => return Ok(vec![Reply::error(format!("`{}`: {m}", req.text.trim()))]),
+        };
+        let pb = self.playbooks.get(playbook).expect("planned above");
+        let policy = Policy {
+            expiry_seconds: self.settings.approval_expiry_seconds.unwrap_or(pb.policy.expiry_seconds),
+            ..pb.policy.clone()
+        };
+        let now = self.clock.now();
+        let request = ApprovalRequest {
+            id: RequestId::new(""),
+            incident: inc.id.clone(),
+            channel: req.channel.clone(),
+            requester_id: req.actor.id.clone(),
+            requester_name: req.actor.name.clone(),
+            command: req.text.trim().to_string(),
+            playbook: plan.playbook.clone(),
+            params: plan.params.clone(),
+            severity: inc.severity,
+            plan_text: plan.text.clone(),
+            plan_digest: plan.digest.clone(),
+            policy: policy.clone(),
+            state: RequestState::Pending,
+            created_at: now,
+            expires_at: now + Duration::seconds(policy.expiry_seconds),
+            decided_at: None,
+            decided_by: None,
+            reason: None,
+        };
+        let draft = self.draft(
+            &req.actor,
+            req.source,
+            "approval.requested",
+            format!("{}: requested `{}` (playbook {}, plan digest {}); needs {}", crate::store::ID_PLACEHOLDER, request.command, plan.playbook, &plan.digest[..12], policy.describe()),
+        );
+        let saved = self.store.create_request(request, vec![draft]).await?;
+        let mut reply = Reply::channel(render_request(&saved, true));
+        reply.approval_request = Some(saved.id.clone());
+        Ok(vec![reply])
+    }
+
+    /// Picks the request a decision is about: the one named, or the only pending one of the incident.
+    async fn target_request(
+        &self,
+        req: &Request,
+        incident: Option<IncidentId>,
+        explicit: Option<RequestId>,
+        verb: &str,
+    ) -> crate::Result<Result<ApprovalRequest, Reply>> {
+        if let Some(id) = explicit {
+            return Ok(match self.store.request(&id).await? {
+                Some(r) => Ok(r),
+                None => Err(Reply::error(format!("There is no request {id}. `/erlmcp requests` lists the pending ones."))),
+            });
+        }
+        let inc = match self.target_incident(req, incident, false).await? {
+            Ok(i) => i,
+            Err(reply) => return Ok(Err(reply)),
+        };
+        let all = self.store.requests_for_incident(&inc.id).await?;
+        let pending: Vec<ApprovalRequest> = all.iter().filter(|r| r.state == RequestState::Pending).cloned().collect();
+        Ok(match pending.as_slice() {
+            [one] => Ok(one.clone()),
+            [] => Err(Reply::error(match all.last() {
+                Some(latest) => format!("Nothing is waiting for a decision in {}. Latest request: {}", inc.id, self.not_pending(latest)),
+                None => format!("Nothing is waiting for a decision in {}: no infrastructure change has been requested.", inc.id),
+            })),
+            several => {
+                let list: Vec<String> = several.iter().map(|r| format!("{} `{}` by {}", r.id, r.command, r.requester_name)).collect();
+                Err(Reply::error(format!(
+                    "Several requests are pending in {}: {}. Say which: `/erlmcp {verb} {}`.",
+                    inc.id,
+                    list.join("; "),
+                    several[0].id
+                )))
+            }
+        })
+    }
+
+    /// Why a request that is not pending cannot be decided now.
+    fn not_pending(&self, r: &ApprovalRequest) -> String {
+        let when = r.decided_at.map(|t| format!(" at {} UTC", t.format("%H:%M:%S"))).unwrap_or_default();
+        let by = r.decided_by.as_ref().map(|b| format!(" by {b}")).unwrap_or_default();
+        match r.state {
+            RequestState::Expired => format!(
+                "{} expired at {} UTC; ask again: `{}`.",
+                r.id,
+                r.expires_at.format("%H:%M"),
+                r.command
+            ),
+            RequestState::Denied => format!(
+                "{} was denied{by}{when}{}; it cannot be approved. Ask again if the situation changed.",
+                r.id,
+                r.reason.as_ref().map(|x| format!(" ({x})")).unwrap_or_default()
+            ),
+            RequestState::Cancelled => format!("{} was cancelled{by}{when}.", r.id),
+            RequestState::Void => format!(
+                "{} is void: its plan no longer matches what would run{}. Request it again to see the new plan: `{}`.",
+                r.id,
+                when,
+                r.command
+            ),
+            RequestState::Approved | RequestState::Executing => format!("{} is already approved and executing; nothing more is needed.", r.id),
+            RequestState::Done => format!("{} was already approved and executed{when}; it runs only once.", r.id),
+            RequestState::Failed => format!("{} was approved and ran, but failed{when}; see `/erlmcp timeline`.", r.id),
+            RequestState::Pending => format!("{} is pending.", r.id),
+        }
+    }
+
+    /// Marks the request expired if its time is up. `true` if it is (now) expired.
+    async fn expire_if_due(&self, r: &ApprovalRequest) -> crate::Result<bool> {
+        if r.state != RequestState::Pending || self.clock.now() <= r.expires_at {
+            return Ok(r.state == RequestState::Expired);
+        }
+        let draft = self.system_draft(
+            "approval.expired",
+            format!("{} expired at {} UTC without enough approvals (plan digest {})", r.id, r.expires_at.format("%H:%M:%S"), r.short_digest()),
+        );
+        let changed = self
+            .store
+            .transition_request(&r.id, &[RequestState::Pending], RequestState::Expired, r.expires_at, None, Some("expired"), vec![draft])
+            .await?;
+        if changed {
+            self.outbox
+                .post(&r.channel, Reply::channel(format!("⌛ {} (`{}`) expired unapproved; ask again if it is still needed.", r.id, r.command)))
+                .await;
+        }
+        Ok(true)
+    }
+
+    /// Sweeps pending requests whose time is up (called before each command).
+    pub async fn expire_due(&self) {
+        let Ok(pending) = self.store.requests_in_state(RequestState::Pending).await else { return };
+        for r in pending {
+            if let Err(e) = self.expire_if_due(&r).await {
+                tracing::warn!(request = %r.id, error = %e, "could not expire request");
+            }
+        }
+    }
+
+    pub(crate) async fn approve(&self, req: &Request, incident: Option<IncidentId>, explicit: Option<RequestId>) -> crate::Result<Vec<Reply>> {
+        let r = match self.target_request(req, incident, explicit, "approve").await? {
+            Ok(r) => r,
+            Err(reply) => return Ok(vec![reply]),
+        };
+        if self.expire_if_due(&r).await? {
+            let r = self.store.request(&r.id).await?.unwrap_or(r);
+            return Ok(vec![Reply::error(self.not_pending(&r))]);
+        }
+        if r.state != RequestState::Pending {
+            return Ok(vec![Reply::error(self.not_pending(&r))]);
+        }
+        let existing = self.store.approvals(&r.id).await?;
+        let complete = match judge_approval(&r, &existing, &req.actor, &self.settings.groups) {
+            Verdict::Refused(why) => {
+                let draft = self.draft(&req.actor, req.source, "approval.refused", format!("Approval of {} refused: {why}", r.id));
+                self.store.append(&r.incident, vec![draft]).await?;
+                return Ok(vec![Reply::error(format!("Not approved: {why}"))]);
+            }
+            Verdict::Counts { complete } => complete,
+        };
+        let approval = Approval {
+            request: r.id.clone(),
+            approver_id: req.actor.id.clone(),
+            approver_name: req.actor.name.clone(),
+            digest: r.plan_digest.clone(),
+            at: self.clock.now(),
+        };
+        let draft = self.draft(
+            &req.actor,
+            req.source,
+            "approval.granted",
+            format!("{} approved {} (plan digest {})", req.actor.name, r.id, r.short_digest()),
+        );
+        if !self.store.add_approval(&approval, vec![draft]).await? {
+            return Ok(vec![Reply::error(format!("You have already approved {}; one person counts once.", r.id))]);
+        }
+        if !complete {
+            let have = existing.len() + 1;
+            return Ok(vec![Reply::channel(format!(
+                "👍 {} approved {} ({have} of {}); waiting for more: {}.",
+                req.actor.name,
+                r.id,
+                r.policy.approvals,
+                r.policy.describe()
+            ))]);
+        }
+        self.execute_approved(req, r).await
+    }
+
+    /// The quorum is reached: check the plan still renders the same, then start it exactly once.
+    async fn execute_approved(&self, req: &Request, r: ApprovalRequest) -> crate::Result<Vec<Reply>> {
+        let inc = self.store.incident(&r.incident).await?.ok_or_else(|| crate::Error::NotFound(r.incident.to_string()))?;
+        let params: Vec<(String, String)> = r.params.clone().into_iter().collect();
+        let fresh = self.plan_for(&inc, &r.playbook, &params).await;
+        let plan = match fresh {
+            Ok(p) if p.digest == r.plan_digest => p,
+            other => {
+                let why = match &other {
+                    Ok(p) => format!("the plan now reads differently (digest {} instead of {})\nNow it would be:\n{}", &p.digest[..12], r.short_digest(), p.text),
+                    Err(m) => format!("the plan can no longer be made: {m}"),
+                };
+                let draft = self.system_draft("approval.void", format!("{} void at approval: {}", r.id, why.lines().next().unwrap_or("")));
+                self.store
+                    .transition_request(&r.id, &[RequestState::Pending], RequestState::Void, self.clock.now(), Some(&req.actor.name), Some("plan changed"), vec![draft])
+                    .await?;
+                return Ok(vec![Reply::error(format!(
+                    "{} is void and will not run: {why}\nNobody approved that. Request it again: `{}`.",
+                    r.id, r.command
+                ))]);
+            }
+        };
+        let now = self.clock.now();
+        let run = Run {
+            id: RunId::new(""),
+            request: r.id.clone(),
+            incident: r.incident.clone(),
+            playbook: r.playbook.clone(),
+            channel: r.channel.clone(),
+            state: RunState::Running,
+            started_at: now,
+            finished_at: None,
+        };
+        let steps: Vec<StepRecord> = plan
+            .steps
+            .iter()
+            .map(|s| StepRecord {
+                run: RunId::new(""),
+                idx: s.idx,
+                name: s.name.clone(),
+                action: s.action.clone(),
+                description: s.line.clone(),
+                changes_state: s.changes_state,
+                idempotent: s.idempotent,
+                timeout_seconds: s.timeout_seconds,
+                retries: s.retries as i64,
+                state: StepState::Pending,
+                attempts: 0,
+                started_at: None,
+                finished_at: None,
+                result: None,
+            })
+            .collect();
+        let approvers: Vec<String> = self.store.approvals(&r.id).await?.into_iter().map(|a| a.approver_name).collect();
+        let drafts = vec![
+            self.draft(&req.actor, req.source, "approval.approved", format!("{} approved by {} (plan digest {})", r.id, approvers.join(", "), r.short_digest())),
+            self.system_draft("run.started", format!("{}: executing {} for {} ({} steps, executor {})", crate::store::ID_PLACEHOLDER, r.playbook, r.id, steps.len(), self.executor.mode().as_str())),
+        ];
+        let Some(run) = self.store.begin_execution(&r.id, now, &req.actor.name, run, steps, drafts).await? else {
+            return Ok(vec![Reply::private(format!("{} was approved at the same moment by someone else; it runs once, and is running.", r.id))]);
+        };
+        self.outbox
+            .post(&r.channel, Reply::channel(format!("✅ {} approved by {}; running {} as {} ({} mode).", r.id, approvers.join(", "), r.playbook, run.id, self.executor.mode().as_str())))
+            .await;
+        let summary = self.execute_run(&run.id).await?;
+        Ok(vec![summary])
+    }
+
+    pub(crate) async fn deny(
+        &self,
+        req: &Request,
+        incident: Option<IncidentId>,
+        explicit: Option<RequestId>,
+        reason: Option<String>,
+    ) -> crate::Result<Vec<Reply>> {
+        let r = match self.target_request(req, incident, explicit, "deny").await? {
+            Ok(r) => r,
+            Err(reply) => return Ok(vec![reply]),
+        };
+        if self.expire_if_due(&r).await? || r.state != RequestState::Pending {
+            let r = self.store.request(&r.id).await?.unwrap_or(r);
+            return Ok(vec![Reply::error(self.not_pending(&r))]);
+        }
+        if req.actor.is_bot {
+            return Ok(vec![Reply::error("Bots cannot deny requests; a person must.")]);
+        }
+        if req.actor.id == r.requester_id || req.actor.name == r.requester_name {
+            return Ok(vec![Reply::error(format!("You requested {}; to withdraw it, `/erlmcp cancel {}`.", r.id, r.id))]);
+        }
+        let reason_text = reason.clone().unwrap_or_else(|| "no reason given".into());
+        let draft = self.draft(&req.actor, req.source, "approval.denied", format!("{} denied {}: {reason_text} (plan digest {})", req.actor.name, r.id, r.short_digest()));
+        let changed = self
+            .store
+            .transition_request(&r.id, &[RequestState::Pending], RequestState::Denied, self.clock.now(), Some(&req.actor.name), Some(&reason_text), vec![draft])
+            .await?;
+        if !changed {
+            let r = self.store.request(&r.id).await?.unwrap_or(r);
+            return Ok(vec![Reply::error(self.not_pending(&r))]);
+        }
+        Ok(vec![Reply::channel(format!("⛔ {} denied {} (`{}`): {reason_text}. Nothing was changed.", req.actor.name, r.id, r.command))])
+    }
+
+    pub(crate) async fn cancel(&self, req: &Request, incident: Option<IncidentId>, explicit: Option<RequestId>) -> crate::Result<Vec<Reply>> {
+        let r = match self.target_request(req, incident, explicit, "cancel").await? {
+            Ok(r) => r,
+            Err(reply) => return Ok(vec![reply]),
+        };
+        if r.state != RequestState::Pending {
+            return Ok(vec![Reply::error(self.not_pending(&r))]);
+        }
+        if req.actor.id != r.requester_id {
+            return Ok(vec![Reply::error(format!("Only {} can cancel {}; to refuse it, `/erlmcp deny {} <reason>`.", r.requester_name, r.id, r.id))]);
+        }
+        let draft = self.draft(&req.actor, req.source, "approval.cancelled", format!("{} cancelled {}", req.actor.name, r.id));
+        let changed = self
+            .store
+            .transition_request(&r.id, &[RequestState::Pending], RequestState::Cancelled, self.clock.now(), Some(&req.actor.name), Some("cancelled by requester"), vec![draft])
+            .await?;
+        if !changed {
+            let r = self.store.request(&r.id).await?.unwrap_or(r);
+            return Ok(vec![Reply::error(self.not_pending(&r))]);
+        }
+        Ok(vec![Reply::channel(format!("{} cancelled by {}.", r.id, req.actor.name))])
+    }
+
+    pub(crate) async fn list_requests(&self, req: &Request, incident: Option<IncidentId>) -> crate::Result<Vec<Reply>> {
+        let inc = match self.target_incident(req, incident, true).await? {
+            Ok(i) => i,
+            Err(reply) => return Ok(vec![reply]),
+        };
+        let all = self.store.requests_for_incident(&inc.id).await?;
+        let pending: Vec<&ApprovalRequest> = all.iter().filter(|r| r.state == RequestState::Pending).collect();
+        if pending.is_empty() {
+            let recent: Vec<String> = all.iter().rev().take(5).map(|r| format!("{} `{}`: {}", r.id, r.command, r.state)).collect();
+            let mut s = format!("No pending requests in {}.", inc.id);
+            if !recent.is_empty() {
+                s.push_str(&format!(" Recent: {}", recent.join("; ")));
+            }
+            return Ok(vec![Reply::private(s)]);
+        }
+        let mut replies = Vec::new();
+        for r in pending {
+            let approvals = self.store.approvals(&r.id).await?;
+            let mut text = render_request(r, false);
+            if !approvals.is_empty() {
+                let names: Vec<&str> = approvals.iter().map(|a| a.approver_name.as_str()).collect();
+                text.push_str(&format!("\nApproved so far by: {}", names.join(", ")));
+            }
+            let mut reply = Reply::private(text);
+            reply.approval_request = Some(r.id.clone());
+            replies.push(reply);
+        }
+        Ok(replies)
+    }
+}
+
+/// An approval request as people read it: who asks for what, the exact plan, its digest, the policy.
+pub fn render_request(r: &ApprovalRequest, fresh: bool) -> String {
+    format!(
+        "{} {} `{}` by {} for {}\n{}Plan digest: {}\nPolicy: {}\nExpires: {} UTC\n{}",
+        if fresh { "🔐 Approval needed:" } else { "🔐" },
+        r.id,
+        r.command,
+        r.requester_name,
+        r.incident,
+        r.plan_text,
+        r.plan_digest,
+        r.policy.describe(),
+        r.expires_at.format("%Y-%m-%d %H:%M:%S"),
+        format_args!("Someone other than {} approves with `/erlmcp approve {}` or denies with `/erlmcp deny {} <reason>`.", r.requester_name, r.id, r.id)
+    )
+}

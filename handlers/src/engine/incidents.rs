@@ -1,0 +1,223 @@
+//! Incident commands: declare, acknowledge, severity, roles, notes, status, the lifecycle to
+//! close, the timeline and the postmortem.
+
+use super::{Engine, Request};
+use crate::command::Command;
+use crate::error::Error;
+use crate::ids::IncidentId;
+use crate::incident::{Incident, Transition};
+use crate::postmortem::{self, RequestRecord};
+use crate::reply::Reply;
+use crate::severity::{Severity, human_duration};
+use crate::store::NewIncident;
+use crate::timeline::{self, Break};
+
+impl Engine {
+    pub(crate) async fn declare(&self, req: &Request, severity: Severity, title: String, drill: bool) -> crate::Result<Vec<Reply>> {
+        let now = self.clock.now();
+        let title = if drill && !title.starts_with("[DRILL]") { format!("[DRILL] {title}") } else { title };
+        let level = severity.level();
+        let text = format!(
+            "Declared {severity} ({}): {title}. Targets: acknowledge within {}, resolve within {}.",
+            level.name,
+            human_duration(severity.response_target()),
+            human_duration(severity.resolution_target())
+        );
+        let new = NewIncident {
+            title: title.clone(),
+            severity,
+            channel: req.channel.clone(),
+            drill,
+            declared_by: req.actor.name.clone(),
+            declared_at: now,
+        };
+        let inc = self.store.create_incident(new, vec![self.draft(&req.actor, req.source, "declared", text)]).await?;
+        let fits: Vec<String> = self.playbooks.for_severity(severity).iter().map(|p| p.name.clone()).collect();
+        let mut msg = format!(
+            "🚨 {} declared: {severity} {title}\nDeclared by {} at {} UTC{}. Acknowledge within {} (`/erlmcp ack`), resolve within {}.",
+            inc.id,
+            inc.declared_by,
+            now.format("%H:%M:%S"),
+            if drill { " — DRILL on the simulated world" } else { "" },
+            human_duration(severity.response_target()),
+            human_duration(severity.resolution_target()),
+        );
+        if !fits.is_empty() {
+            msg.push_str(&format!("\nPlaybooks for {severity}: {} (`/erlmcp playbooks` explains them).", fits.join(", ")));
+        }
+        Ok(vec![Reply::channel(msg)])
+    }
+
+    pub(crate) async fn list_incidents(&self) -> crate::Result<Vec<Reply>> {
+        let open = self.store.open_incidents().await?;
+        if open.is_empty() {
+            return Ok(vec![Reply::private("No open incidents.")]);
+        }
+        let now = self.clock.now();
+        let lines: Vec<String> = open
+            .iter()
+            .map(|i| {
+                format!(
+                    "- {} {} {} [{}] in {} for {}{}",
+                    i.id,
+                    i.severity,
+                    i.title,
+                    i.status,
+                    i.channel,
+                    human_duration(now - i.declared_at),
+                    if i.drill { " (drill)" } else { "" }
+                )
+            })
+            .collect();
+        Ok(vec![Reply::private(format!("Open incidents:\n{}", lines.join("\n")))])
+    }
+
+    pub(crate) async fn incident_command(&self, req: &Request, explicit: Option<IncidentId>, cmd: Command) -> crate::Result<Vec<Reply>> {
+        let read_only = matches!(cmd, Command::Status | Command::Timeline | Command::Postmortem);
+        let mut inc = match self.target_incident(req, explicit, read_only).await? {
+            Ok(i) => i,
+            Err(reply) => return Ok(vec![reply]),
+        };
+        if read_only {
+            let query = self.draft(&req.actor, req.source, "query", req.text.trim().to_string());
+            if inc.is_open() {
+                self.store.append(&inc.id, vec![query]).await?;
+            }
+            return Ok(vec![match cmd {
+                Command::Status => Reply::channel(self.status_text(&inc)),
+                Command::Timeline => Reply::channel(self.timeline_text(&inc.id).await?),
+                _ => Reply::channel(self.postmortem_markdown(&inc.id).await?),
+            }]);
+        }
+        if req.actor.is_bot {
+            return Ok(vec![Reply::error("Bots cannot change incidents; a person must.")]);
+        }
+        let now = self.clock.now();
+        let who = req.actor.name.as_str();
+        let outcome = match &cmd {
+            Command::Ack => inc.acknowledge(who, now),
+            Command::Sev(s) => inc.change_severity(*s),
+            Command::Role { role, user } => inc.assign_role(*role, user),
+            Command::Mitigated => inc.mitigate(who, now),
+            Command::Resolve { summary } => inc.resolve(who, now, summary.clone()),
+            Command::Close => inc.close(who, now),
+            Command::Note(text) => {
+                if !inc.is_open() {
+                    Err(crate::incident::Refusal(format!("{} is closed; its timeline takes no more notes.", inc.id)))
+                } else {
+                    Ok(vec![Transition { kind: "note", text: text.clone() }])
+                }
+            }
+            _ => unreachable!("dispatch sends only incident commands here"),
+        };
+        let transitions = match outcome {
+            Ok(t) => t,
+            Err(refusal) => return Ok(vec![Reply::error(refusal.0)]),
+        };
+        let drafts = transitions.iter().map(|t| self.draft(&req.actor, req.source, t.kind, t.text.clone())).collect();
+        let saved = if matches!(cmd, Command::Note(_)) {
+            self.store.append(&inc.id, drafts).await?;
+            inc
+        } else {
+            match self.store.update_incident(&inc, drafts).await {
+                Ok(i) => i,
+                Err(Error::Conflict(_)) => {
+                    return Ok(vec![Reply::error(format!(
+                        "{} changed while you were typing (someone else updated it); `/erlmcp status` shows it now, then try again.",
+                        inc.id
+                    ))]);
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        let lines: Vec<String> = transitions.iter().map(|t| t.text.clone()).collect();
+        let text = match cmd {
+            Command::Note(_) => format!("📝 Noted on {}'s timeline.", saved.id),
+            Command::Close => format!("✅ {}: {}. `/erlmcp postmortem` renders the postmortem draft.", saved.id, lines.join("; ")),
+            _ => format!("{}: {}", saved.id, lines.join("; ")),
+        };
+        Ok(vec![Reply::channel(text)])
+    }
+
+    fn status_text(&self, inc: &Incident) -> String {
+        let now = self.clock.now();
+        let mut s = format!(
+            "{} {} {}{}\nStatus: {} — declared by {} at {} UTC ({} ago)",
+            inc.id,
+            inc.severity,
+            inc.title,
+            if inc.drill { " (drill)" } else { "" },
+            inc.status,
+            inc.declared_by,
+            inc.declared_at.format("%Y-%m-%d %H:%M:%S"),
+            human_duration(now - inc.declared_at)
+        );
+        let clock = |label: &str, done: Option<chrono::DateTime<chrono::Utc>>, target: chrono::Duration| match done {
+            Some(t) => {
+                let took = t - inc.declared_at;
+                format!("\n{label}: {} (target {}: {})", human_duration(took), human_duration(target), if took <= target { "met" } else { "missed" })
+            }
+            None if inc.is_open() => {
+                let left = target - (now - inc.declared_at);
+                if left >= chrono::Duration::zero() {
+                    format!("\n{label}: pending, {} left of {}", human_duration(left), human_duration(target))
+                } else {
+                    format!("\n{label}: pending, OVERDUE by {} (target {})", human_duration(-left), human_duration(target))
+                }
+            }
+            None => format!("\n{label}: never"),
+        };
+        s.push_str(&clock("Acknowledge", inc.acknowledged_at, inc.severity.response_target()));
+        s.push_str(&clock("Resolve", inc.resolved_at, inc.severity.resolution_target()));
+        if inc.roles.is_empty() {
+            s.push_str("\nRoles: none assigned (`/erlmcp role ic <user>`)");
+        } else {
+            for (r, who) in &inc.roles {
+                s.push_str(&format!("\n{}: {who}", r.title()));
+            }
+        }
+        s
+    }
+
+    async fn timeline_text(&self, id: &IncidentId) -> crate::Result<String> {
+        let entries = self.store.timeline(id).await?;
+        let mut s = format!("Timeline of {id} ({} entries):", entries.len());
+        for e in entries.iter().filter(|e| e.kind != "query") {
+            s.push_str(&format!("\n{} {} [{}] {}", e.at.format("%Y-%m-%d %H:%M:%S"), e.actor, e.source, e.text));
+        }
+        Ok(s)
+    }
+
+    /// The postmortem draft of an incident, in Markdown.
+    pub async fn postmortem_markdown(&self, id: &IncidentId) -> crate::Result<String> {
+        let inc = self.store.incident(id).await?.ok_or_else(|| Error::NotFound(id.to_string()))?;
+        let entries = self.store.timeline(id).await?;
+        let mut records = Vec::new();
+        for request in self.store.requests_for_incident(id).await? {
+            let approvals = self.store.approvals(&request.id).await?;
+            let run = match self.store.run_for_request(&request.id).await? {
+                Some(run) => {
+                    let steps = self.store.steps(&run.id).await?;
+                    Some((run, steps))
+                }
+                None => None,
+            };
+            records.push(RequestRecord { request, approvals, run });
+        }
+        Ok(postmortem::render(&inc, &entries, &records))
+    }
+
+    /// Checks an incident's hash chain; an empty list means intact.
+    pub async fn verify_timeline(&self, id: &IncidentId) -> crate::Result<Vec<Break>> {
+        let entries = self.store.timeline(id).await?;
+        let head = self.store.timeline_head(id).await?;
+        Ok(timeline::verify(&entries, head.as_ref()))
+    }
+}
+
+impl Engine {
+    /// Declares a drill incident: marked as a drill in its title, its timeline and its postmortem.
+    pub async fn declare_drill(&self, req: &Request, severity: Severity) -> crate::Result<Vec<Reply>> {
+        self.declare(req, severity, req.text.clone(), true).await
+    }
+}

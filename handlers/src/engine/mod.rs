@@ -1,0 +1,235 @@
+//! The engine: one entry point (`handle`) that every transport calls with who said what where,
+//! and the replies to show. It applies the lifecycle, approval and playbook rules, and talks to
+//! storage, infrastructure and chat only through traits.
+
+mod approvals;
+mod execute;
+mod incidents;
+
+use crate::approval::{Actor, Groups};
+use crate::clock::Clock;
+use crate::command::{self, Command};
+use crate::executor::Executor;
+use crate::ids::IncidentId;
+use crate::incident::Incident;
+use crate::playbook::PlaybookSet;
+use crate::reply::{Outbox, Reply};
+use crate::store::Store;
+use crate::timeline::{Draft, Source};
+use crate::topology::Topology;
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+/// Knobs from configuration.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// When set, every approval request expires after this many seconds, whatever the playbook says.
+    pub approval_expiry_seconds: Option<i64>,
+    /// Approver groups (`security`, ...) and their members (ids or names).
+    pub groups: Groups,
+    /// Names or ids that are bots, on transports that cannot tell (the console).
+    pub bots: BTreeSet<String>,
+    /// First retry delay for transient step failures; doubles on each retry.
+    pub retry_base_ms: u64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self { approval_expiry_seconds: None, groups: Groups::new(), bots: BTreeSet::new(), retry_base_ms: 500 }
+    }
+}
+
+/// One message from a person (or an adapter acting for one).
+#[derive(Clone, Debug)]
+pub struct Request {
+    pub actor: Actor,
+    pub source: Source,
+    /// Channel id, or `console`.
+    pub channel: String,
+    pub text: String,
+}
+
+#[derive(Clone)]
+pub struct Engine {
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) executor: Arc<dyn Executor>,
+    pub(crate) outbox: Arc<dyn Outbox>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) topo: Arc<Topology>,
+    pub(crate) playbooks: Arc<PlaybookSet>,
+    pub(crate) settings: Arc<Settings>,
+}
+
+impl Engine {
+    pub fn new(
+        store: Arc<dyn Store>,
+        executor: Arc<dyn Executor>,
+        outbox: Arc<dyn Outbox>,
+        clock: Arc<dyn Clock>,
+        topo: Arc<Topology>,
+        playbooks: Arc<PlaybookSet>,
+        settings: Settings,
+    ) -> Self {
+        Self { store, executor, outbox, clock, topo, playbooks, settings: Arc::new(settings) }
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    pub fn playbooks(&self) -> &PlaybookSet {
+        &self.playbooks
+    }
+
+    pub fn topology(&self) -> &Topology {
+        &self.topo
+    }
+
+    /// Handles one line of chat. Never panics on input; every problem becomes a reply.
+    pub async fn handle(&self, req: &Request) -> Vec<Reply> {
+        let mut actor = req.actor.clone();
+        if self.settings.bots.contains(&actor.id) || self.settings.bots.contains(&actor.name) {
+            actor.is_bot = true;
+        }
+        let req = Request { actor, ..req.clone() };
+        self.expire_due().await;
+        let parsed = match command::parse(&req.text) {
+            Ok(p) => p,
+            Err(e) => return vec![Reply::error(e.to_string())],
+        };
+        let result = self.dispatch(&req, parsed.incident, parsed.command).await;
+        match result {
+            Ok(replies) => replies,
+            Err(e) => vec![Reply::error(format!("{} failed: {e}", short(&req.text)))],
+        }
+    }
+
+    async fn dispatch(&self, req: &Request, incident: Option<IncidentId>, cmd: Command) -> crate::Result<Vec<Reply>> {
+        use Command as C;
+        match cmd {
+            C::Declare { severity, title } => self.declare(req, severity, title, false).await,
+            C::Help(topic) => Ok(vec![Reply::private(help(topic.as_deref(), &self.playbooks))]),
+            C::Incidents => self.list_incidents().await,
+            C::Playbooks => Ok(vec![Reply::private(self.list_playbooks())]),
+            C::Approve { request } => self.approve(req, incident, request).await,
+            C::Deny { request, reason } => self.deny(req, incident, request, reason).await,
+            C::Cancel { request } => self.cancel(req, incident, request).await,
+            C::Requests => self.list_requests(req, incident).await,
+            C::Resume { run, decision } => self.resume_command(req, incident, run, decision).await,
+            C::Run { playbook, params } => self.request_playbook(req, incident, &playbook, params).await,
+            C::Failover { region } => {
+                self.request_playbook(req, incident, "failover", vec![("region".into(), region)]).await
+            }
+            C::Isolate { region } => {
+                let params = region.map(|r| vec![("region".to_string(), r)]).unwrap_or_default();
+                self.request_playbook(req, incident, "security-isolation", params).await
+            }
+            C::ReadOnly { on } => {
+                self.request_playbook(req, incident, "read-only", vec![("enabled".into(), on.to_string())]).await
+            }
+            C::Rollback { version, region } => {
+                let mut params = Vec::new();
+                if let Some(v) = version {
+                    params.push(("version".to_string(), v));
+                }
+                if let Some(r) = region {
+                    params.push(("region".to_string(), r));
+                }
+                self.request_playbook(req, incident, "rollback", params).await
+            }
+            C::Scale { region, replicas } => {
+                self.request_playbook(req, incident, "scale", vec![("region".into(), region), ("replicas".into(), replicas.to_string())])
+                    .await
+            }
+            other => self.incident_command(req, incident, other).await,
+        }
+    }
+
+    /// Finds the incident a command addresses: the one named, or the only open one in the
+    /// channel. `allow_closed` lets read-only commands fall back to the channel's latest incident.
+    pub(crate) async fn target_incident(
+        &self,
+        req: &Request,
+        explicit: Option<IncidentId>,
+        allow_closed: bool,
+    ) -> crate::Result<Result<Incident, Reply>> {
+        if let Some(id) = explicit {
+            return Ok(match self.store.incident(&id).await? {
+                Some(i) => Ok(i),
+                None => Err(Reply::error(format!("There is no incident {id}. `/erlmcp incidents` lists the open ones."))),
+            });
+        }
+        let here = self.store.incidents_in_channel(&req.channel).await?;
+        let open: Vec<&Incident> = here.iter().filter(|i| i.is_open()).collect();
+        match open.as_slice() {
+            [one] => return Ok(Ok((*one).clone())),
+            [] => {}
+            several => {
+                let list: Vec<String> =
+                    several.iter().map(|i| format!("{} ({} {}, {})", i.id, i.severity, i.title, i.status)).collect();
+                return Ok(Err(Reply::error(format!(
+                    "Several incidents are open in this channel: {}. Name one, e.g. `/erlmcp {} status`.",
+                    list.join("; "),
+                    several[0].id
+                ))));
+            }
+        }
+        if allow_closed && let Some(latest) = here.first() {
+            return Ok(Ok(latest.clone()));
+        }
+        Ok(Err(Reply::error(
+            "No open incident in this channel. Declare one with `/erlmcp p1 declare <title>`, or name one: `/erlmcp INC-YYYYMMDD-N status` (`/erlmcp incidents` lists them).".to_string(),
+        )))
+    }
+
+    pub(crate) fn draft(&self, actor: &Actor, source: Source, kind: &str, text: impl Into<String>) -> Draft {
+        Draft {
+            at: self.clock.now(),
+            actor: actor.name.clone(),
+            actor_id: actor.id.clone(),
+            source,
+            kind: kind.to_string(),
+            text: text.into(),
+        }
+    }
+
+    pub(crate) fn system_draft(&self, kind: &str, text: impl Into<String>) -> Draft {
+        self.draft(&Actor { id: "system".into(), name: "system".into(), is_bot: true }, Source::System, kind, text)
+    }
+
+    fn list_playbooks(&self) -> String {
+        let mut out = String::from("Playbooks (run with `/erlmcp run <name> [key=value ...]`):\n");
+        for p in self.playbooks.playbooks.values() {
+            let sev: Vec<String> = p.severities.iter().map(|s| s.to_string()).collect();
+            out.push_str(&format!("- {} [{}] {}: {}\n  usage: `{}`\n", p.name, sev.join(","), p.runbook, p.description, p.usage()));
+        }
+        out
+    }
+}
+
+fn short(text: &str) -> String {
+    let t = text.trim();
+    let cut: String = t.chars().take(60).collect();
+    if cut.len() < t.len() { format!("`{cut}…`") } else { format!("`{cut}`") }
+}
+
+/// `help` and `help <command>`.
+pub fn help(topic: Option<&str>, playbooks: &PlaybookSet) -> String {
+    match topic.and_then(command::spec) {
+        Some(spec) => {
+            let mut s = format!("{}\n  {}", spec.usage, spec.summary);
+            if spec.name == "run" {
+                s.push_str("\n  playbooks: ");
+                s.push_str(&playbooks.playbooks.keys().cloned().collect::<Vec<_>>().join(", "));
+            }
+            s
+        }
+        None => {
+            let mut s = String::from("erlmcp-bot commands (the leading /erlmcp is optional; prefix an incident id to address another incident):\n");
+            for c in command::COMMANDS {
+                s.push_str(&format!("  {:<40} {}\n", c.usage, c.summary));
+            }
+            s
+        }
+    }
+}
