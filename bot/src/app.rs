@@ -24,12 +24,17 @@ pub struct App {
 
 /// Reads every `.yaml`/`.yml` file of a directory, sorted by name.
 pub fn read_playbook_dir(dir: &Path) -> Result<Vec<(String, String)>, String> {
-    let entries = std::fs::read_dir(dir).map_err(|e| format!("cannot read playbooks directory {}: {e}", dir.display()))?;
+    let entries = std::fs::read_dir(dir)
+        .map_err(|e| format!("cannot read playbooks directory {}: {e}", dir.display()))?;
     let mut files = Vec::new();
     for entry in entries.flatten() {
         let path = entry.path();
-        if matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")) {
-            let text = std::fs::read_to_string(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        if matches!(
+            path.extension().and_then(|e| e.to_str()),
+            Some("yaml" | "yml")
+        ) {
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
             files.push((path.display().to_string(), text));
         }
     }
@@ -38,20 +43,39 @@ pub fn read_playbook_dir(dir: &Path) -> Result<Vec<(String, String)>, String> {
 }
 
 pub fn format_load_errors(errors: &[LoadError]) -> String {
-    errors.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n")
+    errors
+        .iter()
+        .map(|e| e.to_string())
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// The built-in playbooks plus the operator's directory, all checked.
 pub fn load_playbooks(config: &Config, topo: &Topology) -> Result<PlaybookSet, String> {
-    let mut set = PlaybookSet::builtin(topo).map_err(|e| format!("built-in playbooks are invalid:\n{}", format_load_errors(&e)))?;
+    let mut set = PlaybookSet::builtin(topo).map_err(|e| {
+        format!(
+            "built-in playbooks are invalid:\n{}",
+            format_load_errors(&e)
+        )
+    })?;
     if let Some(dir) = &config.playbooks_dir {
         let files = read_playbook_dir(dir)?;
-        set.add_files(&files, topo).map_err(|e| format!("playbooks in {} are invalid:\n{}", dir.display(), format_load_errors(&e)))?;
+        set.add_files(&files, topo).map_err(|e| {
+            format!(
+                "playbooks in {} are invalid:\n{}",
+                dir.display(),
+                format_load_errors(&e)
+            )
+        })?;
     }
     Ok(set)
 }
 
-pub async fn build(config: &Config, outbox: Arc<dyn Outbox>, clock: Arc<dyn Clock>) -> Result<App, String> {
+pub async fn build(
+    config: &Config,
+    outbox: Arc<dyn Outbox>,
+    clock: Arc<dyn Clock>,
+) -> Result<App, String> {
     let topo = Topology::runbook_default();
     let playbooks = load_playbooks(config, &topo)?;
     let opened = store::open(&config.database_url).await?;
@@ -63,7 +87,10 @@ pub async fn build(config: &Config, outbox: Arc<dyn Outbox>, clock: Arc<dyn Cloc
         Mode::DryRun => {
             // Until the live executor can read real state, dry-run reads the simulated world.
             let sim = Simulated::new(topo.clone());
-            (Arc::new(DryRun::new(Arc::new(sim.clone()), Arc::new(topo.clone()))), Some(sim))
+            (
+                Arc::new(DryRun::new(Arc::new(sim.clone()), Arc::new(topo.clone()))),
+                Some(sim),
+            )
         }
         Mode::Live => {
             return Err("executor `live` is not available in this build yet: the Kubernetes, Route53 and PostgreSQL executors are still to come. Use `simulated` (default) or `dry-run`.".into());
@@ -78,5 +105,10 @@ pub async fn build(config: &Config, outbox: Arc<dyn Outbox>, clock: Arc<dyn Cloc
         Arc::new(playbooks),
         config.settings.clone(),
     );
-    Ok(App { engine, simulated, store_description: opened.description, ping: opened.ping })
+    Ok(App {
+        engine,
+        simulated,
+        store_description: opened.description,
+        ping: opened.ping,
+    })
 }

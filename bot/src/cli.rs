@@ -19,7 +19,11 @@ use std::sync::Arc;
 use tokio::io::AsyncBufRead;
 
 #[derive(Parser, Debug)]
-#[command(name = "erlmcp-bot", version, about = "Incident response bot for erlmcp v3: incidents, two-person approvals, playbooks, postmortems")]
+#[command(
+    name = "erlmcp-bot",
+    version,
+    about = "Incident response bot for erlmcp v3: incidents, two-person approvals, playbooks, postmortems"
+)]
 pub struct Cli {
     /// Configuration file (default: ./erlmcp-bot.toml if it exists).
     #[arg(long, global = true)]
@@ -92,7 +96,12 @@ fn say(screen: &Screen, text: &str) {
 }
 
 /// Runs one invocation. Returns the process exit code.
-pub async fn run<R: AsyncBufRead + Unpin>(args: Vec<String>, input: R, screen: Screen, input_is_terminal: bool) -> u8 {
+pub async fn run<R: AsyncBufRead + Unpin>(
+    args: Vec<String>,
+    input: R,
+    screen: Screen,
+    input_is_terminal: bool,
+) -> u8 {
     let cli = match Cli::try_parse_from(args) {
         Ok(c) => c,
         Err(e) => {
@@ -111,7 +120,10 @@ pub async fn run<R: AsyncBufRead + Unpin>(args: Vec<String>, input: R, screen: S
     if let Some(url) = cli.database_url {
         config.database_url = url;
     }
-    if let Cmd::Playbooks { command: PlaybooksCmd::Check { files } } = &cli.command {
+    if let Cmd::Playbooks {
+        command: PlaybooksCmd::Check { files },
+    } = &cli.command
+    {
         return check_playbooks(&config, files, &screen);
     }
     let outbox = Arc::new(ConsoleOutbox(screen.clone()));
@@ -126,19 +138,34 @@ pub async fn run<R: AsyncBufRead + Unpin>(args: Vec<String>, input: R, screen: S
     // A run interrupted by a crash continues before anything else happens.
     match app.engine.resume_unfinished().await {
         Ok(replies) => replies.iter().for_each(|r| print_reply(&screen, r)),
-        Err(e) => say(&screen, &format!("warning: could not resume unfinished runs: {e}")),
+        Err(e) => say(
+            &screen,
+            &format!("warning: could not resume unfinished runs: {e}"),
+        ),
     }
     match cli.command {
         Cmd::Console { user, channel } => {
             let user = user.unwrap_or_else(console::login_name);
             if input_is_terminal {
-                say(&screen, &format!(
-                    "erlmcp-bot console — {} — executor {} — you are {user}. Type `help`; `as <user>` switches user; Ctrl-D ends.\n",
-                    app.store_description,
-                    config.mode.as_str()
-                ));
+                say(
+                    &screen,
+                    &format!(
+                        "erlmcp-bot console — {} — executor {} — you are {user}. Type `help`; `as <user>` switches user; Ctrl-D ends.\n",
+                        app.store_description,
+                        config.mode.as_str()
+                    ),
+                );
             }
-            match console::run(&app.engine, input, screen.clone(), user, channel, !input_is_terminal).await {
+            match console::run(
+                &app.engine,
+                input,
+                screen.clone(),
+                user,
+                channel,
+                !input_is_terminal,
+            )
+            .await
+            {
                 Ok(()) => 0,
                 Err(e) => {
                     say(&screen, &format!("error reading input: {e}"));
@@ -146,10 +173,35 @@ pub async fn run<R: AsyncBufRead + Unpin>(args: Vec<String>, input: R, screen: S
                 }
             }
         }
-        Cmd::Drill { playbook, params, severity, requester, approver } => drill(&app, &screen, &playbook, &params, severity.as_deref(), &requester, &approver).await,
-        Cmd::Timeline { command: TimelineCmd::Verify { incident } } => verify(&app, &screen, incident).await,
-        Cmd::Timeline { command: TimelineCmd::Show { incident } } => show_timeline(&app, &screen, &incident).await,
-        Cmd::Postmortem { incident } => match app.engine.postmortem_markdown(&IncidentId::new(incident.to_ascii_uppercase())).await {
+        Cmd::Drill {
+            playbook,
+            params,
+            severity,
+            requester,
+            approver,
+        } => {
+            drill(
+                &app,
+                &screen,
+                &playbook,
+                &params,
+                severity.as_deref(),
+                &requester,
+                &approver,
+            )
+            .await
+        }
+        Cmd::Timeline {
+            command: TimelineCmd::Verify { incident },
+        } => verify(&app, &screen, incident).await,
+        Cmd::Timeline {
+            command: TimelineCmd::Show { incident },
+        } => show_timeline(&app, &screen, &incident).await,
+        Cmd::Postmortem { incident } => match app
+            .engine
+            .postmortem_markdown(&IncidentId::new(incident.to_ascii_uppercase()))
+            .await
+        {
             Ok(md) => {
                 say(&screen, &md);
                 0
@@ -159,13 +211,23 @@ pub async fn run<R: AsyncBufRead + Unpin>(args: Vec<String>, input: R, screen: S
                 1
             }
         },
-        Cmd::Playbooks { command: PlaybooksCmd::List } => {
+        Cmd::Playbooks {
+            command: PlaybooksCmd::List,
+        } => {
             for p in app.engine.playbooks().playbooks.values() {
-                say(&screen, &format!("{:<20} {:<6} {}  ({})", p.name, p.runbook, p.description, p.file));
+                say(
+                    &screen,
+                    &format!(
+                        "{:<20} {:<6} {}  ({})",
+                        p.name, p.runbook, p.description, p.file
+                    ),
+                );
             }
             0
         }
-        Cmd::Playbooks { command: PlaybooksCmd::Check { .. } } => unreachable!("handled before the store is opened"),
+        Cmd::Playbooks {
+            command: PlaybooksCmd::Check { .. },
+        } => unreachable!("handled before the store is opened"),
     }
 }
 
@@ -175,7 +237,10 @@ fn check_playbooks(config: &Config, files: &[PathBuf], screen: &Screen) -> u8 {
         return match app::load_playbooks(config, &topo) {
             Ok(set) => {
                 for p in set.playbooks.values() {
-                    say(screen, &format!("ok  {:<20} {} ({} steps)", p.name, p.file, p.steps.len()));
+                    say(
+                        screen,
+                        &format!("ok  {:<20} {} ({} steps)", p.name, p.file, p.steps.len()),
+                    );
                 }
                 say(screen, &format!("{} playbooks valid", set.playbooks.len()));
                 0
@@ -197,7 +262,15 @@ fn check_playbooks(config: &Config, files: &[PathBuf], screen: &Screen) -> u8 {
             }
         };
         match erlmcp_handlers::playbook::parse_file(&f.display().to_string(), &text, &topo) {
-            Ok(p) => say(screen, &format!("ok  {:<20} {} ({} steps)", p.name, f.display(), p.steps.len())),
+            Ok(p) => say(
+                screen,
+                &format!(
+                    "ok  {:<20} {} ({} steps)",
+                    p.name,
+                    f.display(),
+                    p.steps.len()
+                ),
+            ),
             Err(errors) => {
                 failed = true;
                 say(screen, &app::format_load_errors(&errors));
@@ -259,14 +332,34 @@ async fn verify(app: &App, screen: &Screen, incident: Option<String>) -> u8 {
 }
 
 async fn show_timeline(app: &App, screen: &Screen, incident: &str) -> u8 {
-    match app.engine.store().timeline(&IncidentId::new(incident.to_ascii_uppercase())).await {
+    match app
+        .engine
+        .store()
+        .timeline(&IncidentId::new(incident.to_ascii_uppercase()))
+        .await
+    {
         Ok(entries) if entries.is_empty() => {
-            say(screen, &format!("{incident}: no timeline (no such incident?)"));
+            say(
+                screen,
+                &format!("{incident}: no timeline (no such incident?)"),
+            );
             1
         }
         Ok(entries) => {
             for e in entries {
-                say(screen, &format!("#{:<3} {} {:<10} {:<8} {:<18} {} [{}]", e.seq, e.at.format("%Y-%m-%d %H:%M:%S%.6f"), e.actor, e.source, e.kind, e.text, &e.hash[..12]));
+                say(
+                    screen,
+                    &format!(
+                        "#{:<3} {} {:<10} {:<8} {:<18} {} [{}]",
+                        e.seq,
+                        e.at.format("%Y-%m-%d %H:%M:%S%.6f"),
+                        e.actor,
+                        e.source,
+                        e.kind,
+                        e.text,
+                        &e.hash[..12]
+                    ),
+                );
             }
             0
         }
@@ -277,69 +370,130 @@ async fn show_timeline(app: &App, screen: &Screen, incident: &str) -> u8 {
     }
 }
 
-async fn drill(app: &App, screen: &Screen, playbook: &str, params: &[String], severity: Option<&str>, requester: &str, approver: &str) -> u8 {
+async fn drill(
+    app: &App,
+    screen: &Screen,
+    playbook: &str,
+    params: &[String],
+    severity: Option<&str>,
+    requester: &str,
+    approver: &str,
+) -> u8 {
     let Some(pb) = app.engine.playbooks().get(playbook) else {
-        let names: Vec<&str> = app.engine.playbooks().playbooks.keys().map(String::as_str).collect();
-        say(screen, &format!("error: there is no playbook `{playbook}`; playbooks: {}", names.join(", ")));
+        let names: Vec<&str> = app
+            .engine
+            .playbooks()
+            .playbooks
+            .keys()
+            .map(String::as_str)
+            .collect();
+        say(
+            screen,
+            &format!(
+                "error: there is no playbook `{playbook}`; playbooks: {}",
+                names.join(", ")
+            ),
+        );
         return 2;
     };
     let severity = match severity {
         Some(s) => match Severity::parse(s) {
             Some(s) => s,
             None => {
-                say(screen, &format!("error: `{s}` is not a severity; use p0, p1, p2 or p3"));
+                say(
+                    screen,
+                    &format!("error: `{s}` is not a severity; use p0, p1, p2 or p3"),
+                );
                 return 2;
             }
         },
         None => pb.severities.iter().min().copied().unwrap_or(Severity::P1),
     };
     if app.simulated.is_none() {
-        say(screen, "error: drills run on the simulated world only; unset ERLMCP_EXECUTOR or set it to `simulated`.");
+        say(
+            screen,
+            "error: drills run on the simulated world only; unset ERLMCP_EXECUTOR or set it to `simulated`.",
+        );
         return 2;
     }
     if requester == approver {
-        say(screen, "error: the requester and the approver must be two different people.");
+        say(
+            screen,
+            "error: the requester and the approver must be two different people.",
+        );
         return 2;
     }
     let channel = format!("drill-{}", chrono::Utc::now().format("%Y%m%dT%H%M%S%.6f"));
-    let ask = |who: &str, text: String| Request { actor: Actor::person(who), source: Source::Console, channel: channel.clone(), text };
+    let ask = |who: &str, text: String| Request {
+        actor: Actor::person(who),
+        source: Source::Console,
+        channel: channel.clone(),
+        text,
+    };
     let show = |who: &str, text: &str, replies: &[Reply]| {
         say(screen, &format!("{who}> {text}"));
         replies.iter().for_each(|r| print_reply(screen, r));
     };
-    let declare = ask(requester, format!("Drill: {} ({})", pb.name, pb.description));
+    let declare = ask(
+        requester,
+        format!("Drill: {} ({})", pb.name, pb.description),
+    );
     match app.engine.declare_drill(&declare, severity).await {
-        Ok(replies) => show(requester, &format!("{} declare [DRILL] {}", severity.as_str(), pb.name), &replies),
+        Ok(replies) => show(
+            requester,
+            &format!("{} declare [DRILL] {}", severity.as_str(), pb.name),
+            &replies,
+        ),
         Err(e) => {
             say(screen, &format!("error: {e}"));
             return 1;
         }
     }
-    let run_text = format!("/erlmcp run {playbook} {}", params.join(" ")).trim_end().to_string();
+    let run_text = format!("/erlmcp run {playbook} {}", params.join(" "))
+        .trim_end()
+        .to_string();
     let replies = app.engine.handle(&ask(requester, run_text.clone())).await;
     show(requester, &run_text, &replies);
     if replies.iter().any(|r| r.is_error) || !replies.iter().any(|r| r.approval_request.is_some()) {
         return 1;
     }
-    let replies = app.engine.handle(&ask(approver, "/erlmcp approve".into())).await;
+    let replies = app
+        .engine
+        .handle(&ask(approver, "/erlmcp approve".into()))
+        .await;
     show(approver, "/erlmcp approve", &replies);
     let ok = !replies.iter().any(|r| r.is_error);
     let outcome = if ok { "completed" } else { "failed" };
-    for text in [format!("/erlmcp resolve Drill of {playbook} {outcome}"), "/erlmcp close".to_string(), "/erlmcp postmortem".to_string()] {
+    for text in [
+        format!("/erlmcp resolve Drill of {playbook} {outcome}"),
+        "/erlmcp close".to_string(),
+        "/erlmcp postmortem".to_string(),
+    ] {
         let replies = app.engine.handle(&ask(requester, text.clone())).await;
         show(requester, &text, &replies);
     }
     if let Some(sim) = &app.simulated {
         let w = sim.world();
-        let mut lines = vec![format!("Simulated world after the drill: erlmcp.io -> {}; status page {}", w.dns_region, w.status_page)];
+        let mut lines = vec![format!(
+            "Simulated world after the drill: erlmcp.io -> {}; status page {}",
+            w.dns_region, w.status_page
+        )];
         for (name, r) in &w.regions {
             lines.push(format!(
                 "  {name:<15} {}/{} pods ready, image {}, database {}{}",
                 r.ready,
                 r.replicas,
                 r.image_version,
-                if r.db_in_recovery { "standby" } else { "primary" },
-                if r.network_policies.is_empty() { String::new() } else { format!(", policies {:?}", r.network_policies) }
+                if r.db_in_recovery {
+                    "standby"
+                } else {
+                    "primary"
+                },
+                if r.network_policies.is_empty() {
+                    String::new()
+                } else {
+                    format!(", policies {:?}", r.network_policies)
+                }
             ));
         }
         say(screen, &lines.join("\n"));
@@ -352,9 +506,15 @@ pub fn main() -> ExitCode {
     use std::io::IsTerminal;
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
         .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");
@@ -363,6 +523,11 @@ pub fn main() -> ExitCode {
     };
     let screen: Screen = Arc::new(std::sync::Mutex::new(std::io::stdout()));
     let is_terminal = std::io::stdin().is_terminal();
-    let code = runtime.block_on(run(std::env::args().collect(), tokio::io::BufReader::new(tokio::io::stdin()), screen, is_terminal));
+    let code = runtime.block_on(run(
+        std::env::args().collect(),
+        tokio::io::BufReader::new(tokio::io::stdin()),
+        screen,
+        is_terminal,
+    ));
     ExitCode::from(code)
 }

@@ -35,12 +35,21 @@ impl Outbox for ConsoleOutbox {
 
 /// The login name, for the default console user.
 pub fn login_name() -> String {
-    std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_else(|_| "operator".into())
+    std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "operator".into())
 }
 
 /// Runs the console until end of input. `echo` repeats each input line (for scripted runs, so the
 /// transcript shows who said what).
-pub async fn run<R: AsyncBufRead + Unpin>(engine: &Engine, input: R, screen: Screen, user: String, channel: String, echo: bool) -> std::io::Result<()> {
+pub async fn run<R: AsyncBufRead + Unpin>(
+    engine: &Engine,
+    input: R,
+    screen: Screen,
+    user: String,
+    channel: String,
+    echo: bool,
+) -> std::io::Result<()> {
     let mut user = user;
     let mut lines = input.lines();
     while let Some(line) = lines.next_line().await? {
@@ -52,10 +61,16 @@ pub async fn run<R: AsyncBufRead + Unpin>(engine: &Engine, input: R, screen: Scr
             let mut out = screen.lock().unwrap_or_else(|p| p.into_inner());
             let _ = writeln!(out, "{user}> {line}");
         }
-        if let Some(rest) = line.strip_prefix("as ").or_else(|| (line == "as").then_some("")) {
+        if let Some(rest) = line
+            .strip_prefix("as ")
+            .or_else(|| (line == "as").then_some(""))
+        {
             let name = rest.trim().trim_start_matches('@');
             if name.is_empty() || name.contains(char::is_whitespace) {
-                print_reply(&screen, &Reply::error("`as` needs one user name, e.g. `as bob`."));
+                print_reply(
+                    &screen,
+                    &Reply::error("`as` needs one user name, e.g. `as bob`."),
+                );
             } else {
                 user = name.to_string();
                 print_reply(&screen, &Reply::private(format!("Now acting as {user}.")));
@@ -65,7 +80,12 @@ pub async fn run<R: AsyncBufRead + Unpin>(engine: &Engine, input: R, screen: Scr
         if matches!(line, "quit" | "exit") {
             break;
         }
-        let request = Request { actor: Actor::person(&user), source: Source::Console, channel: channel.clone(), text: line.to_string() };
+        let request = Request {
+            actor: Actor::person(&user),
+            source: Source::Console,
+            channel: channel.clone(),
+            text: line.to_string(),
+        };
         for reply in engine.handle(&request).await {
             print_reply(&screen, &reply);
         }

@@ -74,7 +74,11 @@ pub struct Policy {
 
 impl Default for Policy {
     fn default() -> Self {
-        Self { approvals: 1, groups: Vec::new(), expiry_seconds: 15 * 60 }
+        Self {
+            approvals: 1,
+            groups: Vec::new(),
+            expiry_seconds: 15 * 60,
+        }
     }
 }
 
@@ -86,9 +90,15 @@ impl Policy {
             if self.approvals == 1 { "" } else { "s" }
         );
         if !self.groups.is_empty() {
-            s.push_str(&format!(", including a member of {}", self.groups.join(" and ")));
+            s.push_str(&format!(
+                ", including a member of {}",
+                self.groups.join(" and ")
+            ));
         }
-        s.push_str(&format!("; expires after {}", crate::severity::human_duration(Duration::seconds(self.expiry_seconds))));
+        s.push_str(&format!(
+            "; expires after {}",
+            crate::severity::human_duration(Duration::seconds(self.expiry_seconds))
+        ));
         s
     }
 }
@@ -146,7 +156,11 @@ pub struct Actor {
 
 impl Actor {
     pub fn person(name: &str) -> Self {
-        Self { id: name.to_string(), name: name.to_string(), is_bot: false }
+        Self {
+            id: name.to_string(),
+            name: name.to_string(),
+            is_bot: false,
+        }
     }
 }
 
@@ -154,20 +168,29 @@ impl Actor {
 pub type Groups = BTreeMap<String, BTreeSet<String>>;
 
 fn in_group(groups: &Groups, group: &str, actor: &Actor) -> bool {
-    groups.get(group).is_some_and(|members| members.contains(&actor.id) || members.contains(&actor.name))
+    groups
+        .get(group)
+        .is_some_and(|members| members.contains(&actor.id) || members.contains(&actor.name))
 }
 
 /// The result of asking whether `actor` may approve.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Verdict {
     /// Count this approval; `complete` says whether the quorum is now reached.
-    Counts { complete: bool },
+    Counts {
+        complete: bool,
+    },
     Refused(String),
 }
 
 /// Decides whether `actor`'s approval counts, given the approvals already recorded.
 /// The request's state and expiry are checked before this, by the engine, against the database.
-pub fn judge_approval(req: &ApprovalRequest, existing: &[Approval], actor: &Actor, groups: &Groups) -> Verdict {
+pub fn judge_approval(
+    req: &ApprovalRequest,
+    existing: &[Approval],
+    actor: &Actor,
+    groups: &Groups,
+) -> Verdict {
     if actor.is_bot {
         return Verdict::Refused("bots and apps cannot approve; a person must.".into());
     }
@@ -186,7 +209,11 @@ pub fn judge_approval(req: &ApprovalRequest, existing: &[Approval], actor: &Acto
     }
     let approvers: Vec<Actor> = existing
         .iter()
-        .map(|a| Actor { id: a.approver_id.clone(), name: a.approver_name.clone(), is_bot: false })
+        .map(|a| Actor {
+            id: a.approver_id.clone(),
+            name: a.approver_name.clone(),
+            is_bot: false,
+        })
         .collect();
     let unmet: Vec<&String> = req
         .policy
@@ -200,7 +227,11 @@ pub fn judge_approval(req: &ApprovalRequest, existing: &[Approval], actor: &Acto
     if !fills_group && slots_left <= unmet.len() && !unmet.is_empty() {
         return Verdict::Refused(format!(
             "approver must be in group {} for {}.",
-            unmet.iter().map(|g| g.as_str()).collect::<Vec<_>>().join(" or "),
+            unmet
+                .iter()
+                .map(|g| g.as_str())
+                .collect::<Vec<_>>()
+                .join(" or "),
             req.id
         ));
     }
@@ -239,7 +270,13 @@ mod tests {
     }
 
     fn approval(who: &str) -> Approval {
-        Approval { request: RequestId::new("REQ-20261128-1"), approver_id: who.into(), approver_name: who.into(), digest: "d".repeat(64), at: Utc::now() }
+        Approval {
+            request: RequestId::new("REQ-20261128-1"),
+            approver_id: who.into(),
+            approver_name: who.into(),
+            digest: "d".repeat(64),
+            at: Utc::now(),
+        }
     }
 
     fn groups() -> Groups {
@@ -251,35 +288,83 @@ mod tests {
     #[test]
     fn requester_cannot_approve_by_id_or_by_name() {
         let r = request(Policy::default());
-        assert!(matches!(judge_approval(&r, &[], &Actor::person("alice"), &groups()), Verdict::Refused(m) if m.contains("second person")));
-        let same_name_other_id = Actor { id: "U999".into(), name: "alice".into(), is_bot: false };
-        assert!(matches!(judge_approval(&r, &[], &same_name_other_id, &groups()), Verdict::Refused(_)));
+        assert!(
+            matches!(judge_approval(&r, &[], &Actor::person("alice"), &groups()), Verdict::Refused(m) if m.contains("second person"))
+        );
+        let same_name_other_id = Actor {
+            id: "U999".into(),
+            name: "alice".into(),
+            is_bot: false,
+        };
+        assert!(matches!(
+            judge_approval(&r, &[], &same_name_other_id, &groups()),
+            Verdict::Refused(_)
+        ));
     }
 
     #[test]
     fn bots_never_count() {
         let r = request(Policy::default());
-        let bot = Actor { id: "B1".into(), name: "deploybot".into(), is_bot: true };
-        assert!(matches!(judge_approval(&r, &[], &bot, &groups()), Verdict::Refused(m) if m.contains("bots")));
+        let bot = Actor {
+            id: "B1".into(),
+            name: "deploybot".into(),
+            is_bot: true,
+        };
+        assert!(
+            matches!(judge_approval(&r, &[], &bot, &groups()), Verdict::Refused(m) if m.contains("bots"))
+        );
     }
 
     #[test]
     fn one_person_counts_once() {
-        let r = request(Policy { approvals: 2, ..Policy::default() });
-        assert_eq!(judge_approval(&r, &[], &Actor::person("bob"), &groups()), Verdict::Counts { complete: false });
-        assert!(matches!(judge_approval(&r, &[approval("bob")], &Actor::person("bob"), &groups()), Verdict::Refused(m) if m.contains("already approved")));
-        assert_eq!(judge_approval(&r, &[approval("bob")], &Actor::person("carol"), &groups()), Verdict::Counts { complete: true });
+        let r = request(Policy {
+            approvals: 2,
+            ..Policy::default()
+        });
+        assert_eq!(
+            judge_approval(&r, &[], &Actor::person("bob"), &groups()),
+            Verdict::Counts { complete: false }
+        );
+        assert!(
+            matches!(judge_approval(&r, &[approval("bob")], &Actor::person("bob"), &groups()), Verdict::Refused(m) if m.contains("already approved"))
+        );
+        assert_eq!(
+            judge_approval(&r, &[approval("bob")], &Actor::person("carol"), &groups()),
+            Verdict::Counts { complete: true }
+        );
     }
 
     #[test]
     fn required_group_must_supply_an_approver() {
-        let r = request(Policy { approvals: 1, groups: vec!["security".into()], ..Policy::default() });
-        assert!(matches!(judge_approval(&r, &[], &Actor::person("bob"), &groups()), Verdict::Refused(m) if m.contains("approver must be in group security")));
-        assert_eq!(judge_approval(&r, &[], &Actor::person("sam"), &groups()), Verdict::Counts { complete: true });
+        let r = request(Policy {
+            approvals: 1,
+            groups: vec!["security".into()],
+            ..Policy::default()
+        });
+        assert!(
+            matches!(judge_approval(&r, &[], &Actor::person("bob"), &groups()), Verdict::Refused(m) if m.contains("approver must be in group security"))
+        );
+        assert_eq!(
+            judge_approval(&r, &[], &Actor::person("sam"), &groups()),
+            Verdict::Counts { complete: true }
+        );
         // With two approvals needed, an outsider may take the slot the group does not need.
-        let r2 = request(Policy { approvals: 2, groups: vec!["security".into()], ..Policy::default() });
-        assert_eq!(judge_approval(&r2, &[], &Actor::person("bob"), &groups()), Verdict::Counts { complete: false });
-        assert!(matches!(judge_approval(&r2, &[approval("bob")], &Actor::person("carol"), &groups()), Verdict::Refused(_)));
-        assert_eq!(judge_approval(&r2, &[approval("bob")], &Actor::person("sam"), &groups()), Verdict::Counts { complete: true });
+        let r2 = request(Policy {
+            approvals: 2,
+            groups: vec!["security".into()],
+            ..Policy::default()
+        });
+        assert_eq!(
+            judge_approval(&r2, &[], &Actor::person("bob"), &groups()),
+            Verdict::Counts { complete: false }
+        );
+        assert!(matches!(
+            judge_approval(&r2, &[approval("bob")], &Actor::person("carol"), &groups()),
+            Verdict::Refused(_)
+        ));
+        assert_eq!(
+            judge_approval(&r2, &[approval("bob")], &Actor::person("sam"), &groups()),
+            Verdict::Counts { complete: true }
+        );
     }
 }

@@ -35,38 +35,73 @@ impl Role {
     }
 
     pub fn parse(text: &str) -> Option<Role> {
-        Role::ALL.into_iter().find(|r| r.as_str().eq_ignore_ascii_case(text))
+        Role::ALL
+            .into_iter()
+            .find(|r| r.as_str().eq_ignore_ascii_case(text))
     }
 }
 
 /// Every command the bot understands, whatever transport it came from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Command {
-    Declare { severity: Severity, title: String },
+    Declare {
+        severity: Severity,
+        title: String,
+    },
     Ack,
     Sev(Severity),
-    Role { role: Role, user: String },
+    Role {
+        role: Role,
+        user: String,
+    },
     Note(String),
     Status,
     Incidents,
     Mitigated,
-    Resolve { summary: Option<String> },
+    Resolve {
+        summary: Option<String>,
+    },
     Close,
     Timeline,
     Postmortem,
     Help(Option<String>),
-    Approve { request: Option<RequestId> },
-    Deny { request: Option<RequestId>, reason: Option<String> },
-    Cancel { request: Option<RequestId> },
+    Approve {
+        request: Option<RequestId>,
+    },
+    Deny {
+        request: Option<RequestId>,
+        reason: Option<String>,
+    },
+    Cancel {
+        request: Option<RequestId>,
+    },
     Requests,
     Playbooks,
-    Run { playbook: String, params: Vec<(String, String)> },
-    Failover { region: String },
-    Isolate { region: Option<String> },
-    ReadOnly { on: bool },
-    Rollback { version: Option<String>, region: Option<String> },
-    Scale { region: String, replicas: u32 },
-    Resume { run: Option<String>, decision: ResumeDecision },
+    Run {
+        playbook: String,
+        params: Vec<(String, String)>,
+    },
+    Failover {
+        region: String,
+    },
+    Isolate {
+        region: Option<String>,
+    },
+    ReadOnly {
+        on: bool,
+    },
+    Rollback {
+        version: Option<String>,
+        region: Option<String>,
+    },
+    Scale {
+        region: String,
+        replicas: u32,
+    },
+    Resume {
+        run: Option<String>,
+        decision: ResumeDecision,
+    },
 }
 
 /// What a person decides about a run that stopped in the middle of a non-idempotent step.
@@ -118,31 +153,131 @@ pub struct CommandSpec {
 
 /// Every command word, its usage and what it does. `help` and "did you mean" both read this.
 pub const COMMANDS: &[CommandSpec] = &[
-    CommandSpec { name: "declare", usage: "/erlmcp p0|p1|p2|p3 declare <title>", summary: "open an incident of that severity, tied to this channel" },
-    CommandSpec { name: "ack", usage: "/erlmcp ack", summary: "acknowledge the incident (stops the response clock)" },
-    CommandSpec { name: "sev", usage: "/erlmcp sev <p0|p1|p2|p3>", summary: "change the incident's severity" },
-    CommandSpec { name: "role", usage: "/erlmcp role <ic|comms|scribe> <user>", summary: "assign a role" },
-    CommandSpec { name: "note", usage: "/erlmcp note <text>", summary: "add a note to the timeline" },
-    CommandSpec { name: "status", usage: "/erlmcp status", summary: "show the incident's state, roles and clocks" },
-    CommandSpec { name: "incidents", usage: "/erlmcp incidents", summary: "list the open incidents" },
-    CommandSpec { name: "mitigated", usage: "/erlmcp mitigated", summary: "mark the impact as mitigated" },
-    CommandSpec { name: "resolve", usage: "/erlmcp resolve [summary]", summary: "mark the incident resolved" },
-    CommandSpec { name: "close", usage: "/erlmcp close", summary: "close a resolved incident" },
-    CommandSpec { name: "timeline", usage: "/erlmcp timeline", summary: "show the incident's timeline" },
-    CommandSpec { name: "postmortem", usage: "/erlmcp postmortem", summary: "render the postmortem draft (Markdown)" },
-    CommandSpec { name: "help", usage: "/erlmcp help [command]", summary: "list commands, or explain one" },
-    CommandSpec { name: "approve", usage: "/erlmcp approve [REQ-id]", summary: "approve a pending infrastructure change (not your own)" },
-    CommandSpec { name: "deny", usage: "/erlmcp deny [REQ-id] [reason]", summary: "deny a pending infrastructure change" },
-    CommandSpec { name: "cancel", usage: "/erlmcp cancel [REQ-id]", summary: "withdraw your own pending request" },
-    CommandSpec { name: "requests", usage: "/erlmcp requests", summary: "list pending approval requests with their plans" },
-    CommandSpec { name: "playbooks", usage: "/erlmcp playbooks", summary: "list the playbooks and the severities they run under" },
-    CommandSpec { name: "run", usage: "/erlmcp run <playbook> [key=value ...]", summary: "request a playbook run (needs a second person's approval)" },
-    CommandSpec { name: "failover", usage: "/failover <region>", summary: "request the DR failover playbook to <region>" },
-    CommandSpec { name: "isolate", usage: "/erlmcp isolate [region]", summary: "request the security isolation playbook" },
-    CommandSpec { name: "readonly", usage: "/erlmcp readonly on|off", summary: "request read-only mode on or off" },
-    CommandSpec { name: "rollback", usage: "/erlmcp rollback [version] [region]", summary: "request a rollback to the previous or given version" },
-    CommandSpec { name: "scale", usage: "/erlmcp scale <region> <replicas>", summary: "request scaling erlmcp-cluster in a region" },
-    CommandSpec { name: "resume", usage: "/erlmcp resume [RUN-id] done|retry|abort", summary: "decide how a run interrupted mid-step goes on" },
+    CommandSpec {
+        name: "declare",
+        usage: "/erlmcp p0|p1|p2|p3 declare <title>",
+        summary: "open an incident of that severity, tied to this channel",
+    },
+    CommandSpec {
+        name: "ack",
+        usage: "/erlmcp ack",
+        summary: "acknowledge the incident (stops the response clock)",
+    },
+    CommandSpec {
+        name: "sev",
+        usage: "/erlmcp sev <p0|p1|p2|p3>",
+        summary: "change the incident's severity",
+    },
+    CommandSpec {
+        name: "role",
+        usage: "/erlmcp role <ic|comms|scribe> <user>",
+        summary: "assign a role",
+    },
+    CommandSpec {
+        name: "note",
+        usage: "/erlmcp note <text>",
+        summary: "add a note to the timeline",
+    },
+    CommandSpec {
+        name: "status",
+        usage: "/erlmcp status",
+        summary: "show the incident's state, roles and clocks",
+    },
+    CommandSpec {
+        name: "incidents",
+        usage: "/erlmcp incidents",
+        summary: "list the open incidents",
+    },
+    CommandSpec {
+        name: "mitigated",
+        usage: "/erlmcp mitigated",
+        summary: "mark the impact as mitigated",
+    },
+    CommandSpec {
+        name: "resolve",
+        usage: "/erlmcp resolve [summary]",
+        summary: "mark the incident resolved",
+    },
+    CommandSpec {
+        name: "close",
+        usage: "/erlmcp close",
+        summary: "close a resolved incident",
+    },
+    CommandSpec {
+        name: "timeline",
+        usage: "/erlmcp timeline",
+        summary: "show the incident's timeline",
+    },
+    CommandSpec {
+        name: "postmortem",
+        usage: "/erlmcp postmortem",
+        summary: "render the postmortem draft (Markdown)",
+    },
+    CommandSpec {
+        name: "help",
+        usage: "/erlmcp help [command]",
+        summary: "list commands, or explain one",
+    },
+    CommandSpec {
+        name: "approve",
+        usage: "/erlmcp approve [REQ-id]",
+        summary: "approve a pending infrastructure change (not your own)",
+    },
+    CommandSpec {
+        name: "deny",
+        usage: "/erlmcp deny [REQ-id] [reason]",
+        summary: "deny a pending infrastructure change",
+    },
+    CommandSpec {
+        name: "cancel",
+        usage: "/erlmcp cancel [REQ-id]",
+        summary: "withdraw your own pending request",
+    },
+    CommandSpec {
+        name: "requests",
+        usage: "/erlmcp requests",
+        summary: "list pending approval requests with their plans",
+    },
+    CommandSpec {
+        name: "playbooks",
+        usage: "/erlmcp playbooks",
+        summary: "list the playbooks and the severities they run under",
+    },
+    CommandSpec {
+        name: "run",
+        usage: "/erlmcp run <playbook> [key=value ...]",
+        summary: "request a playbook run (needs a second person's approval)",
+    },
+    CommandSpec {
+        name: "failover",
+        usage: "/failover <region>",
+        summary: "request the DR failover playbook to <region>",
+    },
+    CommandSpec {
+        name: "isolate",
+        usage: "/erlmcp isolate [region]",
+        summary: "request the security isolation playbook",
+    },
+    CommandSpec {
+        name: "readonly",
+        usage: "/erlmcp readonly on|off",
+        summary: "request read-only mode on or off",
+    },
+    CommandSpec {
+        name: "rollback",
+        usage: "/erlmcp rollback [version] [region]",
+        summary: "request a rollback to the previous or given version",
+    },
+    CommandSpec {
+        name: "scale",
+        usage: "/erlmcp scale <region> <replicas>",
+        summary: "request scaling erlmcp-cluster in a region",
+    },
+    CommandSpec {
+        name: "resume",
+        usage: "/erlmcp resume [RUN-id] done|retry|abort",
+        summary: "decide how a run interrupted mid-step goes on",
+    },
 ];
 
 pub fn spec(name: &str) -> Option<&'static CommandSpec> {
@@ -167,8 +302,9 @@ static RUN_ID: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"(?i)^RUN-\d{8}-\d{1,6}$").expect("static regex"));
 static REGION: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^[a-z]{2}-[a-z]+-\d{1,2}$").expect("static regex"));
-static VERSION: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^v?\d+\.\d+\.\d+(?:[-+][0-9A-Za-z.-]+)?$").expect("static regex"));
+static VERSION: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^v?\d+\.\d+\.\d+(?:[-+][0-9A-Za-z.-]+)?$").expect("static regex")
+});
 static PARAM: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^([a-z][a-z0-9_]*)=(.+)$").expect("static regex"));
 static PLAYBOOK_NAME: LazyLock<Regex> =
@@ -205,14 +341,24 @@ pub fn parse(input: &str) -> Result<Parsed, ParseError> {
 }
 
 fn parse_command(text: &str) -> Result<Command, ParseError> {
-    if let Some(caps) = DECLARE.captures(text).or_else(|| DECLARE_SWAPPED.captures(text)) {
+    if let Some(caps) = DECLARE
+        .captures(text)
+        .or_else(|| DECLARE_SWAPPED.captures(text))
+    {
         let severity = Severity::parse(&caps[1]).expect("regex admits p0..p3 only");
         let title = caps.get(2).map(|m| m.as_str().trim()).unwrap_or("");
         if title.is_empty() {
-            return Err(err("declare", "an incident needs a title", &format!("/erlmcp {severity} declare API down in us-east-1").to_lowercase()));
+            return Err(err(
+                "declare",
+                "an incident needs a title",
+                &format!("/erlmcp {severity} declare API down in us-east-1").to_lowercase(),
+            ));
         }
         check_length("declare", title)?;
-        return Ok(Command::Declare { severity, title: title.to_string() });
+        return Ok(Command::Declare {
+            severity,
+            title: title.to_string(),
+        });
     }
     let Some(caps) = VERB_REST.captures(text) else {
         return Err(unknown(text, ""));
@@ -225,28 +371,51 @@ fn parse_command(text: &str) -> Result<Command, ParseError> {
     match verb.as_str() {
         "ack" | "acknowledge" => no_args("ack", &args, Command::Ack),
         "sev" | "severity" => match args.as_slice() {
-            [s] => Severity::parse(s)
-                .map(Command::Sev)
-                .ok_or_else(|| err("sev", &format!("`{s}` is not a severity; use p0, p1, p2 or p3"), "/erlmcp sev p1")),
-            [] => Err(err("sev", "which severity? one of p0, p1, p2, p3", "/erlmcp sev p1")),
+            [s] => Severity::parse(s).map(Command::Sev).ok_or_else(|| {
+                err(
+                    "sev",
+                    &format!("`{s}` is not a severity; use p0, p1, p2 or p3"),
+                    "/erlmcp sev p1",
+                )
+            }),
+            [] => Err(err(
+                "sev",
+                "which severity? one of p0, p1, p2, p3",
+                "/erlmcp sev p1",
+            )),
             _ => Err(err("sev", "takes exactly one severity", "/erlmcp sev p1")),
         },
         "role" => match args.as_slice() {
             [r, user] => {
                 let role = Role::parse(r).ok_or_else(|| {
-                    err("role", &format!("`{r}` is not a role; use ic, comms or scribe"), &format!("/erlmcp role ic {user}"))
+                    err(
+                        "role",
+                        &format!("`{r}` is not a role; use ic, comms or scribe"),
+                        &format!("/erlmcp role ic {user}"),
+                    )
                 })?;
                 let user = user.trim_start_matches('@');
                 if user.is_empty() {
                     return Err(err("role", "which user?", "/erlmcp role ic alice"));
                 }
-                Ok(Command::Role { role, user: user.to_string() })
+                Ok(Command::Role {
+                    role,
+                    user: user.to_string(),
+                })
             }
-            _ => Err(err("role", "needs a role (ic, comms or scribe) and a user", "/erlmcp role ic alice")),
+            _ => Err(err(
+                "role",
+                "needs a role (ic, comms or scribe) and a user",
+                "/erlmcp role ic alice",
+            )),
         },
         "note" => {
             if rest.is_empty() {
-                return Err(err("note", "a note needs text", "/erlmcp note rolled back the config change"));
+                return Err(err(
+                    "note",
+                    "a note needs text",
+                    "/erlmcp note rolled back the config change",
+                ));
             }
             check_length("note", rest)?;
             Ok(Command::Note(rest.to_string()))
@@ -256,7 +425,9 @@ fn parse_command(text: &str) -> Result<Command, ParseError> {
         "mitigated" | "mitigate" => no_args("mitigated", &args, Command::Mitigated),
         "resolve" | "resolved" => {
             check_length("resolve", rest)?;
-            Ok(Command::Resolve { summary: (!rest.is_empty()).then(|| rest.to_string()) })
+            Ok(Command::Resolve {
+                summary: (!rest.is_empty()).then(|| rest.to_string()),
+            })
         }
         "close" => no_args("close", &args, Command::Close),
         "timeline" => no_args("timeline", &args, Command::Timeline),
@@ -265,19 +436,33 @@ fn parse_command(text: &str) -> Result<Command, ParseError> {
             [] => Ok(Command::Help(None)),
             [topic] => {
                 let topic = topic.trim_start_matches('/').to_ascii_lowercase();
-                let topic = if SEVERITY_WORD.is_match(&topic) { "declare".to_string() } else { topic };
+                let topic = if SEVERITY_WORD.is_match(&topic) {
+                    "declare".to_string()
+                } else {
+                    topic
+                };
                 if spec(&topic).is_some() {
                     Ok(Command::Help(Some(topic)))
                 } else {
                     Err(unknown(&topic, "help"))
                 }
             }
-            _ => Err(err("help", "takes at most one command name", "/erlmcp help approve")),
+            _ => Err(err(
+                "help",
+                "takes at most one command name",
+                "/erlmcp help approve",
+            )),
         },
         "approve" | "lgtm" => match args.as_slice() {
             [] => Ok(Command::Approve { request: None }),
-            [id] => Ok(Command::Approve { request: Some(request_id("approve", id)?) }),
-            _ => Err(err("approve", "takes at most one request id", "/erlmcp approve REQ-20261128-1")),
+            [id] => Ok(Command::Approve {
+                request: Some(request_id("approve", id)?),
+            }),
+            _ => Err(err(
+                "approve",
+                "takes at most one request id",
+                "/erlmcp approve REQ-20261128-1",
+            )),
         },
         "deny" | "reject" => {
             let (request, reason) = match args.first() {
@@ -288,44 +473,90 @@ fn parse_command(text: &str) -> Result<Command, ParseError> {
                 _ => (None, rest),
             };
             check_length("deny", reason)?;
-            Ok(Command::Deny { request, reason: (!reason.is_empty()).then(|| reason.to_string()) })
+            Ok(Command::Deny {
+                request,
+                reason: (!reason.is_empty()).then(|| reason.to_string()),
+            })
         }
         "cancel" | "withdraw" => match args.as_slice() {
             [] => Ok(Command::Cancel { request: None }),
-            [id] => Ok(Command::Cancel { request: Some(request_id("cancel", id)?) }),
-            _ => Err(err("cancel", "takes at most one request id", "/erlmcp cancel REQ-20261128-1")),
+            [id] => Ok(Command::Cancel {
+                request: Some(request_id("cancel", id)?),
+            }),
+            _ => Err(err(
+                "cancel",
+                "takes at most one request id",
+                "/erlmcp cancel REQ-20261128-1",
+            )),
         },
         "requests" | "pending" => no_args("requests", &args, Command::Requests),
         "playbooks" => no_args("playbooks", &args, Command::Playbooks),
         "run" => {
             let Some((name, params)) = args.split_first() else {
-                return Err(err("run", "which playbook? `/erlmcp playbooks` lists them", "/erlmcp run failover region=us-west-2"));
+                return Err(err(
+                    "run",
+                    "which playbook? `/erlmcp playbooks` lists them",
+                    "/erlmcp run failover region=us-west-2",
+                ));
             };
             let name = name.to_ascii_lowercase();
             if !PLAYBOOK_NAME.is_match(&name) {
-                return Err(err("run", &format!("`{name}` is not a playbook name (lowercase letters, digits and dashes)"), "/erlmcp run failover region=us-west-2"));
+                return Err(err(
+                    "run",
+                    &format!(
+                        "`{name}` is not a playbook name (lowercase letters, digits and dashes)"
+                    ),
+                    "/erlmcp run failover region=us-west-2",
+                ));
             }
             let mut pairs = Vec::new();
             for p in params {
                 let Some(c) = PARAM.captures(p) else {
-                    return Err(err("run", &format!("`{p}` is not a key=value parameter"), &format!("/erlmcp run {name} region=us-west-2")));
+                    return Err(err(
+                        "run",
+                        &format!("`{p}` is not a key=value parameter"),
+                        &format!("/erlmcp run {name} region=us-west-2"),
+                    ));
                 };
                 if pairs.iter().any(|(k, _): &(String, String)| k == &c[1]) {
-                    return Err(err("run", &format!("parameter `{}` is given twice", &c[1]), &format!("/erlmcp run {name} region=us-west-2")));
+                    return Err(err(
+                        "run",
+                        &format!("parameter `{}` is given twice", &c[1]),
+                        &format!("/erlmcp run {name} region=us-west-2"),
+                    ));
                 }
                 pairs.push((c[1].to_string(), c[2].to_string()));
             }
-            Ok(Command::Run { playbook: name, params: pairs })
+            Ok(Command::Run {
+                playbook: name,
+                params: pairs,
+            })
         }
         "failover" => match args.as_slice() {
-            [r] => Ok(Command::Failover { region: region("failover", r, "/failover us-west-2")? }),
-            [] => Err(err("failover", "which region should take over? (the hot DR region is us-west-2)", "/failover us-west-2")),
-            _ => Err(err("failover", "takes exactly one region", "/failover us-west-2")),
+            [r] => Ok(Command::Failover {
+                region: region("failover", r, "/failover us-west-2")?,
+            }),
+            [] => Err(err(
+                "failover",
+                "which region should take over? (the hot DR region is us-west-2)",
+                "/failover us-west-2",
+            )),
+            _ => Err(err(
+                "failover",
+                "takes exactly one region",
+                "/failover us-west-2",
+            )),
         },
         "isolate" => match args.as_slice() {
             [] => Ok(Command::Isolate { region: None }),
-            [r] => Ok(Command::Isolate { region: Some(region("isolate", r, "/erlmcp isolate us-east-1")?) }),
-            _ => Err(err("isolate", "takes at most one region", "/erlmcp isolate us-east-1")),
+            [r] => Ok(Command::Isolate {
+                region: Some(region("isolate", r, "/erlmcp isolate us-east-1")?),
+            }),
+            _ => Err(err(
+                "isolate",
+                "takes at most one region",
+                "/erlmcp isolate us-east-1",
+            )),
         },
         "readonly" | "read-only" => match args.as_slice() {
             [v] if v.eq_ignore_ascii_case("on") => Ok(Command::ReadOnly { on: true }),
@@ -340,49 +571,98 @@ fn parse_command(text: &str) -> Result<Command, ParseError> {
                 } else if REGION.is_match(a) && reg.is_none() {
                     reg = Some(a.to_string());
                 } else {
-                    return Err(err("rollback", &format!("`{a}` is neither a version (like 3.1.2) nor a region (like us-east-1)"), "/erlmcp rollback 3.1.2 us-east-1"));
+                    return Err(err(
+                        "rollback",
+                        &format!(
+                            "`{a}` is neither a version (like 3.1.2) nor a region (like us-east-1)"
+                        ),
+                        "/erlmcp rollback 3.1.2 us-east-1",
+                    ));
                 }
             }
-            Ok(Command::Rollback { version, region: reg })
+            Ok(Command::Rollback {
+                version,
+                region: reg,
+            })
         }
-        "scale" => match args.as_slice() {
-            [r, n] => {
-                let region = region("scale", r, "/erlmcp scale us-east-1 5")?;
-                let replicas: u32 = n.parse().map_err(|_| {
+        "scale" => {
+            match args.as_slice() {
+                [r, n] => {
+                    let region = region("scale", r, "/erlmcp scale us-east-1 5")?;
+                    let replicas: u32 = n.parse().map_err(|_| {
                     err("scale", &format!("`{n}` is not a replica count (a whole number from 0 to {MAX_REPLICAS})"), &format!("/erlmcp scale {region} 5"))
                 })?;
-                if replicas > MAX_REPLICAS {
-                    return Err(err("scale", &format!("{replicas} replicas is more than the limit of {MAX_REPLICAS}"), &format!("/erlmcp scale {region} {MAX_REPLICAS}")));
+                    if replicas > MAX_REPLICAS {
+                        return Err(err(
+                            "scale",
+                            &format!(
+                                "{replicas} replicas is more than the limit of {MAX_REPLICAS}"
+                            ),
+                            &format!("/erlmcp scale {region} {MAX_REPLICAS}"),
+                        ));
+                    }
+                    Ok(Command::Scale { region, replicas })
                 }
-                Ok(Command::Scale { region, replicas })
+                _ => Err(err(
+                    "scale",
+                    "needs a region and a replica count",
+                    "/erlmcp scale us-east-1 5",
+                )),
             }
-            _ => Err(err("scale", "needs a region and a replica count", "/erlmcp scale us-east-1 5")),
-        },
+        }
         "resume" => {
             let (run, decision_word) = match args.as_slice() {
                 [d] => (None, *d),
                 [id, d] => {
                     if !RUN_ID.is_match(id) {
-                        return Err(err("resume", &format!("`{id}` is not a run id (RUN-YYYYMMDD-N)"), "/erlmcp resume RUN-20261128-1 retry"));
+                        return Err(err(
+                            "resume",
+                            &format!("`{id}` is not a run id (RUN-YYYYMMDD-N)"),
+                            "/erlmcp resume RUN-20261128-1 retry",
+                        ));
                     }
                     (Some(id.to_ascii_uppercase()), *d)
                 }
-                _ => return Err(err("resume", "say whether the interrupted step is done, should be retried, or the run aborted", "/erlmcp resume retry")),
+                _ => {
+                    return Err(err(
+                        "resume",
+                        "say whether the interrupted step is done, should be retried, or the run aborted",
+                        "/erlmcp resume retry",
+                    ));
+                }
             };
             let decision = match decision_word.to_ascii_lowercase().as_str() {
                 "done" => ResumeDecision::Done,
                 "retry" => ResumeDecision::Retry,
                 "abort" => ResumeDecision::Abort,
-                other => return Err(err("resume", &format!("`{other}` is not one of done, retry, abort"), "/erlmcp resume retry")),
+                other => {
+                    return Err(err(
+                        "resume",
+                        &format!("`{other}` is not one of done, retry, abort"),
+                        "/erlmcp resume retry",
+                    ));
+                }
             };
             Ok(Command::Resume { run, decision })
         }
-        "declare" => Err(err("declare", "the severity comes first (p0, p1, p2 or p3), then a title", "/erlmcp p1 declare API errors in eu-west-1")),
+        "declare" => Err(err(
+            "declare",
+            "the severity comes first (p0, p1, p2 or p3), then a title",
+            "/erlmcp p1 declare API errors in eu-west-1",
+        )),
         v if SEVERITY_WORD.is_match(v) => {
             if Severity::parse(v).is_none() {
-                Err(err("declare", &format!("`{v}` is not a severity; use p0, p1, p2 or p3"), "/erlmcp p1 declare API errors in eu-west-1"))
+                Err(err(
+                    "declare",
+                    &format!("`{v}` is not a severity; use p0, p1, p2 or p3"),
+                    "/erlmcp p1 declare API errors in eu-west-1",
+                ))
             } else {
-                Err(err("declare", &format!("after `{v}` comes `declare` and a title"), &format!("/erlmcp {v} declare API errors in eu-west-1")))
+                Err(err(
+                    "declare",
+                    &format!("after `{v}` comes `declare` and a title"),
+                    &format!("/erlmcp {v} declare API errors in eu-west-1"),
+                ))
             }
         }
         _ => Err(unknown(verb_typed, "")),
@@ -390,7 +670,11 @@ fn parse_command(text: &str) -> Result<Command, ParseError> {
 }
 
 fn err(command: &'static str, problem: &str, try_instead: &str) -> ParseError {
-    ParseError { command: Some(spec(command).map(|s| s.name).unwrap_or(command)), problem: problem.to_string(), try_instead: try_instead.to_string() }
+    ParseError {
+        command: Some(spec(command).map(|s| s.name).unwrap_or(command)),
+        problem: problem.to_string(),
+        try_instead: try_instead.to_string(),
+    }
 }
 
 fn no_args(command: &'static str, args: &[&str], ok: Command) -> Result<Command, ParseError> {
@@ -398,14 +682,22 @@ fn no_args(command: &'static str, args: &[&str], ok: Command) -> Result<Command,
         Ok(ok)
     } else {
         let usage = spec(command).map(|s| s.usage).unwrap_or("/erlmcp help");
-        Err(err(command, &format!("takes no arguments (got `{}`)", args.join(" ")), usage))
+        Err(err(
+            command,
+            &format!("takes no arguments (got `{}`)", args.join(" ")),
+            usage,
+        ))
     }
 }
 
 fn check_length(command: &'static str, text: &str) -> Result<(), ParseError> {
     let n = text.chars().count();
     if n > MAX_TEXT_CHARS {
-        return Err(err(command, &format!("text is {n} characters; the limit is {MAX_TEXT_CHARS}"), "shorten it, or split it into several notes"));
+        return Err(err(
+            command,
+            &format!("text is {n} characters; the limit is {MAX_TEXT_CHARS}"),
+            "shorten it, or split it into several notes",
+        ));
     }
     Ok(())
 }
@@ -414,7 +706,13 @@ fn request_id(command: &'static str, id: &str) -> Result<RequestId, ParseError> 
     if REQUEST_ID.is_match(id) {
         Ok(RequestId::new(id.to_ascii_uppercase()))
     } else {
-        Err(err(command, &format!("`{id}` is not a request id (they look like REQ-20261128-1; `/erlmcp requests` lists them)"), &format!("/erlmcp {command}")))
+        Err(err(
+            command,
+            &format!(
+                "`{id}` is not a request id (they look like REQ-20261128-1; `/erlmcp requests` lists them)"
+            ),
+            &format!("/erlmcp {command}"),
+        ))
     }
 }
 
@@ -423,7 +721,11 @@ fn region(command: &'static str, r: &str, example: &str) -> Result<String, Parse
     if REGION.is_match(&lower) {
         Ok(lower)
     } else {
-        Err(err(command, &format!("`{r}` is not a region name (like us-west-2)"), example))
+        Err(err(
+            command,
+            &format!("`{r}` is not a region name (like us-west-2)"),
+            example,
+        ))
     }
 }
 
@@ -435,10 +737,25 @@ fn unknown(word: &str, context: &str) -> ParseError {
         .map(|c| (strsim::damerau_levenshtein(&lower, c.name), c))
         .min_by_key(|(d, _)| *d)
         .filter(|(d, c)| *d <= 2.max(c.name.len() / 3));
-    let what = if context == "help" { "there is no help topic" } else { "unknown command" };
+    let what = if context == "help" {
+        "there is no help topic"
+    } else {
+        "unknown command"
+    };
     match best {
-        Some((_, c)) => ParseError { command: None, problem: format!("{what} `{word}`; did you mean `{}`? ({})", c.name, c.summary), try_instead: c.usage.to_string() },
-        None => ParseError { command: None, problem: format!("{what} `{word}`"), try_instead: "/erlmcp help".to_string() },
+        Some((_, c)) => ParseError {
+            command: None,
+            problem: format!(
+                "{what} `{word}`; did you mean `{}`? ({})",
+                c.name, c.summary
+            ),
+            try_instead: c.usage.to_string(),
+        },
+        None => ParseError {
+            command: None,
+            problem: format!("{what} `{word}`"),
+            try_instead: "/erlmcp help".to_string(),
+        },
     }
 }
 

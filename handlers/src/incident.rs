@@ -32,9 +32,15 @@ impl IncidentStatus {
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        [Self::Declared, Self::Acknowledged, Self::Mitigated, Self::Resolved, Self::Closed]
-            .into_iter()
-            .find(|v| v.as_str() == s)
+        [
+            Self::Declared,
+            Self::Acknowledged,
+            Self::Mitigated,
+            Self::Resolved,
+            Self::Closed,
+        ]
+        .into_iter()
+        .find(|v| v.as_str() == s)
     }
 }
 
@@ -120,7 +126,10 @@ impl Incident {
         let verdict = if late { "missed" } else { "met" };
         Ok(vec![t(
             "acknowledged",
-            format!("Acknowledged by {by} after {clock} (target {}: {verdict})", crate::severity::human_duration(self.severity.response_target())),
+            format!(
+                "Acknowledged by {by} after {clock} (target {}: {verdict})",
+                crate::severity::human_duration(self.severity.response_target())
+            ),
         )])
     }
 
@@ -129,7 +138,10 @@ impl Incident {
         if self.acknowledged_at.is_none() {
             self.acknowledged_at = Some(at);
             self.acknowledged_by = Some(by.to_string());
-            out.push(t("acknowledged", format!("Acknowledged by {by} (implied by the next step)")));
+            out.push(t(
+                "acknowledged",
+                format!("Acknowledged by {by} (implied by the next step)"),
+            ));
         }
     }
 
@@ -153,7 +165,11 @@ impl Incident {
     pub fn assign_role(&mut self, role: Role, user: &str) -> Outcome {
         self.refuse_if_closed("take role changes")?;
         if self.roles.get(&role).map(String::as_str) == Some(user) {
-            return Err(Refusal(format!("{user} is already {} of {}.", role.title(), self.id)));
+            return Err(Refusal(format!(
+                "{user} is already {} of {}.",
+                role.title(),
+                self.id
+            )));
         }
         let previous = self.roles.insert(role, user.to_string());
         let text = match previous {
@@ -172,25 +188,41 @@ impl Incident {
         self.imply_ack(by, at, &mut out);
         self.status = IncidentStatus::Mitigated;
         self.mitigated_at = Some(at);
-        out.push(t("mitigated", format!("Impact mitigated (reported by {by}) after {}", crate::severity::human_duration(at - self.declared_at))));
+        out.push(t(
+            "mitigated",
+            format!(
+                "Impact mitigated (reported by {by}) after {}",
+                crate::severity::human_duration(at - self.declared_at)
+            ),
+        ));
         Ok(out)
     }
 
     pub fn resolve(&mut self, by: &str, at: DateTime<Utc>, summary: Option<String>) -> Outcome {
         self.refuse_if_closed("be resolved")?;
         if self.status == IncidentStatus::Resolved {
-            return Err(Refusal(format!("{} is already resolved; `/erlmcp close` closes it.", self.id)));
+            return Err(Refusal(format!(
+                "{} is already resolved; `/erlmcp close` closes it.",
+                self.id
+            )));
         }
         let mut out = Vec::new();
         self.imply_ack(by, at, &mut out);
         if self.mitigated_at.is_none() {
             self.mitigated_at = Some(at);
-            out.push(t("mitigated", "Impact mitigated (implied by resolution)".to_string()));
+            out.push(t(
+                "mitigated",
+                "Impact mitigated (implied by resolution)".to_string(),
+            ));
         }
         self.status = IncidentStatus::Resolved;
         self.resolved_at = Some(at);
         let elapsed = at - self.declared_at;
-        let verdict = if elapsed > self.severity.resolution_target() { "missed" } else { "met" };
+        let verdict = if elapsed > self.severity.resolution_target() {
+            "missed"
+        } else {
+            "met"
+        };
         let mut text = format!(
             "Resolved by {by} after {} (target {}: {verdict})",
             crate::severity::human_duration(elapsed),
@@ -256,7 +288,10 @@ mod tests {
         let first = i.acknowledge("bob", at(3)).unwrap();
         assert!(first[0].text.contains("target 5m 00s: met"), "{first:?}");
         let again = i.acknowledge("carol", at(4)).unwrap_err();
-        assert_eq!(again.0, "INC-20261128-1 was already acknowledged by bob at 14:03:00 UTC.");
+        assert_eq!(
+            again.0,
+            "INC-20261128-1 was already acknowledged by bob at 14:03:00 UTC."
+        );
         assert_eq!(i.acknowledged_by.as_deref(), Some("bob"));
     }
 
@@ -270,24 +305,67 @@ mod tests {
     #[test]
     fn closing_requires_resolution_and_closed_incidents_refuse_everything() {
         let mut i = incident();
-        assert!(i.close("alice", at(1)).unwrap_err().0.contains("not resolved"));
-        i.resolve("alice", at(30), Some("bad deploy reverted".into())).unwrap();
-        assert_eq!(i.mitigated_at, Some(at(30)), "resolution implies mitigation");
-        assert_eq!(i.acknowledged_by.as_deref(), Some("alice"), "resolution implies acknowledgement");
+        assert!(
+            i.close("alice", at(1))
+                .unwrap_err()
+                .0
+                .contains("not resolved")
+        );
+        i.resolve("alice", at(30), Some("bad deploy reverted".into()))
+            .unwrap();
+        assert_eq!(
+            i.mitigated_at,
+            Some(at(30)),
+            "resolution implies mitigation"
+        );
+        assert_eq!(
+            i.acknowledged_by.as_deref(),
+            Some("alice"),
+            "resolution implies acknowledgement"
+        );
         i.close("alice", at(31)).unwrap();
-        assert!(i.resolve("alice", at(32), None).unwrap_err().0.contains("is closed"));
-        assert!(i.acknowledge("bob", at(32)).unwrap_err().0.contains("is closed"));
-        assert!(i.change_severity(Severity::P1).unwrap_err().0.contains("is closed"));
-        assert!(i.close("alice", at(33)).unwrap_err().0.contains("already closed"));
+        assert!(
+            i.resolve("alice", at(32), None)
+                .unwrap_err()
+                .0
+                .contains("is closed")
+        );
+        assert!(
+            i.acknowledge("bob", at(32))
+                .unwrap_err()
+                .0
+                .contains("is closed")
+        );
+        assert!(
+            i.change_severity(Severity::P1)
+                .unwrap_err()
+                .0
+                .contains("is closed")
+        );
+        assert!(
+            i.close("alice", at(33))
+                .unwrap_err()
+                .0
+                .contains("already closed")
+        );
     }
 
     #[test]
     fn severity_and_role_changes_say_from_and_to() {
         let mut i = incident();
-        assert_eq!(i.change_severity(Severity::P1).unwrap()[0].text, "Severity P0 -> P1 (targets now: respond 15m 00s, resolve 4h 00m)");
+        assert_eq!(
+            i.change_severity(Severity::P1).unwrap()[0].text,
+            "Severity P0 -> P1 (targets now: respond 15m 00s, resolve 4h 00m)"
+        );
         assert!(i.change_severity(Severity::P1).is_err());
-        assert_eq!(i.assign_role(Role::Ic, "bob").unwrap()[0].text, "Incident commander: bob");
-        assert_eq!(i.assign_role(Role::Ic, "carol").unwrap()[0].text, "Incident commander: bob -> carol");
+        assert_eq!(
+            i.assign_role(Role::Ic, "bob").unwrap()[0].text,
+            "Incident commander: bob"
+        );
+        assert_eq!(
+            i.assign_role(Role::Ic, "carol").unwrap()[0].text,
+            "Incident commander: bob -> carol"
+        );
         assert!(i.assign_role(Role::Ic, "carol").is_err());
     }
 }

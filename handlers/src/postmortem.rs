@@ -28,7 +28,13 @@ fn cell(s: &str) -> String {
     s.replace('|', "\\|").replace('\n', " ")
 }
 
-fn clock_row(out: &mut String, what: &str, start: DateTime<Utc>, end: Option<DateTime<Utc>>, target: Option<Duration>) {
+fn clock_row(
+    out: &mut String,
+    what: &str,
+    start: DateTime<Utc>,
+    end: Option<DateTime<Utc>>,
+    target: Option<Duration>,
+) {
     let (took, verdict) = match end {
         Some(e) => {
             let d = e - start;
@@ -41,7 +47,9 @@ fn clock_row(out: &mut String, what: &str, start: DateTime<Utc>, end: Option<Dat
         }
         None => ("not yet".to_string(), "open".to_string()),
     };
-    let target = target.map(human_duration).unwrap_or_else(|| "-".to_string());
+    let target = target
+        .map(human_duration)
+        .unwrap_or_else(|| "-".to_string());
     let _ = writeln!(out, "| {what} | {took} | {target} | {verdict} |");
 }
 
@@ -50,12 +58,20 @@ pub fn render(inc: &Incident, entries: &[Entry], requests: &[RequestRecord]) -> 
     let drill = if inc.drill { " (DRILL)" } else { "" };
     let _ = writeln!(o, "# Postmortem: {}{drill}\n", inc.title);
     if inc.drill {
-        let _ = writeln!(o, "> This was a drill on the simulated world. No production system was changed.\n");
+        let _ = writeln!(
+            o,
+            "> This was a drill on the simulated world. No production system was changed.\n"
+        );
     }
     let _ = writeln!(o, "| | |\n|---|---|");
     let _ = writeln!(o, "| Incident | {} |", inc.id);
     let _ = writeln!(o, "| Date | {} |", inc.declared_at.format("%Y-%m-%d"));
-    let _ = writeln!(o, "| Severity | {} ({}) |", inc.severity, inc.severity.level().name);
+    let _ = writeln!(
+        o,
+        "| Severity | {} ({}) |",
+        inc.severity,
+        inc.severity.level().name
+    );
     let _ = writeln!(o, "| Status | {} |", inc.status);
     let _ = writeln!(o, "| Declared by | {} |", cell(&inc.declared_by));
     let _ = writeln!(o, "| Authors | {TO_BE_WRITTEN} |\n");
@@ -80,16 +96,46 @@ pub fn render(inc: &Incident, entries: &[Entry], requests: &[RequestRecord]) -> 
         ("Closed", inc.closed_at),
     ];
     for (name, t) in moments {
-        let _ = writeln!(o, "| {name} | {} |", t.map(ts).unwrap_or_else(|| "-".into()));
+        let _ = writeln!(
+            o,
+            "| {name} | {} |",
+            t.map(ts).unwrap_or_else(|| "-".into())
+        );
     }
 
-    let _ = writeln!(o, "\n## Durations against the {} targets (runbook §8.1)\n", inc.severity);
+    let _ = writeln!(
+        o,
+        "\n## Durations against the {} targets (runbook §8.1)\n",
+        inc.severity
+    );
     let _ = writeln!(o, "| Clock | Took | Target | Result |\n|---|---|---|---|");
-    clock_row(&mut o, "Time to acknowledge", inc.declared_at, inc.acknowledged_at, Some(inc.severity.response_target()));
-    clock_row(&mut o, "Time to mitigate", inc.declared_at, inc.mitigated_at, None);
-    clock_row(&mut o, "Time to resolve", inc.declared_at, inc.resolved_at, Some(inc.severity.resolution_target()));
+    clock_row(
+        &mut o,
+        "Time to acknowledge",
+        inc.declared_at,
+        inc.acknowledged_at,
+        Some(inc.severity.response_target()),
+    );
+    clock_row(
+        &mut o,
+        "Time to mitigate",
+        inc.declared_at,
+        inc.mitigated_at,
+        None,
+    );
+    clock_row(
+        &mut o,
+        "Time to resolve",
+        inc.declared_at,
+        inc.resolved_at,
+        Some(inc.severity.resolution_target()),
+    );
     if entries.iter().any(|e| e.kind == "severity") {
-        let _ = writeln!(o, "\nThe severity changed during the incident; targets are those of the final severity, {}.", inc.severity);
+        let _ = writeln!(
+            o,
+            "\nThe severity changed during the incident; targets are those of the final severity, {}.",
+            inc.severity
+        );
     }
 
     let _ = writeln!(o, "\n## Roles\n");
@@ -105,7 +151,11 @@ pub fn render(inc: &Incident, entries: &[Entry], requests: &[RequestRecord]) -> 
         let _ = writeln!(o, "\n## Infrastructure changes\n");
         for r in requests {
             let q = &r.request;
-            let approvers: Vec<&str> = r.approvals.iter().map(|a| a.approver_name.as_str()).collect();
+            let approvers: Vec<&str> = r
+                .approvals
+                .iter()
+                .map(|a| a.approver_name.as_str())
+                .collect();
             let _ = writeln!(
                 o,
                 "### {} `{}`: {}\n\nRequested by {} at {}; approved by {}; plan digest `{}`.\n",
@@ -114,7 +164,11 @@ pub fn render(inc: &Incident, entries: &[Entry], requests: &[RequestRecord]) -> 
                 q.state,
                 q.requester_name,
                 ts(q.created_at),
-                if approvers.is_empty() { "nobody".to_string() } else { approvers.join(", ") },
+                if approvers.is_empty() {
+                    "nobody".to_string()
+                } else {
+                    approvers.join(", ")
+                },
                 q.short_digest()
             );
             if let (Some(by), Some(reason)) = (&q.decided_by, &q.reason) {
@@ -122,7 +176,10 @@ pub fn render(inc: &Incident, entries: &[Entry], requests: &[RequestRecord]) -> 
             }
             if let Some((run, steps)) = &r.run {
                 let _ = writeln!(o, "Run {} ({}):\n", run.id, run.state.as_str());
-                let _ = writeln!(o, "| # | Step | Approved by | Started (UTC) | Duration | Result |\n|---|---|---|---|---|---|");
+                let _ = writeln!(
+                    o,
+                    "| # | Step | Approved by | Started (UTC) | Duration | Result |\n|---|---|---|---|---|---|"
+                );
                 for s in steps {
                     let dur = match (s.started_at, s.finished_at) {
                         (Some(a), Some(b)) => human_duration(b - a),
@@ -145,14 +202,36 @@ pub fn render(inc: &Incident, entries: &[Entry], requests: &[RequestRecord]) -> 
         }
     }
 
-    let _ = writeln!(o, "\n## Timeline\n\n| Time (UTC) | Who | Source | What |\n|---|---|---|---|");
+    let _ = writeln!(
+        o,
+        "\n## Timeline\n\n| Time (UTC) | Who | Source | What |\n|---|---|---|---|"
+    );
     for e in entries.iter().filter(|e| e.kind != "query") {
-        let _ = writeln!(o, "| {} | {} | {} | {} |", ts(e.at), cell(&e.actor), e.source, cell(&e.text));
+        let _ = writeln!(
+            o,
+            "| {} | {} | {} | {} |",
+            ts(e.at),
+            cell(&e.actor),
+            e.source,
+            cell(&e.text)
+        );
     }
 
-    for section in ["Root cause", "Trigger", "Detection", "Resolution", "Lessons learned", "What went well", "What went wrong", "Where we got lucky"] {
+    for section in [
+        "Root cause",
+        "Trigger",
+        "Detection",
+        "Resolution",
+        "Lessons learned",
+        "What went well",
+        "What went wrong",
+        "Where we got lucky",
+    ] {
         let _ = writeln!(o, "\n## {section}\n\n{TO_BE_WRITTEN}");
     }
-    let _ = writeln!(o, "\n## Action items\n\n| Action | Type | Owner | Status |\n|---|---|---|---|\n| {TO_BE_WRITTEN} | | | |");
+    let _ = writeln!(
+        o,
+        "\n## Action items\n\n| Action | Type | Owner | Status |\n|---|---|---|---|\n| {TO_BE_WRITTEN} | | | |"
+    );
     o
 }

@@ -23,15 +23,30 @@ pub struct Reply {
 
 impl Reply {
     pub fn channel(text: impl Into<String>) -> Self {
-        Self { text: text.into(), audience: Audience::Channel, is_error: false, approval_request: None }
+        Self {
+            text: text.into(),
+            audience: Audience::Channel,
+            is_error: false,
+            approval_request: None,
+        }
     }
 
     pub fn private(text: impl Into<String>) -> Self {
-        Self { text: text.into(), audience: Audience::Requester, is_error: false, approval_request: None }
+        Self {
+            text: text.into(),
+            audience: Audience::Requester,
+            is_error: false,
+            approval_request: None,
+        }
     }
 
     pub fn error(text: impl Into<String>) -> Self {
-        Self { text: text.into(), audience: Audience::Requester, is_error: true, approval_request: None }
+        Self {
+            text: text.into(),
+            audience: Audience::Requester,
+            is_error: true,
+            approval_request: None,
+        }
     }
 }
 

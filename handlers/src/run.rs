@@ -27,7 +27,15 @@ impl RunState {
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        [Self::Running, Self::Blocked, Self::Done, Self::Failed, Self::Aborted].into_iter().find(|v| v.as_str() == s)
+        [
+            Self::Running,
+            Self::Blocked,
+            Self::Done,
+            Self::Failed,
+            Self::Aborted,
+        ]
+        .into_iter()
+        .find(|v| v.as_str() == s)
     }
 }
 
@@ -52,7 +60,15 @@ impl StepState {
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        [Self::Pending, Self::Running, Self::Done, Self::Failed, Self::Skipped].into_iter().find(|v| v.as_str() == s)
+        [
+            Self::Pending,
+            Self::Running,
+            Self::Done,
+            Self::Failed,
+            Self::Skipped,
+        ]
+        .into_iter()
+        .find(|v| v.as_str() == s)
     }
 }
 

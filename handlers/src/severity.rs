@@ -104,8 +104,17 @@ impl fmt::Display for Severity {
 /// Formats a duration as `1h 02m`, `4m 05s`, `2d 3h`, for people.
 pub fn human_duration(d: Duration) -> String {
     let total = d.num_seconds();
-    let (sign, total) = if total < 0 { ("-", -total) } else { ("", total) };
-    let (days, hours, minutes, seconds) = (total / 86_400, total / 3600 % 24, total / 60 % 60, total % 60);
+    let (sign, total) = if total < 0 {
+        ("-", -total)
+    } else {
+        ("", total)
+    };
+    let (days, hours, minutes, seconds) = (
+        total / 86_400,
+        total / 3600 % 24,
+        total / 60 % 60,
+        total % 60,
+    );
     let body = if days > 0 {
         format!("{days}d {hours}h {minutes:02}m")
     } else if hours > 0 {

@@ -9,6 +9,16 @@ use crate::run::{Run, RunState, StepRecord};
 use crate::timeline::{Draft, Entry, Head};
 use chrono::{DateTime, Utc};
 
+/// A request state change: allowed only from one of `from`.
+#[derive(Clone, Copy, Debug)]
+pub struct StateChange<'a> {
+    pub from: &'a [RequestState],
+    pub to: RequestState,
+    pub at: DateTime<Utc>,
+    pub by: Option<&'a str>,
+    pub reason: Option<&'a str>,
+}
+
 /// In the drafts passed to `create_request` and `begin_execution`, the first occurrence of this
 /// text is replaced by the id the store allocates, so the timeline names the new request or run.
 pub const ID_PLACEHOLDER: &str = "{id}";
@@ -49,7 +59,11 @@ pub trait Store: Send + Sync {
     // Approval requests.
 
     /// Allocates `REQ-YYYYMMDD-N` and stores the request (its `id` field is ignored) with a timeline entry.
-    async fn create_request(&self, request: ApprovalRequest, drafts: Vec<Draft>) -> Result<ApprovalRequest>;
+    async fn create_request(
+        &self,
+        request: ApprovalRequest,
+        drafts: Vec<Draft>,
+    ) -> Result<ApprovalRequest>;
     async fn request(&self, id: &RequestId) -> Result<Option<ApprovalRequest>>;
     /// Requests of an incident, oldest first.
     async fn requests_for_incident(&self, incident: &IncidentId) -> Result<Vec<ApprovalRequest>>;
@@ -75,11 +89,7 @@ pub trait Store: Send + Sync {
     async fn transition_request(
         &self,
         id: &RequestId,
-        from: &[RequestState],
-        to: RequestState,
-        at: DateTime<Utc>,
-        by: Option<&str>,
-        reason: Option<&str>,
+        change: StateChange<'_>,
         drafts: Vec<Draft>,
     ) -> Result<bool>;
 
@@ -91,5 +101,10 @@ pub trait Store: Send + Sync {
     async fn steps(&self, run: &RunId) -> Result<Vec<StepRecord>>;
     /// Saves a step's state, attempts, times and result.
     async fn save_step(&self, step: &StepRecord) -> Result<()>;
-    async fn set_run_state(&self, run: &RunId, state: RunState, finished_at: Option<DateTime<Utc>>) -> Result<()>;
+    async fn set_run_state(
+        &self,
+        run: &RunId,
+        state: RunState,
+        finished_at: Option<DateTime<Utc>>,
+    ) -> Result<()>;
 }

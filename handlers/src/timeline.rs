@@ -28,9 +28,14 @@ impl Source {
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        [Source::Console, Source::Slack, Source::Discord, Source::System]
-            .into_iter()
-            .find(|v| v.as_str() == s)
+        [
+            Source::Console,
+            Source::Slack,
+            Source::Discord,
+            Source::System,
+        ]
+        .into_iter()
+        .find(|v| v.as_str() == s)
     }
 }
 
@@ -121,30 +126,57 @@ pub fn seal(incident: &IncidentId, prev: Option<(i64, &str)>, draft: Draft) -> E
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Break {
     /// The row's content no longer matches its hash: it was edited.
-    Edited { seq: i64 },
+    Edited {
+        seq: i64,
+    },
     /// The row does not follow the one before it: a row before it was deleted, or rows were reordered.
-    Unlinked { seq: i64, expected_prev: String },
+    Unlinked {
+        seq: i64,
+        expected_prev: String,
+    },
     /// Sequence numbers jump: rows were deleted.
-    Gap { after: i64, next: i64 },
+    Gap {
+        after: i64,
+        next: i64,
+    },
     /// The incident records more entries, or a different last hash, than the table holds: rows were cut off the end.
-    Truncated { stored: i64, expected: i64 },
-    HeadMismatch { seq: i64 },
+    Truncated {
+        stored: i64,
+        expected: i64,
+    },
+    HeadMismatch {
+        seq: i64,
+    },
 }
 
 impl fmt::Display for Break {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Break::Edited { seq } => write!(f, "entry #{seq} was modified: its content does not match its hash"),
+            Break::Edited { seq } => write!(
+                f,
+                "entry #{seq} was modified: its content does not match its hash"
+            ),
             Break::Unlinked { seq, expected_prev } => write!(
                 f,
                 "entry #{seq} does not follow the entry before it (expected previous hash {}…): a row was deleted, inserted or reordered",
                 &expected_prev[..12.min(expected_prev.len())]
             ),
-            Break::Gap { after, next } => write!(f, "entries #{} to #{} are missing (deleted)", after + 1, next - 1),
+            Break::Gap { after, next } => write!(
+                f,
+                "entries #{} to #{} are missing (deleted)",
+                after + 1,
+                next - 1
+            ),
             Break::Truncated { stored, expected } => {
-                write!(f, "the incident records {expected} entries but only {stored} are stored: entries after #{stored} were deleted")
+                write!(
+                    f,
+                    "the incident records {expected} entries but only {stored} are stored: entries after #{stored} were deleted"
+                )
             }
-            Break::HeadMismatch { seq } => write!(f, "entry #{seq} is not the last entry the incident recorded: the end of the timeline was replaced"),
+            Break::HeadMismatch { seq } => write!(
+                f,
+                "entry #{seq} is not the last entry the incident recorded: the end of the timeline was replaced"
+            ),
         }
     }
 }
@@ -163,7 +195,10 @@ pub fn verify(entries: &[Entry], head: Option<&Head>) -> Vec<Break> {
     let mut prev_hash = GENESIS_HASH.to_string();
     for e in entries {
         if e.seq != prev_seq + 1 {
-            breaks.push(Break::Gap { after: prev_seq, next: e.seq });
+            breaks.push(Break::Gap {
+                after: prev_seq,
+                next: e.seq,
+            });
         }
         let draft = Draft {
             at: e.at,
@@ -176,7 +211,10 @@ pub fn verify(entries: &[Entry], head: Option<&Head>) -> Vec<Break> {
         if entry_hash(&e.incident, e.seq, &draft, &e.prev_hash) != e.hash {
             breaks.push(Break::Edited { seq: e.seq });
         } else if e.prev_hash != prev_hash && e.seq == prev_seq + 1 {
-            breaks.push(Break::Unlinked { seq: e.seq, expected_prev: prev_hash.clone() });
+            breaks.push(Break::Unlinked {
+                seq: e.seq,
+                expected_prev: prev_hash.clone(),
+            });
         } else if e.prev_hash != prev_hash {
             // Already reported as a gap; a gap with an intact link cannot happen, so say nothing more.
         }
@@ -186,7 +224,10 @@ pub fn verify(entries: &[Entry], head: Option<&Head>) -> Vec<Break> {
     if let Some(head) = head {
         let stored = entries.len() as i64;
         if stored < head.len {
-            breaks.push(Break::Truncated { stored, expected: head.len });
+            breaks.push(Break::Truncated {
+                stored,
+                expected: head.len,
+            });
         } else if let Some(last) = entries.last()
             && last.hash != head.hash
             && breaks.is_empty()
@@ -207,7 +248,8 @@ mod tests {
         let mut out: Vec<Entry> = Vec::new();
         for i in 0..n {
             let draft = Draft {
-                at: Utc.with_ymd_and_hms(2026, 11, 28, 14, 0, 0).unwrap() + chrono::Duration::microseconds(1_000_001 * i),
+                at: Utc.with_ymd_and_hms(2026, 11, 28, 14, 0, 0).unwrap()
+                    + chrono::Duration::microseconds(1_000_001 * i),
                 actor: "alice".into(),
                 actor_id: "U1".into(),
                 source: Source::Console,
@@ -222,7 +264,10 @@ mod tests {
     }
 
     fn head(c: &[Entry]) -> Head {
-        Head { len: c.len() as i64, hash: c.last().unwrap().hash.clone() }
+        Head {
+            len: c.len() as i64,
+            hash: c.last().unwrap().hash.clone(),
+        }
     }
 
     #[test]
@@ -273,7 +318,13 @@ mod tests {
         let mut c = chain(4);
         let h = head(&c);
         c.pop();
-        assert_eq!(verify(&c, Some(&h)), vec![Break::Truncated { stored: 3, expected: 4 }]);
+        assert_eq!(
+            verify(&c, Some(&h)),
+            vec![Break::Truncated {
+                stored: 3,
+                expected: 4
+            }]
+        );
     }
 
     #[test]

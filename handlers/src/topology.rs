@@ -99,7 +99,10 @@ impl Topology {
             .map(|r| (strsim::levenshtein(name, &r.name), &r.name))
             .min_by_key(|(d, _)| *d)
             .filter(|(d, _)| *d <= 3);
-        let mut msg = format!("unknown region `{name}`; known regions: {}", self.names().join(", "));
+        let mut msg = format!(
+            "unknown region `{name}`; known regions: {}",
+            self.names().join(", ")
+        );
         if let Some((_, r)) = closest {
             msg.push_str(&format!(" (did you mean {r}?)"));
         }

@@ -50,7 +50,8 @@ pub struct Opened {
 }
 
 pub mod futures_ping {
-    pub type PingFuture = std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send>>;
+    pub type PingFuture =
+        std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send>>;
 }
 
 /// Opens the database a URL names (`sqlite://path` or `postgres://...`) and applies migrations.
@@ -63,18 +64,34 @@ pub async fn open(url: &str) -> Result<Opened, String> {
             store: Arc::new(store),
             ping: Arc::new(move || {
                 let pool = pool.clone();
-                Box::pin(async move { sqlx::query("SELECT 1").execute(&pool).await.map(|_| ()).map_err(|e| e.to_string()) })
+                Box::pin(async move {
+                    sqlx::query("SELECT 1")
+                        .execute(&pool)
+                        .await
+                        .map(|_| ())
+                        .map_err(|e| e.to_string())
+                })
             }),
         })
     } else if url.starts_with("sqlite:") {
         let store = open_sqlite(url).await?;
         let pool = store.pool.clone();
         Ok(Opened {
-            description: format!("SQLite {}", url.trim_start_matches("sqlite://").trim_start_matches("sqlite:")),
+            description: format!(
+                "SQLite {}",
+                url.trim_start_matches("sqlite://")
+                    .trim_start_matches("sqlite:")
+            ),
             store: Arc::new(store),
             ping: Arc::new(move || {
                 let pool = pool.clone();
-                Box::pin(async move { sqlx::query("SELECT 1").execute(&pool).await.map(|_| ()).map_err(|e| e.to_string()) })
+                Box::pin(async move {
+                    sqlx::query("SELECT 1")
+                        .execute(&pool)
+                        .await
+                        .map(|_| ())
+                        .map_err(|e| e.to_string())
+                })
             }),
         })
     } else {
@@ -97,19 +114,31 @@ pub async fn open_sqlite(url: &str) -> Result<SqliteStore, String> {
         .connect_with(opts)
         .await
         .map_err(|e| format!("cannot open SQLite database {url}: {e}"))?;
-    SQLITE_MIGRATIONS.run(&pool).await.map_err(|e| format!("migrating {url}: {e}"))?;
+    SQLITE_MIGRATIONS
+        .run(&pool)
+        .await
+        .map_err(|e| format!("migrating {url}: {e}"))?;
     Ok(SqliteStore { pool })
 }
 
 pub async fn open_postgres(url: &str) -> Result<PgStore, String> {
-    let opts = PgConnectOptions::from_str(url).map_err(|e| format!("bad PostgreSQL URL `{}`: {e}", redact_url(url)))?;
+    let opts = PgConnectOptions::from_str(url)
+        .map_err(|e| format!("bad PostgreSQL URL `{}`: {e}", redact_url(url)))?;
+    open_postgres_with(opts, url).await
+}
+
+/// Opens PostgreSQL with explicit options (tests use a schema of their own through `search_path`).
+pub async fn open_postgres_with(opts: PgConnectOptions, url: &str) -> Result<PgStore, String> {
     let pool = PgPoolOptions::new()
         .max_connections(8)
         .acquire_timeout(Duration::from_secs(10))
         .connect_with(opts)
         .await
         .map_err(|e| format!("cannot connect to PostgreSQL {}: {e}", redact_url(url)))?;
-    POSTGRES_MIGRATIONS.run(&pool).await.map_err(|e| format!("migrating PostgreSQL {}: {e}", redact_url(url)))?;
+    POSTGRES_MIGRATIONS
+        .run(&pool)
+        .await
+        .map_err(|e| format!("migrating PostgreSQL {}: {e}", redact_url(url)))?;
     Ok(PgStore { pool })
 }
 
@@ -119,7 +148,12 @@ pub fn redact_url(url: &str) -> String {
         (Some(scheme_end), Some(at)) if at > scheme_end => {
             let userinfo = &url[scheme_end + 3..at];
             match userinfo.find(':') {
-                Some(colon) => format!("{}{}:***{}", &url[..scheme_end + 3], &userinfo[..colon], &url[at..]),
+                Some(colon) => format!(
+                    "{}{}:***{}",
+                    &url[..scheme_end + 3],
+                    &userinfo[..colon],
+                    &url[at..]
+                ),
                 None => url.to_string(),
             }
         }
@@ -131,8 +165,14 @@ pub fn redact_url(url: &str) -> String {
 mod tests {
     #[test]
     fn passwords_never_reach_messages() {
-        assert_eq!(super::redact_url("postgres://bot:s3cret@db:5432/erlmcp"), "postgres://bot:***@db:5432/erlmcp");
-        assert_eq!(super::redact_url("postgres://postgres@127.0.0.1/test"), "postgres://postgres@127.0.0.1/test");
+        assert_eq!(
+            super::redact_url("postgres://bot:s3cret@db:5432/erlmcp"),
+            "postgres://bot:***@db:5432/erlmcp"
+        );
+        assert_eq!(
+            super::redact_url("postgres://postgres@127.0.0.1/test"),
+            "postgres://postgres@127.0.0.1/test"
+        );
         assert_eq!(super::redact_url("sqlite://x.db"), "sqlite://x.db");
     }
 }

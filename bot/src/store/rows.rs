@@ -9,13 +9,22 @@ pub fn bad(column: &str, value: &str) -> Error {
 }
 
 pub fn roles_to_json(roles: &BTreeMap<Role, String>) -> String {
-    let m: BTreeMap<&str, &str> = roles.iter().map(|(r, u)| (r.as_str(), u.as_str())).collect();
+    let m: BTreeMap<&str, &str> = roles
+        .iter()
+        .map(|(r, u)| (r.as_str(), u.as_str()))
+        .collect();
     serde_json::to_string(&m).unwrap_or_else(|_| "{}".into())
 }
 
 pub fn roles_from_json(s: &str) -> Result<BTreeMap<Role, String>, Error> {
     let m: BTreeMap<String, String> = serde_json::from_str(s).map_err(|_| bad("roles", s))?;
-    m.into_iter().map(|(k, v)| Role::parse(&k).map(|r| (r, v)).ok_or_else(|| bad("roles", s))).collect()
+    m.into_iter()
+        .map(|(k, v)| {
+            Role::parse(&k)
+                .map(|r| (r, v))
+                .ok_or_else(|| bad("roles", s))
+        })
+        .collect()
 }
 
 /// Maps a database error to the core's, keeping the database's own message.

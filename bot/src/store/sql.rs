@@ -13,7 +13,7 @@ macro_rules! sql_store {
             use erlmcp_handlers::incident::{Incident, IncidentStatus};
             use erlmcp_handlers::run::{Run, RunState, StepRecord, StepState};
             use erlmcp_handlers::severity::Severity;
-            use erlmcp_handlers::store::{ID_PLACEHOLDER, NewIncident, Store};
+            use erlmcp_handlers::store::{ID_PLACEHOLDER, NewIncident, StateChange, Store};
             use erlmcp_handlers::timeline::{self, Draft, Entry, GENESIS_HASH, Head, Source};
             use sqlx::{AssertSqlSafe, Row};
 
@@ -471,16 +471,8 @@ macro_rules! sql_store {
                     rows.iter().map(request_from).collect()
                 }
 
-                async fn transition_request(
-                    &self,
-                    id: &RequestId,
-                    from: &[RequestState],
-                    to: RequestState,
-                    at: DateTime<Utc>,
-                    by: Option<&str>,
-                    reason: Option<&str>,
-                    drafts: Vec<Draft>,
-                ) -> Result<bool> {
+                async fn transition_request(&self, id: &RequestId, change: StateChange<'_>, drafts: Vec<Draft>) -> Result<bool> {
+                    let StateChange { from, to, at, by, reason } = change;
                     // The states are the enum's own words, never user text: safe to inline.
                     let states: Vec<String> = from.iter().map(|s| format!("'{}'", s.as_str())).collect();
                     let sql = format!(

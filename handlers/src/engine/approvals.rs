@@ -11,16 +11,35 @@ use crate::run::{Run, RunState, StepRecord, StepState};
 use chrono::Duration;
 
 impl Engine {
-    pub(crate) async fn plan_for(&self, inc: &Incident, playbook: &str, params: &[(String, String)]) -> Result<Plan, String> {
+    pub(crate) async fn plan_for(
+        &self,
+        inc: &Incident,
+        playbook: &str,
+        params: &[(String, String)],
+    ) -> Result<Plan, String> {
         let Some(pb) = self.playbooks.get(playbook) else {
-            let names: Vec<&str> = self.playbooks.playbooks.keys().map(String::as_str).collect();
-            return Err(format!("there is no playbook `{playbook}`; playbooks: {}", names.join(", ")));
+            let names: Vec<&str> = self
+                .playbooks
+                .playbooks
+                .keys()
+                .map(String::as_str)
+                .collect();
+            return Err(format!(
+                "there is no playbook `{playbook}`; playbooks: {}",
+                names.join(", ")
+            ));
         };
-        let ctx = PlanContext { incident: inc.id.as_str(), title: &inc.title, severity: inc.severity };
-        make_plan(pb, params, ctx, &self.topo, self.executor.as_ref()).await.map_err(|e| match e {
-            PlanError::Invalid(m) => m,
-            other => other.to_string(),
-        })
+        let ctx = PlanContext {
+            incident: inc.id.as_str(),
+            title: &inc.title,
+            severity: inc.severity,
+        };
+        make_plan(pb, params, ctx, &self.topo, self.executor.as_ref())
+            .await
+            .map_err(|e| match e {
+                PlanError::Invalid(m) => m,
+                other => other.to_string(),
+            })
     }
 
     pub(crate) async fn request_playbook(
@@ -31,7 +50,9 @@ impl Engine {
         params: Vec<(String, String)>,
     ) -> crate::Result<Vec<Reply>> {
         if req.actor.is_bot {
-            return Ok(vec![Reply::error("Bots cannot request infrastructure changes.")]);
+            return Ok(vec![Reply::error(
+                "Bots cannot request infrastructure changes.",
+            )]);
         }
         let inc = match self.target_incident(req, explicit, false).await? {
             Ok(i) => i,
@@ -39,7 +60,10 @@ impl Engine {
                 return Ok(vec![Reply::error(format!(
                     "`{}`: infrastructure changes run inside an incident, and none is open here. Declare one first: `/erlmcp p1 declare <title>` (or name one: `/erlmcp INC-YYYYMMDD-N {}`).",
                     req.text.trim(),
-                    req.text.trim().trim_start_matches("/erlmcp ").trim_start_matches('/')
+                    req.text
+                        .trim()
+                        .trim_start_matches("/erlmcp ")
+                        .trim_start_matches('/')
                 ))]);
             }
         };
@@ -49,7 +73,10 @@ impl Engine {
         };
         let pb = self.playbooks.get(playbook).expect("planned above");
         let policy = Policy {
-            expiry_seconds: self.settings.approval_expiry_seconds.unwrap_or(pb.policy.expiry_seconds),
+            expiry_seconds: self
+                .settings
+                .approval_expiry_seconds
+                .unwrap_or(pb.policy.expiry_seconds),
             ..pb.policy.clone()
         };
         let now = self.clock.now();
@@ -77,7 +104,14 @@ impl Engine {
             &req.actor,
             req.source,
             "approval.requested",
-            format!("{}: requested `{}` (playbook {}, plan digest {}); needs {}", crate::store::ID_PLACEHOLDER, request.command, plan.playbook, &plan.digest[..12], policy.describe()),
+            format!(
+                "{}: requested `{}` (playbook {}, plan digest {}); needs {}",
+                crate::store::ID_PLACEHOLDER,
+                request.command,
+                plan.playbook,
+                &plan.digest[..12],
+                policy.describe()
+            ),
         );
         let saved = self.store.create_request(request, vec![draft]).await?;
         let mut reply = Reply::channel(render_request(&saved, true));
@@ -96,7 +130,9 @@ impl Engine {
         if let Some(id) = explicit {
             return Ok(match self.store.request(&id).await? {
                 Some(r) => Ok(r),
-                None => Err(Reply::error(format!("There is no request {id}. `/erlmcp requests` lists the pending ones."))),
+                None => Err(Reply::error(format!(
+                    "There is no request {id}. `/erlmcp requests` lists the pending ones."
+                ))),
             });
         }
         let inc = match self.target_incident(req, incident, false).await? {
@@ -104,15 +140,29 @@ impl Engine {
             Err(reply) => return Ok(Err(reply)),
         };
         let all = self.store.requests_for_incident(&inc.id).await?;
-        let pending: Vec<ApprovalRequest> = all.iter().filter(|r| r.state == RequestState::Pending).cloned().collect();
+        let pending: Vec<ApprovalRequest> = all
+            .iter()
+            .filter(|r| r.state == RequestState::Pending)
+            .cloned()
+            .collect();
         Ok(match pending.as_slice() {
             [one] => Ok(one.clone()),
             [] => Err(Reply::error(match all.last() {
-                Some(latest) => format!("Nothing is waiting for a decision in {}. Latest request: {}", inc.id, self.not_pending(latest)),
-                None => format!("Nothing is waiting for a decision in {}: no infrastructure change has been requested.", inc.id),
+                Some(latest) => format!(
+                    "Nothing is waiting for a decision in {}. Latest request: {}",
+                    inc.id,
+                    self.not_pending(latest)
+                ),
+                None => format!(
+                    "Nothing is waiting for a decision in {}: no infrastructure change has been requested.",
+                    inc.id
+                ),
             })),
             several => {
-                let list: Vec<String> = several.iter().map(|r| format!("{} `{}` by {}", r.id, r.command, r.requester_name)).collect();
+                let list: Vec<String> = several
+                    .iter()
+                    .map(|r| format!("{} `{}` by {}", r.id, r.command, r.requester_name))
+                    .collect();
                 Err(Reply::error(format!(
                     "Several requests are pending in {}: {}. Say which: `/erlmcp {verb} {}`.",
                     inc.id,
@@ -125,8 +175,15 @@ impl Engine {
 
     /// Why a request that is not pending cannot be decided now.
     fn not_pending(&self, r: &ApprovalRequest) -> String {
-        let when = r.decided_at.map(|t| format!(" at {} UTC", t.format("%H:%M:%S"))).unwrap_or_default();
-        let by = r.decided_by.as_ref().map(|b| format!(" by {b}")).unwrap_or_default();
+        let when = r
+            .decided_at
+            .map(|t| format!(" at {} UTC", t.format("%H:%M:%S")))
+            .unwrap_or_default();
+        let by = r
+            .decided_by
+            .as_ref()
+            .map(|b| format!(" by {b}"))
+            .unwrap_or_default();
         match r.state {
             RequestState::Expired => format!(
                 "{} expired at {} UTC; ask again: `{}`.",
@@ -137,18 +194,28 @@ impl Engine {
             RequestState::Denied => format!(
                 "{} was denied{by}{when}{}; it cannot be approved. Ask again if the situation changed.",
                 r.id,
-                r.reason.as_ref().map(|x| format!(" ({x})")).unwrap_or_default()
+                r.reason
+                    .as_ref()
+                    .map(|x| format!(" ({x})"))
+                    .unwrap_or_default()
             ),
             RequestState::Cancelled => format!("{} was cancelled{by}{when}.", r.id),
             RequestState::Void => format!(
                 "{} is void: its plan no longer matches what would run{}. Request it again to see the new plan: `{}`.",
-                r.id,
-                when,
-                r.command
+                r.id, when, r.command
             ),
-            RequestState::Approved | RequestState::Executing => format!("{} is already approved and executing; nothing more is needed.", r.id),
-            RequestState::Done => format!("{} was already approved and executed{when}; it runs only once.", r.id),
-            RequestState::Failed => format!("{} was approved and ran, but failed{when}; see `/erlmcp timeline`.", r.id),
+            RequestState::Approved | RequestState::Executing => format!(
+                "{} is already approved and executing; nothing more is needed.",
+                r.id
+            ),
+            RequestState::Done => format!(
+                "{} was already approved and executed{when}; it runs only once.",
+                r.id
+            ),
+            RequestState::Failed => format!(
+                "{} was approved and ran, but failed{when}; see `/erlmcp timeline`.",
+                r.id
+            ),
             RequestState::Pending => format!("{} is pending.", r.id),
         }
     }
@@ -160,15 +227,36 @@ impl Engine {
         }
         let draft = self.system_draft(
             "approval.expired",
-            format!("{} expired at {} UTC without enough approvals (plan digest {})", r.id, r.expires_at.format("%H:%M:%S"), r.short_digest()),
+            format!(
+                "{} expired at {} UTC without enough approvals (plan digest {})",
+                r.id,
+                r.expires_at.format("%H:%M:%S"),
+                r.short_digest()
+            ),
         );
         let changed = self
             .store
-            .transition_request(&r.id, &[RequestState::Pending], RequestState::Expired, r.expires_at, None, Some("expired"), vec![draft])
+            .transition_request(
+                &r.id,
+                crate::store::StateChange {
+                    from: &[RequestState::Pending],
+                    to: RequestState::Expired,
+                    at: r.expires_at,
+                    by: None,
+                    reason: Some("expired"),
+                },
+                vec![draft],
+            )
             .await?;
         if changed {
             self.outbox
-                .post(&r.channel, Reply::channel(format!("⌛ {} (`{}`) expired unapproved; ask again if it is still needed.", r.id, r.command)))
+                .post(
+                    &r.channel,
+                    Reply::channel(format!(
+                        "⌛ {} (`{}`) expired unapproved; ask again if it is still needed.",
+                        r.id, r.command
+                    )),
+                )
                 .await;
         }
         Ok(true)
@@ -176,7 +264,9 @@ impl Engine {
 
     /// Sweeps pending requests whose time is up (called before each command).
     pub async fn expire_due(&self) {
-        let Ok(pending) = self.store.requests_in_state(RequestState::Pending).await else { return };
+        let Ok(pending) = self.store.requests_in_state(RequestState::Pending).await else {
+            return;
+        };
         for r in pending {
             if let Err(e) = self.expire_if_due(&r).await {
                 tracing::warn!(request = %r.id, error = %e, "could not expire request");
@@ -184,8 +274,16 @@ impl Engine {
         }
     }
 
-    pub(crate) async fn approve(&self, req: &Request, incident: Option<IncidentId>, explicit: Option<RequestId>) -> crate::Result<Vec<Reply>> {
-        let r = match self.target_request(req, incident, explicit, "approve").await? {
+    pub(crate) async fn approve(
+        &self,
+        req: &Request,
+        incident: Option<IncidentId>,
+        explicit: Option<RequestId>,
+    ) -> crate::Result<Vec<Reply>> {
+        let r = match self
+            .target_request(req, incident, explicit, "approve")
+            .await?
+        {
             Ok(r) => r,
             Err(reply) => return Ok(vec![reply]),
         };
@@ -199,7 +297,12 @@ impl Engine {
         let existing = self.store.approvals(&r.id).await?;
         let complete = match judge_approval(&r, &existing, &req.actor, &self.settings.groups) {
             Verdict::Refused(why) => {
-                let draft = self.draft(&req.actor, req.source, "approval.refused", format!("Approval of {} refused: {why}", r.id));
+                let draft = self.draft(
+                    &req.actor,
+                    req.source,
+                    "approval.refused",
+                    format!("Approval of {} refused: {why}", r.id),
+                );
                 self.store.append(&r.incident, vec![draft]).await?;
                 return Ok(vec![Reply::error(format!("Not approved: {why}"))]);
             }
@@ -216,10 +319,18 @@ impl Engine {
             &req.actor,
             req.source,
             "approval.granted",
-            format!("{} approved {} (plan digest {})", req.actor.name, r.id, r.short_digest()),
+            format!(
+                "{} approved {} (plan digest {})",
+                req.actor.name,
+                r.id,
+                r.short_digest()
+            ),
         );
         if !self.store.add_approval(&approval, vec![draft]).await? {
-            return Ok(vec![Reply::error(format!("You have already approved {}; one person counts once.", r.id))]);
+            return Ok(vec![Reply::error(format!(
+                "You have already approved {}; one person counts once.",
+                r.id
+            ))]);
         }
         if !complete {
             let have = existing.len() + 1;
@@ -235,20 +346,50 @@ impl Engine {
     }
 
     /// The quorum is reached: check the plan still renders the same, then start it exactly once.
-    async fn execute_approved(&self, req: &Request, r: ApprovalRequest) -> crate::Result<Vec<Reply>> {
-        let inc = self.store.incident(&r.incident).await?.ok_or_else(|| crate::Error::NotFound(r.incident.to_string()))?;
+    async fn execute_approved(
+        &self,
+        req: &Request,
+        r: ApprovalRequest,
+    ) -> crate::Result<Vec<Reply>> {
+        let inc = self
+            .store
+            .incident(&r.incident)
+            .await?
+            .ok_or_else(|| crate::Error::NotFound(r.incident.to_string()))?;
         let params: Vec<(String, String)> = r.params.clone().into_iter().collect();
         let fresh = self.plan_for(&inc, &r.playbook, &params).await;
         let plan = match fresh {
             Ok(p) if p.digest == r.plan_digest => p,
             other => {
                 let why = match &other {
-                    Ok(p) => format!("the plan now reads differently (digest {} instead of {})\nNow it would be:\n{}", &p.digest[..12], r.short_digest(), p.text),
+                    Ok(p) => format!(
+                        "the plan now reads differently (digest {} instead of {})\nNow it would be:\n{}",
+                        &p.digest[..12],
+                        r.short_digest(),
+                        p.text
+                    ),
                     Err(m) => format!("the plan can no longer be made: {m}"),
                 };
-                let draft = self.system_draft("approval.void", format!("{} void at approval: {}", r.id, why.lines().next().unwrap_or("")));
+                let draft = self.system_draft(
+                    "approval.void",
+                    format!(
+                        "{} void at approval: {}",
+                        r.id,
+                        why.lines().next().unwrap_or("")
+                    ),
+                );
                 self.store
-                    .transition_request(&r.id, &[RequestState::Pending], RequestState::Void, self.clock.now(), Some(&req.actor.name), Some("plan changed"), vec![draft])
+                    .transition_request(
+                        &r.id,
+                        crate::store::StateChange {
+                            from: &[RequestState::Pending],
+                            to: RequestState::Void,
+                            at: self.clock.now(),
+                            by: Some(&req.actor.name),
+                            reason: Some("plan changed"),
+                        },
+                        vec![draft],
+                    )
                     .await?;
                 return Ok(vec![Reply::error(format!(
                     "{} is void and will not run: {why}\nNobody approved that. Request it again: `{}`.",
@@ -287,16 +428,59 @@ impl Engine {
                 result: None,
             })
             .collect();
-        let approvers: Vec<String> = self.store.approvals(&r.id).await?.into_iter().map(|a| a.approver_name).collect();
+        let approvers: Vec<String> = self
+            .store
+            .approvals(&r.id)
+            .await?
+            .into_iter()
+            .map(|a| a.approver_name)
+            .collect();
         let drafts = vec![
-            self.draft(&req.actor, req.source, "approval.approved", format!("{} approved by {} (plan digest {})", r.id, approvers.join(", "), r.short_digest())),
-            self.system_draft("run.started", format!("{}: executing {} for {} ({} steps, executor {})", crate::store::ID_PLACEHOLDER, r.playbook, r.id, steps.len(), self.executor.mode().as_str())),
+            self.draft(
+                &req.actor,
+                req.source,
+                "approval.approved",
+                format!(
+                    "{} approved by {} (plan digest {})",
+                    r.id,
+                    approvers.join(", "),
+                    r.short_digest()
+                ),
+            ),
+            self.system_draft(
+                "run.started",
+                format!(
+                    "{}: executing {} for {} ({} steps, executor {})",
+                    crate::store::ID_PLACEHOLDER,
+                    r.playbook,
+                    r.id,
+                    steps.len(),
+                    self.executor.mode().as_str()
+                ),
+            ),
         ];
-        let Some(run) = self.store.begin_execution(&r.id, now, &req.actor.name, run, steps, drafts).await? else {
-            return Ok(vec![Reply::private(format!("{} was approved at the same moment by someone else; it runs once, and is running.", r.id))]);
+        let Some(run) = self
+            .store
+            .begin_execution(&r.id, now, &req.actor.name, run, steps, drafts)
+            .await?
+        else {
+            return Ok(vec![Reply::private(format!(
+                "{} was approved at the same moment by someone else; it runs once, and is running.",
+                r.id
+            ))]);
         };
         self.outbox
-            .post(&r.channel, Reply::channel(format!("✅ {} approved by {}; running {} as {} ({} mode).", r.id, approvers.join(", "), r.playbook, run.id, self.executor.mode().as_str())))
+            .post(
+                &r.channel,
+                Reply::channel(format!(
+                    "✅ {} approved by {}; running {} as {} ({} mode).",
+                    r.id,
+                    approvers.join(", "),
+                    r.playbook,
+                    run.id,
+                    self.executor.mode().as_str()
+                )),
+            )
             .await;
         let summary = self.execute_run(&run.id).await?;
         Ok(vec![summary])
@@ -318,26 +502,62 @@ impl Engine {
             return Ok(vec![Reply::error(self.not_pending(&r))]);
         }
         if req.actor.is_bot {
-            return Ok(vec![Reply::error("Bots cannot deny requests; a person must.")]);
+            return Ok(vec![Reply::error(
+                "Bots cannot deny requests; a person must.",
+            )]);
         }
         if req.actor.id == r.requester_id || req.actor.name == r.requester_name {
-            return Ok(vec![Reply::error(format!("You requested {}; to withdraw it, `/erlmcp cancel {}`.", r.id, r.id))]);
+            return Ok(vec![Reply::error(format!(
+                "You requested {}; to withdraw it, `/erlmcp cancel {}`.",
+                r.id, r.id
+            ))]);
         }
         let reason_text = reason.clone().unwrap_or_else(|| "no reason given".into());
-        let draft = self.draft(&req.actor, req.source, "approval.denied", format!("{} denied {}: {reason_text} (plan digest {})", req.actor.name, r.id, r.short_digest()));
+        let draft = self.draft(
+            &req.actor,
+            req.source,
+            "approval.denied",
+            format!(
+                "{} denied {}: {reason_text} (plan digest {})",
+                req.actor.name,
+                r.id,
+                r.short_digest()
+            ),
+        );
         let changed = self
             .store
-            .transition_request(&r.id, &[RequestState::Pending], RequestState::Denied, self.clock.now(), Some(&req.actor.name), Some(&reason_text), vec![draft])
+            .transition_request(
+                &r.id,
+                crate::store::StateChange {
+                    from: &[RequestState::Pending],
+                    to: RequestState::Denied,
+                    at: self.clock.now(),
+                    by: Some(&req.actor.name),
+                    reason: Some(&reason_text),
+                },
+                vec![draft],
+            )
             .await?;
         if !changed {
             let r = self.store.request(&r.id).await?.unwrap_or(r);
             return Ok(vec![Reply::error(self.not_pending(&r))]);
         }
-        Ok(vec![Reply::channel(format!("⛔ {} denied {} (`{}`): {reason_text}. Nothing was changed.", req.actor.name, r.id, r.command))])
+        Ok(vec![Reply::channel(format!(
+            "⛔ {} denied {} (`{}`): {reason_text}. Nothing was changed.",
+            req.actor.name, r.id, r.command
+        ))])
     }
 
-    pub(crate) async fn cancel(&self, req: &Request, incident: Option<IncidentId>, explicit: Option<RequestId>) -> crate::Result<Vec<Reply>> {
-        let r = match self.target_request(req, incident, explicit, "cancel").await? {
+    pub(crate) async fn cancel(
+        &self,
+        req: &Request,
+        incident: Option<IncidentId>,
+        explicit: Option<RequestId>,
+    ) -> crate::Result<Vec<Reply>> {
+        let r = match self
+            .target_request(req, incident, explicit, "cancel")
+            .await?
+        {
             Ok(r) => r,
             Err(reply) => return Ok(vec![reply]),
         };
@@ -345,29 +565,62 @@ impl Engine {
             return Ok(vec![Reply::error(self.not_pending(&r))]);
         }
         if req.actor.id != r.requester_id {
-            return Ok(vec![Reply::error(format!("Only {} can cancel {}; to refuse it, `/erlmcp deny {} <reason>`.", r.requester_name, r.id, r.id))]);
+            return Ok(vec![Reply::error(format!(
+                "Only {} can cancel {}; to refuse it, `/erlmcp deny {} <reason>`.",
+                r.requester_name, r.id, r.id
+            ))]);
         }
-        let draft = self.draft(&req.actor, req.source, "approval.cancelled", format!("{} cancelled {}", req.actor.name, r.id));
+        let draft = self.draft(
+            &req.actor,
+            req.source,
+            "approval.cancelled",
+            format!("{} cancelled {}", req.actor.name, r.id),
+        );
         let changed = self
             .store
-            .transition_request(&r.id, &[RequestState::Pending], RequestState::Cancelled, self.clock.now(), Some(&req.actor.name), Some("cancelled by requester"), vec![draft])
+            .transition_request(
+                &r.id,
+                crate::store::StateChange {
+                    from: &[RequestState::Pending],
+                    to: RequestState::Cancelled,
+                    at: self.clock.now(),
+                    by: Some(&req.actor.name),
+                    reason: Some("cancelled by requester"),
+                },
+                vec![draft],
+            )
             .await?;
         if !changed {
             let r = self.store.request(&r.id).await?.unwrap_or(r);
             return Ok(vec![Reply::error(self.not_pending(&r))]);
         }
-        Ok(vec![Reply::channel(format!("{} cancelled by {}.", r.id, req.actor.name))])
+        Ok(vec![Reply::channel(format!(
+            "{} cancelled by {}.",
+            r.id, req.actor.name
+        ))])
     }
 
-    pub(crate) async fn list_requests(&self, req: &Request, incident: Option<IncidentId>) -> crate::Result<Vec<Reply>> {
+    pub(crate) async fn list_requests(
+        &self,
+        req: &Request,
+        incident: Option<IncidentId>,
+    ) -> crate::Result<Vec<Reply>> {
         let inc = match self.target_incident(req, incident, true).await? {
             Ok(i) => i,
             Err(reply) => return Ok(vec![reply]),
         };
         let all = self.store.requests_for_incident(&inc.id).await?;
-        let pending: Vec<&ApprovalRequest> = all.iter().filter(|r| r.state == RequestState::Pending).collect();
+        let pending: Vec<&ApprovalRequest> = all
+            .iter()
+            .filter(|r| r.state == RequestState::Pending)
+            .collect();
         if pending.is_empty() {
-            let recent: Vec<String> = all.iter().rev().take(5).map(|r| format!("{} `{}`: {}", r.id, r.command, r.state)).collect();
+            let recent: Vec<String> = all
+                .iter()
+                .rev()
+                .take(5)
+                .map(|r| format!("{} `{}`: {}", r.id, r.command, r.state))
+                .collect();
             let mut s = format!("No pending requests in {}.", inc.id);
             if !recent.is_empty() {
                 s.push_str(&format!(" Recent: {}", recent.join("; ")));
@@ -394,7 +647,11 @@ impl Engine {
 pub fn render_request(r: &ApprovalRequest, fresh: bool) -> String {
     format!(
         "{} {} `{}` by {} for {}\n{}Plan digest: {}\nPolicy: {}\nExpires: {} UTC\n{}",
-        if fresh { "🔐 Approval needed:" } else { "🔐" },
+        if fresh {
+            "🔐 Approval needed:"
+        } else {
+            "🔐"
+        },
         r.id,
         r.command,
         r.requester_name,
@@ -403,6 +660,9 @@ pub fn render_request(r: &ApprovalRequest, fresh: bool) -> String {
         r.plan_digest,
         r.policy.describe(),
         r.expires_at.format("%Y-%m-%d %H:%M:%S"),
-        format_args!("Someone other than {} approves with `/erlmcp approve {}` or denies with `/erlmcp deny {} <reason>`.", r.requester_name, r.id, r.id)
+        format_args!(
+            "Someone other than {} approves with `/erlmcp approve {}` or denies with `/erlmcp deny {} <reason>`.",
+            r.requester_name, r.id, r.id
+        )
     )
 }

@@ -18,7 +18,11 @@ const MAX_BACKOFF_MS: u64 = 30_000;
 impl Engine {
     /// Runs the pending steps of a run in order and returns the closing summary.
     pub async fn execute_run(&self, run_id: &RunId) -> crate::Result<Reply> {
-        let run = self.store.run(run_id).await?.ok_or_else(|| crate::Error::NotFound(run_id.to_string()))?;
+        let run = self
+            .store
+            .run(run_id)
+            .await?
+            .ok_or_else(|| crate::Error::NotFound(run_id.to_string()))?;
         let mut steps = self.store.steps(run_id).await?;
         let total = steps.len();
         for i in 0..steps.len() {
@@ -26,16 +30,38 @@ impl Engine {
                 continue;
             }
             if let Err(failure) = self.run_step(&run, &mut steps[i], total).await {
-                let not_done: Vec<String> = steps[i + 1..].iter().map(|s| format!("{}. {}", s.idx, s.name)).collect();
-                let remaining = if not_done.is_empty() { "none".to_string() } else { not_done.join(", ") };
+                let not_done: Vec<String> = steps[i + 1..]
+                    .iter()
+                    .map(|s| format!("{}. {}", s.idx, s.name))
+                    .collect();
+                let remaining = if not_done.is_empty() {
+                    "none".to_string()
+                } else {
+                    not_done.join(", ")
+                };
                 let now = self.clock.now();
-                self.store.set_run_state(&run.id, RunState::Failed, Some(now)).await?;
+                self.store
+                    .set_run_state(&run.id, RunState::Failed, Some(now))
+                    .await?;
                 let draft = self.system_draft(
                     "run.failed",
-                    format!("{} failed at step {} ({}): {}. Not done: {remaining}", run.id, steps[i].idx, steps[i].name, failure),
+                    format!(
+                        "{} failed at step {} ({}): {}. Not done: {remaining}",
+                        run.id, steps[i].idx, steps[i].name, failure
+                    ),
                 );
                 self.store
-                    .transition_request(&run.request, &[RequestState::Executing], RequestState::Failed, now, None, Some(&failure.message), vec![draft])
+                    .transition_request(
+                        &run.request,
+                        crate::store::StateChange {
+                            from: &[RequestState::Executing],
+                            to: RequestState::Failed,
+                            at: now,
+                            by: None,
+                            reason: Some(&failure.message),
+                        },
+                        vec![draft],
+                    )
                     .await?;
                 let mut reply = Reply::channel(format!(
                     "❌ {} ({}) failed at step {}/{total} `{}`: {}\nNot done: {remaining}\nThe state is as the completed steps left it; `/erlmcp timeline` has every step.",
@@ -46,19 +72,49 @@ impl Engine {
             }
         }
         let now = self.clock.now();
-        self.store.set_run_state(&run.id, RunState::Done, Some(now)).await?;
-        let took = human_duration(now - run.started_at);
-        let draft = self.system_draft("run.done", format!("{} ({}) completed all {total} steps in {took}", run.id, run.playbook));
         self.store
-            .transition_request(&run.request, &[RequestState::Executing], RequestState::Done, now, None, None, vec![draft])
+            .set_run_state(&run.id, RunState::Done, Some(now))
             .await?;
-        Ok(Reply::channel(format!("🏁 {} ({}) done: {total}/{total} steps in {took}.", run.id, run.playbook)))
+        let took = human_duration(now - run.started_at);
+        let draft = self.system_draft(
+            "run.done",
+            format!(
+                "{} ({}) completed all {total} steps in {took}",
+                run.id, run.playbook
+            ),
+        );
+        self.store
+            .transition_request(
+                &run.request,
+                crate::store::StateChange {
+                    from: &[RequestState::Executing],
+                    to: RequestState::Done,
+                    at: now,
+                    by: None,
+                    reason: None,
+                },
+                vec![draft],
+            )
+            .await?;
+        Ok(Reply::channel(format!(
+            "🏁 {} ({}) done: {total}/{total} steps in {took}.",
+            run.id, run.playbook
+        )))
     }
 
     /// One step with its timeout and retries. The step is stored as running before the call,
     /// which is what lets a restart tell "interrupted mid-way" from "not started".
-    async fn run_step(&self, run: &Run, step: &mut StepRecord, total: usize) -> Result<(), ExecError> {
-        let max_attempts = if step.idempotent { step.retries.max(0) + 1 } else { 1 };
+    async fn run_step(
+        &self,
+        run: &Run,
+        step: &mut StepRecord,
+        total: usize,
+    ) -> Result<(), ExecError> {
+        let max_attempts = if step.idempotent {
+            step.retries.max(0) + 1
+        } else {
+            1
+        };
         let mut tries_this_time = 0;
         loop {
             tries_this_time += 1;
@@ -68,11 +124,26 @@ impl Engine {
             step.started_at.get_or_insert(started);
             self.save(step).await?;
             if tries_this_time == 1 {
-                self.note(run, "step.started", format!("Step {}/{total} started: {}", step.idx, step.description)).await?;
-                self.outbox.post(&run.channel, Reply::channel(format!("▶ {} step {}/{total}: {}", run.id, step.idx, step.name))).await;
+                self.note(
+                    run,
+                    "step.started",
+                    format!("Step {}/{total} started: {}", step.idx, step.description),
+                )
+                .await?;
+                self.outbox
+                    .post(
+                        &run.channel,
+                        Reply::channel(format!(
+                            "▶ {} step {}/{total}: {}",
+                            run.id, step.idx, step.name
+                        )),
+                    )
+                    .await;
             }
             let timeout = StdDuration::from_secs(step.timeout_seconds.max(1) as u64);
-            let outcome = match tokio::time::timeout(timeout, self.executor.apply(&step.action)).await {
+            let outcome = match tokio::time::timeout(timeout, self.executor.apply(&step.action))
+                .await
+            {
                 Ok(r) => r,
                 Err(_) => Err(ExecError::timeout(format!(
                     "timed out after {}; the step may be partly done — check it, then `/erlmcp resume` is not needed: request the playbook again or fix by hand",
@@ -87,16 +158,38 @@ impl Engine {
                     step.result = Some(result.clone());
                     self.save(step).await?;
                     let took = human_duration(finished - step.started_at.unwrap_or(started));
-                    self.note(run, "step.done", format!("Step {}/{total} done in {took}: {} — {result}", step.idx, step.name)).await?;
+                    self.note(
+                        run,
+                        "step.done",
+                        format!(
+                            "Step {}/{total} done in {took}: {} — {result}",
+                            step.idx, step.name
+                        ),
+                    )
+                    .await?;
                     self.outbox
-                        .post(&run.channel, Reply::channel(format!("✔ {} step {}/{total} {} ({took}): {result}", run.id, step.idx, step.name)))
+                        .post(
+                            &run.channel,
+                            Reply::channel(format!(
+                                "✔ {} step {}/{total} {} ({took}): {result}",
+                                run.id, step.idx, step.name
+                            )),
+                        )
                         .await;
                     return Ok(());
                 }
                 Err(e) if e.kind == FailureKind::Transient && tries_this_time < max_attempts => {
-                    let backoff = (self.settings.retry_base_ms << (tries_this_time - 1).min(16)).min(MAX_BACKOFF_MS);
-                    self.note(run, "step.retry", format!("Step {}/{total} attempt {} failed (will retry in {backoff} ms): {e}", step.idx, step.attempts))
-                        .await?;
+                    let backoff = (self.settings.retry_base_ms << (tries_this_time - 1).min(16))
+                        .min(MAX_BACKOFF_MS);
+                    self.note(
+                        run,
+                        "step.retry",
+                        format!(
+                            "Step {}/{total} attempt {} failed (will retry in {backoff} ms): {e}",
+                            step.idx, step.attempts
+                        ),
+                    )
+                    .await?;
                     tokio::time::sleep(StdDuration::from_millis(backoff)).await;
                 }
                 Err(e) => {
@@ -104,8 +197,15 @@ impl Engine {
                     step.finished_at = Some(finished);
                     step.result = Some(e.message.clone());
                     self.save(step).await?;
-                    self.note(run, "step.failed", format!("Step {}/{total} failed after {} attempt(s): {} — {e}", step.idx, step.attempts, step.name))
-                        .await?;
+                    self.note(
+                        run,
+                        "step.failed",
+                        format!(
+                            "Step {}/{total} failed after {} attempt(s): {} — {e}",
+                            step.idx, step.attempts, step.name
+                        ),
+                    )
+                    .await?;
                     return Err(e);
                 }
             }
@@ -113,7 +213,10 @@ impl Engine {
     }
 
     async fn save(&self, step: &StepRecord) -> Result<(), ExecError> {
-        self.store.save_step(step).await.map_err(|e| ExecError::permanent(format!("could not record the step: {e}")))
+        self.store
+            .save_step(step)
+            .await
+            .map_err(|e| ExecError::permanent(format!("could not record the step: {e}")))
     }
 
     async fn note(&self, run: &Run, kind: &str, text: String) -> Result<(), ExecError> {
@@ -146,16 +249,24 @@ impl Engine {
                     continue;
                 }
             }
-            let draft = self.system_draft("run.resumed", format!("{} resumed after a restart", run.id));
+            let draft =
+                self.system_draft("run.resumed", format!("{} resumed after a restart", run.id));
             self.store.append(&run.incident, vec![draft]).await?;
-            self.outbox.post(&run.channel, Reply::channel(format!("↻ {} resumed after a restart.", run.id))).await;
+            self.outbox
+                .post(
+                    &run.channel,
+                    Reply::channel(format!("↻ {} resumed after a restart.", run.id)),
+                )
+                .await;
             out.push(self.execute_run(&run.id).await?);
         }
         Ok(out)
     }
 
     async fn block(&self, run: &Run, step: &StepRecord) -> crate::Result<()> {
-        self.store.set_run_state(&run.id, RunState::Blocked, None).await?;
+        self.store
+            .set_run_state(&run.id, RunState::Blocked, None)
+            .await?;
         let draft = self.system_draft(
             "step.interrupted",
             format!(
@@ -184,7 +295,9 @@ impl Engine {
         decision: ResumeDecision,
     ) -> crate::Result<Vec<Reply>> {
         if req.actor.is_bot {
-            return Ok(vec![Reply::error("Bots cannot decide how a run goes on; a person must.")]);
+            return Ok(vec![Reply::error(
+                "Bots cannot decide how a run goes on; a person must.",
+            )]);
         }
         let run = match run {
             Some(id) => match self.store.run(&RunId::new(id.clone())).await? {
@@ -205,20 +318,36 @@ impl Engine {
                     .collect();
                 match blocked.as_slice() {
                     [one] => one.clone(),
-                    [] => return Ok(vec![Reply::error(format!("No run of {} is waiting for a decision.", inc.id))]),
+                    [] => {
+                        return Ok(vec![Reply::error(format!(
+                            "No run of {} is waiting for a decision.",
+                            inc.id
+                        ))]);
+                    }
                     several => {
                         let ids: Vec<String> = several.iter().map(|r| r.id.to_string()).collect();
-                        return Ok(vec![Reply::error(format!("Several runs wait for a decision: {}. Name one: `/erlmcp resume {} retry`.", ids.join(", "), ids[0]))]);
+                        return Ok(vec![Reply::error(format!(
+                            "Several runs wait for a decision: {}. Name one: `/erlmcp resume {} retry`.",
+                            ids.join(", "),
+                            ids[0]
+                        ))]);
                     }
                 }
             }
         };
         if run.state != RunState::Blocked {
-            return Ok(vec![Reply::error(format!("{} is {}, not waiting for a decision.", run.id, run.state.as_str()))]);
+            return Ok(vec![Reply::error(format!(
+                "{} is {}, not waiting for a decision.",
+                run.id,
+                run.state.as_str()
+            ))]);
         }
         let steps = self.store.steps(&run.id).await?;
         let Some(mut step) = steps.into_iter().find(|s| s.state == StepState::Running) else {
-            return Ok(vec![Reply::error(format!("{} has no interrupted step.", run.id))]);
+            return Ok(vec![Reply::error(format!(
+                "{} has no interrupted step.",
+                run.id
+            ))]);
         };
         let now = self.clock.now();
         match decision {
@@ -227,26 +356,71 @@ impl Engine {
                 step.finished_at = Some(now);
                 step.result = Some(format!("interrupted; run aborted by {}", req.actor.name));
                 self.store.save_step(&step).await?;
-                self.store.set_run_state(&run.id, RunState::Aborted, Some(now)).await?;
-                let draft = self.draft(&req.actor, req.source, "run.aborted", format!("{} aborted by {} at step {} ({})", run.id, req.actor.name, step.idx, step.name));
                 self.store
-                    .transition_request(&run.request, &[RequestState::Executing], RequestState::Failed, now, Some(&req.actor.name), Some("aborted"), vec![draft])
+                    .set_run_state(&run.id, RunState::Aborted, Some(now))
                     .await?;
-                Ok(vec![Reply::channel(format!("{} aborted by {}. Steps after {} were not run.", run.id, req.actor.name, step.idx))])
+                let draft = self.draft(
+                    &req.actor,
+                    req.source,
+                    "run.aborted",
+                    format!(
+                        "{} aborted by {} at step {} ({})",
+                        run.id, req.actor.name, step.idx, step.name
+                    ),
+                );
+                self.store
+                    .transition_request(
+                        &run.request,
+                        crate::store::StateChange {
+                            from: &[RequestState::Executing],
+                            to: RequestState::Failed,
+                            at: now,
+                            by: Some(&req.actor.name),
+                            reason: Some("aborted"),
+                        },
+                        vec![draft],
+                    )
+                    .await?;
+                Ok(vec![Reply::channel(format!(
+                    "{} aborted by {}. Steps after {} were not run.",
+                    run.id, req.actor.name, step.idx
+                ))])
             }
             ResumeDecision::Done | ResumeDecision::Retry => {
                 let (kind, text) = if decision == ResumeDecision::Done {
                     step.state = StepState::Done;
                     step.finished_at = Some(now);
-                    step.result = Some(format!("interrupted; {} confirmed it completed", req.actor.name));
-                    ("step.confirmed", format!("{} confirmed that {} step {} ({}) completed", req.actor.name, run.id, step.idx, step.name))
+                    step.result = Some(format!(
+                        "interrupted; {} confirmed it completed",
+                        req.actor.name
+                    ));
+                    (
+                        "step.confirmed",
+                        format!(
+                            "{} confirmed that {} step {} ({}) completed",
+                            req.actor.name, run.id, step.idx, step.name
+                        ),
+                    )
                 } else {
                     step.state = StepState::Pending;
-                    ("step.retry", format!("{} asked to run {} step {} ({}) again", req.actor.name, run.id, step.idx, step.name))
+                    (
+                        "step.retry",
+                        format!(
+                            "{} asked to run {} step {} ({}) again",
+                            req.actor.name, run.id, step.idx, step.name
+                        ),
+                    )
                 };
                 self.store.save_step(&step).await?;
-                self.store.set_run_state(&run.id, RunState::Running, None).await?;
-                self.store.append(&run.incident, vec![self.draft(&req.actor, req.source, kind, text)]).await?;
+                self.store
+                    .set_run_state(&run.id, RunState::Running, None)
+                    .await?;
+                self.store
+                    .append(
+                        &run.incident,
+                        vec![self.draft(&req.actor, req.source, kind, text)],
+                    )
+                    .await?;
                 Ok(vec![self.execute_run(&run.id).await?])
             }
         }

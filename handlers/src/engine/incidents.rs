@@ -13,9 +13,19 @@ use crate::store::NewIncident;
 use crate::timeline::{self, Break};
 
 impl Engine {
-    pub(crate) async fn declare(&self, req: &Request, severity: Severity, title: String, drill: bool) -> crate::Result<Vec<Reply>> {
+    pub(crate) async fn declare(
+        &self,
+        req: &Request,
+        severity: Severity,
+        title: String,
+        drill: bool,
+    ) -> crate::Result<Vec<Reply>> {
         let now = self.clock.now();
-        let title = if drill && !title.starts_with("[DRILL]") { format!("[DRILL] {title}") } else { title };
+        let title = if drill && !title.starts_with("[DRILL]") {
+            format!("[DRILL] {title}")
+        } else {
+            title
+        };
         let level = severity.level();
         let text = format!(
             "Declared {severity} ({}): {title}. Targets: acknowledge within {}, resolve within {}.",
@@ -31,19 +41,37 @@ impl Engine {
             declared_by: req.actor.name.clone(),
             declared_at: now,
         };
-        let inc = self.store.create_incident(new, vec![self.draft(&req.actor, req.source, "declared", text)]).await?;
-        let fits: Vec<String> = self.playbooks.for_severity(severity).iter().map(|p| p.name.clone()).collect();
+        let inc = self
+            .store
+            .create_incident(
+                new,
+                vec![self.draft(&req.actor, req.source, "declared", text)],
+            )
+            .await?;
+        let fits: Vec<String> = self
+            .playbooks
+            .for_severity(severity)
+            .iter()
+            .map(|p| p.name.clone())
+            .collect();
         let mut msg = format!(
             "🚨 {} declared: {severity} {title}\nDeclared by {} at {} UTC{}. Acknowledge within {} (`/erlmcp ack`), resolve within {}.",
             inc.id,
             inc.declared_by,
             now.format("%H:%M:%S"),
-            if drill { " — DRILL on the simulated world" } else { "" },
+            if drill {
+                " — DRILL on the simulated world"
+            } else {
+                ""
+            },
             human_duration(severity.response_target()),
             human_duration(severity.resolution_target()),
         );
         if !fits.is_empty() {
-            msg.push_str(&format!("\nPlaybooks for {severity}: {} (`/erlmcp playbooks` explains them).", fits.join(", ")));
+            msg.push_str(&format!(
+                "\nPlaybooks for {severity}: {} (`/erlmcp playbooks` explains them).",
+                fits.join(", ")
+            ));
         }
         Ok(vec![Reply::channel(msg)])
     }
@@ -69,11 +97,22 @@ impl Engine {
                 )
             })
             .collect();
-        Ok(vec![Reply::private(format!("Open incidents:\n{}", lines.join("\n")))])
+        Ok(vec![Reply::private(format!(
+            "Open incidents:\n{}",
+            lines.join("\n")
+        ))])
     }
 
-    pub(crate) async fn incident_command(&self, req: &Request, explicit: Option<IncidentId>, cmd: Command) -> crate::Result<Vec<Reply>> {
-        let read_only = matches!(cmd, Command::Status | Command::Timeline | Command::Postmortem);
+    pub(crate) async fn incident_command(
+        &self,
+        req: &Request,
+        explicit: Option<IncidentId>,
+        cmd: Command,
+    ) -> crate::Result<Vec<Reply>> {
+        let read_only = matches!(
+            cmd,
+            Command::Status | Command::Timeline | Command::Postmortem
+        );
         let mut inc = match self.target_incident(req, explicit, read_only).await? {
             Ok(i) => i,
             Err(reply) => return Ok(vec![reply]),
@@ -90,7 +129,9 @@ impl Engine {
             }]);
         }
         if req.actor.is_bot {
-            return Ok(vec![Reply::error("Bots cannot change incidents; a person must.")]);
+            return Ok(vec![Reply::error(
+                "Bots cannot change incidents; a person must.",
+            )]);
         }
         let now = self.clock.now();
         let who = req.actor.name.as_str();
@@ -103,9 +144,15 @@ impl Engine {
             Command::Close => inc.close(who, now),
             Command::Note(text) => {
                 if !inc.is_open() {
-                    Err(crate::incident::Refusal(format!("{} is closed; its timeline takes no more notes.", inc.id)))
+                    Err(crate::incident::Refusal(format!(
+                        "{} is closed; its timeline takes no more notes.",
+                        inc.id
+                    )))
                 } else {
-                    Ok(vec![Transition { kind: "note", text: text.clone() }])
+                    Ok(vec![Transition {
+                        kind: "note",
+                        text: text.clone(),
+                    }])
                 }
             }
             _ => unreachable!("dispatch sends only incident commands here"),
@@ -114,7 +161,10 @@ impl Engine {
             Ok(t) => t,
             Err(refusal) => return Ok(vec![Reply::error(refusal.0)]),
         };
-        let drafts = transitions.iter().map(|t| self.draft(&req.actor, req.source, t.kind, t.text.clone())).collect();
+        let drafts = transitions
+            .iter()
+            .map(|t| self.draft(&req.actor, req.source, t.kind, t.text.clone()))
+            .collect();
         let saved = if matches!(cmd, Command::Note(_)) {
             self.store.append(&inc.id, drafts).await?;
             inc
@@ -133,7 +183,11 @@ impl Engine {
         let lines: Vec<String> = transitions.iter().map(|t| t.text.clone()).collect();
         let text = match cmd {
             Command::Note(_) => format!("📝 Noted on {}'s timeline.", saved.id),
-            Command::Close => format!("✅ {}: {}. `/erlmcp postmortem` renders the postmortem draft.", saved.id, lines.join("; ")),
+            Command::Close => format!(
+                "✅ {}: {}. `/erlmcp postmortem` renders the postmortem draft.",
+                saved.id,
+                lines.join("; ")
+            ),
             _ => format!("{}: {}", saved.id, lines.join("; ")),
         };
         Ok(vec![Reply::channel(text)])
@@ -152,23 +206,46 @@ impl Engine {
             inc.declared_at.format("%Y-%m-%d %H:%M:%S"),
             human_duration(now - inc.declared_at)
         );
-        let clock = |label: &str, done: Option<chrono::DateTime<chrono::Utc>>, target: chrono::Duration| match done {
+        let clock = |label: &str,
+                     done: Option<chrono::DateTime<chrono::Utc>>,
+                     target: chrono::Duration| match done {
             Some(t) => {
                 let took = t - inc.declared_at;
-                format!("\n{label}: {} (target {}: {})", human_duration(took), human_duration(target), if took <= target { "met" } else { "missed" })
+                format!(
+                    "\n{label}: {} (target {}: {})",
+                    human_duration(took),
+                    human_duration(target),
+                    if took <= target { "met" } else { "missed" }
+                )
             }
             None if inc.is_open() => {
                 let left = target - (now - inc.declared_at);
                 if left >= chrono::Duration::zero() {
-                    format!("\n{label}: pending, {} left of {}", human_duration(left), human_duration(target))
+                    format!(
+                        "\n{label}: pending, {} left of {}",
+                        human_duration(left),
+                        human_duration(target)
+                    )
                 } else {
-                    format!("\n{label}: pending, OVERDUE by {} (target {})", human_duration(-left), human_duration(target))
+                    format!(
+                        "\n{label}: pending, OVERDUE by {} (target {})",
+                        human_duration(-left),
+                        human_duration(target)
+                    )
                 }
             }
             None => format!("\n{label}: never"),
         };
-        s.push_str(&clock("Acknowledge", inc.acknowledged_at, inc.severity.response_target()));
-        s.push_str(&clock("Resolve", inc.resolved_at, inc.severity.resolution_target()));
+        s.push_str(&clock(
+            "Acknowledge",
+            inc.acknowledged_at,
+            inc.severity.response_target(),
+        ));
+        s.push_str(&clock(
+            "Resolve",
+            inc.resolved_at,
+            inc.severity.resolution_target(),
+        ));
         if inc.roles.is_empty() {
             s.push_str("\nRoles: none assigned (`/erlmcp role ic <user>`)");
         } else {
@@ -183,14 +260,24 @@ impl Engine {
         let entries = self.store.timeline(id).await?;
         let mut s = format!("Timeline of {id} ({} entries):", entries.len());
         for e in entries.iter().filter(|e| e.kind != "query") {
-            s.push_str(&format!("\n{} {} [{}] {}", e.at.format("%Y-%m-%d %H:%M:%S"), e.actor, e.source, e.text));
+            s.push_str(&format!(
+                "\n{} {} [{}] {}",
+                e.at.format("%Y-%m-%d %H:%M:%S"),
+                e.actor,
+                e.source,
+                e.text
+            ));
         }
         Ok(s)
     }
 
     /// The postmortem draft of an incident, in Markdown.
     pub async fn postmortem_markdown(&self, id: &IncidentId) -> crate::Result<String> {
-        let inc = self.store.incident(id).await?.ok_or_else(|| Error::NotFound(id.to_string()))?;
+        let inc = self
+            .store
+            .incident(id)
+            .await?
+            .ok_or_else(|| Error::NotFound(id.to_string()))?;
         let entries = self.store.timeline(id).await?;
         let mut records = Vec::new();
         for request in self.store.requests_for_incident(id).await? {
@@ -202,7 +289,11 @@ impl Engine {
                 }
                 None => None,
             };
-            records.push(RequestRecord { request, approvals, run });
+            records.push(RequestRecord {
+                request,
+                approvals,
+                run,
+            });
         }
         Ok(postmortem::render(&inc, &entries, &records))
     }
@@ -217,7 +308,11 @@ impl Engine {
 
 impl Engine {
     /// Declares a drill incident: marked as a drill in its title, its timeline and its postmortem.
-    pub async fn declare_drill(&self, req: &Request, severity: Severity) -> crate::Result<Vec<Reply>> {
+    pub async fn declare_drill(
+        &self,
+        req: &Request,
+        severity: Severity,
+    ) -> crate::Result<Vec<Reply>> {
         self.declare(req, severity, req.text.clone(), true).await
     }
 }

@@ -35,7 +35,12 @@ pub struct Settings {
 
 impl Default for Settings {
     fn default() -> Self {
-        Self { approval_expiry_seconds: None, groups: Groups::new(), bots: BTreeSet::new(), retry_base_ms: 500 }
+        Self {
+            approval_expiry_seconds: None,
+            groups: Groups::new(),
+            bots: BTreeSet::new(),
+            retry_base_ms: 500,
+        }
     }
 }
 
@@ -70,7 +75,15 @@ impl Engine {
         playbooks: Arc<PlaybookSet>,
         settings: Settings,
     ) -> Self {
-        Self { store, executor, outbox, clock, topo, playbooks, settings: Arc::new(settings) }
+        Self {
+            store,
+            executor,
+            outbox,
+            clock,
+            topo,
+            playbooks,
+            settings: Arc::new(settings),
+        }
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
@@ -91,7 +104,10 @@ impl Engine {
         if self.settings.bots.contains(&actor.id) || self.settings.bots.contains(&actor.name) {
             actor.is_bot = true;
         }
-        let req = Request { actor, ..req.clone() };
+        let req = Request {
+            actor,
+            ..req.clone()
+        };
         self.expire_due().await;
         let parsed = match command::parse(&req.text) {
             Ok(p) => p,
@@ -104,11 +120,19 @@ impl Engine {
         }
     }
 
-    async fn dispatch(&self, req: &Request, incident: Option<IncidentId>, cmd: Command) -> crate::Result<Vec<Reply>> {
+    async fn dispatch(
+        &self,
+        req: &Request,
+        incident: Option<IncidentId>,
+        cmd: Command,
+    ) -> crate::Result<Vec<Reply>> {
         use Command as C;
         match cmd {
             C::Declare { severity, title } => self.declare(req, severity, title, false).await,
-            C::Help(topic) => Ok(vec![Reply::private(help(topic.as_deref(), &self.playbooks))]),
+            C::Help(topic) => Ok(vec![Reply::private(help(
+                topic.as_deref(),
+                &self.playbooks,
+            ))]),
             C::Incidents => self.list_incidents().await,
             C::Playbooks => Ok(vec![Reply::private(self.list_playbooks())]),
             C::Approve { request } => self.approve(req, incident, request).await,
@@ -116,16 +140,29 @@ impl Engine {
             C::Cancel { request } => self.cancel(req, incident, request).await,
             C::Requests => self.list_requests(req, incident).await,
             C::Resume { run, decision } => self.resume_command(req, incident, run, decision).await,
-            C::Run { playbook, params } => self.request_playbook(req, incident, &playbook, params).await,
+            C::Run { playbook, params } => {
+                self.request_playbook(req, incident, &playbook, params)
+                    .await
+            }
             C::Failover { region } => {
-                self.request_playbook(req, incident, "failover", vec![("region".into(), region)]).await
+                self.request_playbook(req, incident, "failover", vec![("region".into(), region)])
+                    .await
             }
             C::Isolate { region } => {
-                let params = region.map(|r| vec![("region".to_string(), r)]).unwrap_or_default();
-                self.request_playbook(req, incident, "security-isolation", params).await
+                let params = region
+                    .map(|r| vec![("region".to_string(), r)])
+                    .unwrap_or_default();
+                self.request_playbook(req, incident, "security-isolation", params)
+                    .await
             }
             C::ReadOnly { on } => {
-                self.request_playbook(req, incident, "read-only", vec![("enabled".into(), on.to_string())]).await
+                self.request_playbook(
+                    req,
+                    incident,
+                    "read-only",
+                    vec![("enabled".into(), on.to_string())],
+                )
+                .await
             }
             C::Rollback { version, region } => {
                 let mut params = Vec::new();
@@ -135,11 +172,20 @@ impl Engine {
                 if let Some(r) = region {
                     params.push(("region".to_string(), r));
                 }
-                self.request_playbook(req, incident, "rollback", params).await
+                self.request_playbook(req, incident, "rollback", params)
+                    .await
             }
             C::Scale { region, replicas } => {
-                self.request_playbook(req, incident, "scale", vec![("region".into(), region), ("replicas".into(), replicas.to_string())])
-                    .await
+                self.request_playbook(
+                    req,
+                    incident,
+                    "scale",
+                    vec![
+                        ("region".into(), region),
+                        ("replicas".into(), replicas.to_string()),
+                    ],
+                )
+                .await
             }
             other => self.incident_command(req, incident, other).await,
         }
@@ -156,7 +202,9 @@ impl Engine {
         if let Some(id) = explicit {
             return Ok(match self.store.incident(&id).await? {
                 Some(i) => Ok(i),
-                None => Err(Reply::error(format!("There is no incident {id}. `/erlmcp incidents` lists the open ones."))),
+                None => Err(Reply::error(format!(
+                    "There is no incident {id}. `/erlmcp incidents` lists the open ones."
+                ))),
             });
         }
         let here = self.store.incidents_in_channel(&req.channel).await?;
@@ -165,8 +213,10 @@ impl Engine {
             [one] => return Ok(Ok((*one).clone())),
             [] => {}
             several => {
-                let list: Vec<String> =
-                    several.iter().map(|i| format!("{} ({} {}, {})", i.id, i.severity, i.title, i.status)).collect();
+                let list: Vec<String> = several
+                    .iter()
+                    .map(|i| format!("{} ({} {}, {})", i.id, i.severity, i.title, i.status))
+                    .collect();
                 return Ok(Err(Reply::error(format!(
                     "Several incidents are open in this channel: {}. Name one, e.g. `/erlmcp {} status`.",
                     list.join("; "),
@@ -182,7 +232,13 @@ impl Engine {
         )))
     }
 
-    pub(crate) fn draft(&self, actor: &Actor, source: Source, kind: &str, text: impl Into<String>) -> Draft {
+    pub(crate) fn draft(
+        &self,
+        actor: &Actor,
+        source: Source,
+        kind: &str,
+        text: impl Into<String>,
+    ) -> Draft {
         Draft {
             at: self.clock.now(),
             actor: actor.name.clone(),
@@ -194,14 +250,30 @@ impl Engine {
     }
 
     pub(crate) fn system_draft(&self, kind: &str, text: impl Into<String>) -> Draft {
-        self.draft(&Actor { id: "system".into(), name: "system".into(), is_bot: true }, Source::System, kind, text)
+        self.draft(
+            &Actor {
+                id: "system".into(),
+                name: "system".into(),
+                is_bot: true,
+            },
+            Source::System,
+            kind,
+            text,
+        )
     }
 
     fn list_playbooks(&self) -> String {
         let mut out = String::from("Playbooks (run with `/erlmcp run <name> [key=value ...]`):\n");
         for p in self.playbooks.playbooks.values() {
             let sev: Vec<String> = p.severities.iter().map(|s| s.to_string()).collect();
-            out.push_str(&format!("- {} [{}] {}: {}\n  usage: `{}`\n", p.name, sev.join(","), p.runbook, p.description, p.usage()));
+            out.push_str(&format!(
+                "- {} [{}] {}: {}\n  usage: `{}`\n",
+                p.name,
+                sev.join(","),
+                p.runbook,
+                p.description,
+                p.usage()
+            ));
         }
         out
     }
@@ -210,7 +282,11 @@ impl Engine {
 fn short(text: &str) -> String {
     let t = text.trim();
     let cut: String = t.chars().take(60).collect();
-    if cut.len() < t.len() { format!("`{cut}…`") } else { format!("`{cut}`") }
+    if cut.len() < t.len() {
+        format!("`{cut}…`")
+    } else {
+        format!("`{cut}`")
+    }
 }
 
 /// `help` and `help <command>`.
@@ -220,12 +296,21 @@ pub fn help(topic: Option<&str>, playbooks: &PlaybookSet) -> String {
             let mut s = format!("{}\n  {}", spec.usage, spec.summary);
             if spec.name == "run" {
                 s.push_str("\n  playbooks: ");
-                s.push_str(&playbooks.playbooks.keys().cloned().collect::<Vec<_>>().join(", "));
+                s.push_str(
+                    &playbooks
+                        .playbooks
+                        .keys()
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                );
             }
             s
         }
         None => {
-            let mut s = String::from("erlmcp-bot commands (the leading /erlmcp is optional; prefix an incident id to address another incident):\n");
+            let mut s = String::from(
+                "erlmcp-bot commands (the leading /erlmcp is optional; prefix an incident id to address another incident):\n",
+            );
             for c in command::COMMANDS {
                 s.push_str(&format!("  {:<40} {}\n", c.usage, c.summary));
             }

@@ -26,6 +26,9 @@ impl Executor for DryRun {
     }
 
     async fn apply(&self, action: &Action) -> Result<String, ExecError> {
-        Ok(format!("dry run, nothing changed: would {}", action.describe(&self.topo)))
+        Ok(format!(
+            "dry run, nothing changed: would {}",
+            action.describe(&self.topo)
+        ))
     }
 }

@@ -26,7 +26,11 @@ pub enum Action {
     #[serde(rename = "kube.network-policy.delete")]
     RemoveNetworkPolicy { region: String, name: String },
     #[serde(rename = "kube.config-map.apply")]
-    ApplyConfigMap { region: String, name: String, data: BTreeMap<String, String> },
+    ApplyConfigMap {
+        region: String,
+        name: String,
+        data: BTreeMap<String, String>,
+    },
     #[serde(rename = "kube.config-map.delete")]
     DeleteConfigMap { region: String, name: String },
     /// `version: previous` is resolved to a concrete version when the plan is made.
@@ -69,27 +73,111 @@ pub struct StepKind {
 }
 
 pub const STEP_KINDS: &[StepKind] = &[
-    StepKind { name: "kube.scale", changes_state: true, idempotent: true },
-    StepKind { name: "kube.wait-ready", changes_state: false, idempotent: true },
-    StepKind { name: "kube.pods", changes_state: false, idempotent: true },
-    StepKind { name: "kube.network-policy.apply", changes_state: true, idempotent: true },
-    StepKind { name: "kube.network-policy.delete", changes_state: true, idempotent: true },
-    StepKind { name: "kube.config-map.apply", changes_state: true, idempotent: true },
-    StepKind { name: "kube.config-map.delete", changes_state: true, idempotent: true },
-    StepKind { name: "kube.set-image", changes_state: true, idempotent: true },
-    StepKind { name: "kube.wait-rollout", changes_state: false, idempotent: true },
-    StepKind { name: "kube.restart", changes_state: true, idempotent: false },
-    StepKind { name: "pg.promote", changes_state: true, idempotent: false },
-    StepKind { name: "dns.point", changes_state: true, idempotent: true },
-    StepKind { name: "dns.check", changes_state: false, idempotent: true },
-    StepKind { name: "http.health", changes_state: false, idempotent: true },
-    StepKind { name: "health.all-regions", changes_state: false, idempotent: true },
-    StepKind { name: "notify.page", changes_state: true, idempotent: false },
-    StepKind { name: "notify.status-page", changes_state: true, idempotent: true },
-    StepKind { name: "notify.webhook", changes_state: true, idempotent: false },
-    StepKind { name: "backup.verify", changes_state: false, idempotent: true },
-    StepKind { name: "backup.restore", changes_state: true, idempotent: false },
-    StepKind { name: "data.validate", changes_state: false, idempotent: true },
+    StepKind {
+        name: "kube.scale",
+        changes_state: true,
+        idempotent: true,
+    },
+    StepKind {
+        name: "kube.wait-ready",
+        changes_state: false,
+        idempotent: true,
+    },
+    StepKind {
+        name: "kube.pods",
+        changes_state: false,
+        idempotent: true,
+    },
+    StepKind {
+        name: "kube.network-policy.apply",
+        changes_state: true,
+        idempotent: true,
+    },
+    StepKind {
+        name: "kube.network-policy.delete",
+        changes_state: true,
+        idempotent: true,
+    },
+    StepKind {
+        name: "kube.config-map.apply",
+        changes_state: true,
+        idempotent: true,
+    },
+    StepKind {
+        name: "kube.config-map.delete",
+        changes_state: true,
+        idempotent: true,
+    },
+    StepKind {
+        name: "kube.set-image",
+        changes_state: true,
+        idempotent: true,
+    },
+    StepKind {
+        name: "kube.wait-rollout",
+        changes_state: false,
+        idempotent: true,
+    },
+    StepKind {
+        name: "kube.restart",
+        changes_state: true,
+        idempotent: false,
+    },
+    StepKind {
+        name: "pg.promote",
+        changes_state: true,
+        idempotent: false,
+    },
+    StepKind {
+        name: "dns.point",
+        changes_state: true,
+        idempotent: true,
+    },
+    StepKind {
+        name: "dns.check",
+        changes_state: false,
+        idempotent: true,
+    },
+    StepKind {
+        name: "http.health",
+        changes_state: false,
+        idempotent: true,
+    },
+    StepKind {
+        name: "health.all-regions",
+        changes_state: false,
+        idempotent: true,
+    },
+    StepKind {
+        name: "notify.page",
+        changes_state: true,
+        idempotent: false,
+    },
+    StepKind {
+        name: "notify.status-page",
+        changes_state: true,
+        idempotent: true,
+    },
+    StepKind {
+        name: "notify.webhook",
+        changes_state: true,
+        idempotent: false,
+    },
+    StepKind {
+        name: "backup.verify",
+        changes_state: false,
+        idempotent: true,
+    },
+    StepKind {
+        name: "backup.restore",
+        changes_state: true,
+        idempotent: false,
+    },
+    StepKind {
+        name: "data.validate",
+        changes_state: false,
+        idempotent: true,
+    },
 ];
 
 pub fn step_kind(name: &str) -> Option<&'static StepKind> {
@@ -147,7 +235,10 @@ impl Action {
     /// that does not depend on current state.
     pub fn describe(&self, topo: &Topology) -> String {
         let sts = |region: &str| match topo.region(region) {
-            Some(r) => format!("statefulset {}/{} (context {})", r.namespace, r.statefulset, r.kube_context),
+            Some(r) => format!(
+                "statefulset {}/{} (context {})",
+                r.namespace, r.statefulset, r.kube_context
+            ),
             None => format!("statefulset in unknown region {region}"),
         };
         let ns = |region: &str| match topo.region(region) {
@@ -155,34 +246,68 @@ impl Action {
             None => format!("unknown region {region}"),
         };
         match self {
-            Action::Scale { region, replicas } => format!("scale {} to {replicas} replicas", sts(region)),
-            Action::WaitReady { region } => format!("wait until every pod of {} is ready", sts(region)),
+            Action::Scale { region, replicas } => {
+                format!("scale {} to {replicas} replicas", sts(region))
+            }
+            Action::WaitReady { region } => {
+                format!("wait until every pod of {} is ready", sts(region))
+            }
             Action::PodsReady { region } => format!("read pod readiness of {}", sts(region)),
             Action::IsolateNetwork { region, name } => {
-                format!("apply deny-all NetworkPolicy {name} on pods app=erlmcp in {}", ns(region))
+                format!(
+                    "apply deny-all NetworkPolicy {name} on pods app=erlmcp in {}",
+                    ns(region)
+                )
             }
-            Action::RemoveNetworkPolicy { region, name } => format!("delete NetworkPolicy {name} in {}", ns(region)),
+            Action::RemoveNetworkPolicy { region, name } => {
+                format!("delete NetworkPolicy {name} in {}", ns(region))
+            }
             Action::ApplyConfigMap { region, name, data } => {
                 let kv: Vec<String> = data.iter().map(|(k, v)| format!("{k}={v}")).collect();
-                format!("apply ConfigMap {name} {{{}}} in {}", kv.join(", "), ns(region))
+                format!(
+                    "apply ConfigMap {name} {{{}}} in {}",
+                    kv.join(", "),
+                    ns(region)
+                )
             }
-            Action::DeleteConfigMap { region, name } => format!("delete ConfigMap {name} in {}", ns(region)),
-            Action::SetImage { region, version } => format!("set image of {} to {}:{version}", sts(region), topo.image),
+            Action::DeleteConfigMap { region, name } => {
+                format!("delete ConfigMap {name} in {}", ns(region))
+            }
+            Action::SetImage { region, version } => {
+                format!("set image of {} to {}:{version}", sts(region), topo.image)
+            }
             Action::WaitRollout { region } => format!("wait for the rollout of {}", sts(region)),
-            Action::RestartRollout { region } => format!("restart the pods of {} (rolling)", sts(region)),
-            Action::PromoteDatabase { region } => format!("promote the PostgreSQL standby in {region} (SELECT pg_promote())"),
+            Action::RestartRollout { region } => {
+                format!("restart the pods of {} (rolling)", sts(region))
+            }
+            Action::PromoteDatabase { region } => {
+                format!("promote the PostgreSQL standby in {region} (SELECT pg_promote())")
+            }
             Action::PointDns { region } => {
-                let target = topo.region(region).map(|r| r.dns_target.as_str()).unwrap_or("?");
-                format!("UPSERT Route53 record {} in zone {} -> {region} ({target})", topo.record_name, topo.hosted_zone_id)
+                let target = topo
+                    .region(region)
+                    .map(|r| r.dns_target.as_str())
+                    .unwrap_or("?");
+                format!(
+                    "UPSERT Route53 record {} in zone {} -> {region} ({target})",
+                    topo.record_name, topo.hosted_zone_id
+                )
             }
             Action::CheckDns {} => format!("check that {} resolves", topo.record_name),
             Action::CheckHealth { region } => {
-                let url = topo.region(region).map(|r| r.health_url.as_str()).unwrap_or("?");
+                let url = topo
+                    .region(region)
+                    .map(|r| r.health_url.as_str())
+                    .unwrap_or("?");
                 format!("check health of {region} (GET {url})")
             }
-            Action::CheckAllRegions {} => format!("check health of every region ({})", topo.names().join(", ")),
+            Action::CheckAllRegions {} => {
+                format!("check health of every region ({})", topo.names().join(", "))
+            }
             Action::Page { summary } => format!("page on-call: {summary}"),
-            Action::StatusPage { state, message } => format!("set status page to {state}: {message}"),
+            Action::StatusPage { state, message } => {
+                format!("set status page to {state}: {message}")
+            }
             Action::Webhook { hook, message } => format!("call the {hook} hook: {message}"),
             Action::VerifyBackups {} => "verify backup integrity".to_string(),
             Action::RestoreBackup { point } => format!("restore the database from backup {point}"),
@@ -221,13 +346,22 @@ pub struct ExecError {
 
 impl ExecError {
     pub fn transient(m: impl Into<String>) -> Self {
-        Self { kind: FailureKind::Transient, message: m.into() }
+        Self {
+            kind: FailureKind::Transient,
+            message: m.into(),
+        }
     }
     pub fn permanent(m: impl Into<String>) -> Self {
-        Self { kind: FailureKind::Permanent, message: m.into() }
+        Self {
+            kind: FailureKind::Permanent,
+            message: m.into(),
+        }
     }
     pub fn timeout(m: impl Into<String>) -> Self {
-        Self { kind: FailureKind::Timeout, message: m.into() }
+        Self {
+            kind: FailureKind::Timeout,
+            message: m.into(),
+        }
     }
 }
 

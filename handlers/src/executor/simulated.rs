@@ -78,9 +78,18 @@ impl World {
             pages: Vec::new(),
             webhooks: Vec::new(),
             backups: vec![
-                SimBackup { name: "backup-20261127-1800".into(), passed: true },
-                SimBackup { name: "backup-20261128-0000".into(), passed: true },
-                SimBackup { name: "backup-20261128-0600".into(), passed: false },
+                SimBackup {
+                    name: "backup-20261127-1800".into(),
+                    passed: true,
+                },
+                SimBackup {
+                    name: "backup-20261128-0000".into(),
+                    passed: true,
+                },
+                SimBackup {
+                    name: "backup-20261128-0600".into(),
+                    passed: false,
+                },
             ],
             restored_from: None,
             applied: Vec::new(),
@@ -88,7 +97,9 @@ impl World {
     }
 
     fn healthy(&self, region: &str) -> bool {
-        self.regions.get(region).is_some_and(|r| r.reachable && r.ready > 0 && !r.db_in_recovery)
+        self.regions
+            .get(region)
+            .is_some_and(|r| r.reachable && r.ready > 0 && !r.db_in_recovery)
     }
 }
 
@@ -140,7 +151,11 @@ impl Simulated {
     fn take_fault(&self, kind: &str) -> Option<ExecError> {
         let mut f = self.faults.lock().unwrap_or_else(|p| p.into_inner());
         let q = f.by_kind.get_mut(kind)?;
-        if q.is_empty() { None } else { Some(q.remove(0)) }
+        if q.is_empty() {
+            None
+        } else {
+            Some(q.remove(0))
+        }
     }
 
     fn region<'w>(&self, world: &'w mut World, name: &str) -> Result<&'w mut SimRegion, ExecError> {
@@ -158,11 +173,20 @@ impl Simulated {
 }
 
 fn obs(from: impl Into<String>, to: impl Into<String>) -> Observation {
-    Observation { from: Some(from.into()), to: Some(to.into()), resolved: None }
+    Observation {
+        from: Some(from.into()),
+        to: Some(to.into()),
+        resolved: None,
+    }
 }
 
 fn last_good_backup(world: &World) -> Option<String> {
-    world.backups.iter().rev().find(|b| b.passed).map(|b| b.name.clone())
+    world
+        .backups
+        .iter()
+        .rev()
+        .find(|b| b.passed)
+        .map(|b| b.name.clone())
 }
 
 #[async_trait::async_trait]
@@ -177,7 +201,10 @@ impl Executor for Simulated {
         Ok(match action {
             Action::Scale { region, replicas } => {
                 let r = self.region(w, region)?;
-                obs(format!("{} replicas", r.replicas), format!("{replicas} replicas"))
+                obs(
+                    format!("{} replicas", r.replicas),
+                    format!("{replicas} replicas"),
+                )
             }
             Action::IsolateNetwork { region, name } => {
                 let r = self.region(w, region)?;
@@ -186,7 +213,14 @@ impl Executor for Simulated {
             }
             Action::RemoveNetworkPolicy { region, name } => {
                 let r = self.region(w, region)?;
-                obs(if r.network_policies.contains(name) { "present" } else { "absent" }, "absent")
+                obs(
+                    if r.network_policies.contains(name) {
+                        "present"
+                    } else {
+                        "absent"
+                    },
+                    "absent",
+                )
             }
             Action::ApplyConfigMap { region, name, data } => {
                 let r = self.region(w, region)?;
@@ -198,13 +232,22 @@ impl Executor for Simulated {
             }
             Action::DeleteConfigMap { region, name } => {
                 let r = self.region(w, region)?;
-                obs(if r.config_maps.contains_key(name) { "present" } else { "absent" }, "absent")
+                obs(
+                    if r.config_maps.contains_key(name) {
+                        "present"
+                    } else {
+                        "absent"
+                    },
+                    "absent",
+                )
             }
             Action::SetImage { region, version } => {
                 let r = self.region(w, region)?;
                 let target = if version == "previous" {
                     r.image_history.last().cloned().ok_or_else(|| {
-                        ExecError::permanent(format!("{region} has no previous version to roll back to"))
+                        ExecError::permanent(format!(
+                            "{region} has no previous version to roll back to"
+                        ))
                     })?
                 } else {
                     version.clone()
@@ -212,23 +255,36 @@ impl Executor for Simulated {
                 Observation {
                     from: Some(r.image_version.clone()),
                     to: Some(target.clone()),
-                    resolved: Some(Action::SetImage { region: region.clone(), version: target }),
+                    resolved: Some(Action::SetImage {
+                        region: region.clone(),
+                        version: target,
+                    }),
                 }
             }
             Action::PromoteDatabase { region } => {
                 let r = self.region(w, region)?;
-                obs(if r.db_in_recovery { "standby (in recovery)" } else { "primary (not in recovery)" }, "primary")
+                obs(
+                    if r.db_in_recovery {
+                        "standby (in recovery)"
+                    } else {
+                        "primary (not in recovery)"
+                    },
+                    "primary",
+                )
             }
             Action::PointDns { region } => obs(w.dns_region.clone(), region.clone()),
             Action::StatusPage { state, .. } => obs(w.status_page.clone(), state.clone()),
             Action::RestoreBackup { point } => {
                 let chosen = if point == "last-good" {
-                    last_good_backup(w).ok_or_else(|| ExecError::permanent("no backup passed verification"))?
+                    last_good_backup(w)
+                        .ok_or_else(|| ExecError::permanent("no backup passed verification"))?
                 } else {
                     point.clone()
                 };
                 if !w.backups.iter().any(|b| b.name == chosen) {
-                    return Err(ExecError::permanent(format!("backup {chosen} does not exist")));
+                    return Err(ExecError::permanent(format!(
+                        "backup {chosen} does not exist"
+                    )));
                 }
                 Observation {
                     from: w.restored_from.clone().or(Some("live data".into())),
@@ -266,15 +322,21 @@ impl Executor for Simulated {
                 return Ok(format!("{region}: {}/{} pods ready", r.ready, r.replicas));
             }
             Action::IsolateNetwork { region, name } => {
-                self.region(w, region)?.network_policies.insert(name.clone());
-                format!("{region}: NetworkPolicy {name} applied (deny all ingress and egress for app=erlmcp)")
+                self.region(w, region)?
+                    .network_policies
+                    .insert(name.clone());
+                format!(
+                    "{region}: NetworkPolicy {name} applied (deny all ingress and egress for app=erlmcp)"
+                )
             }
             Action::RemoveNetworkPolicy { region, name } => {
                 self.region(w, region)?.network_policies.remove(name);
                 format!("{region}: NetworkPolicy {name} deleted")
             }
             Action::ApplyConfigMap { region, name, data } => {
-                self.region(w, region)?.config_maps.insert(name.clone(), data.clone());
+                self.region(w, region)?
+                    .config_maps
+                    .insert(name.clone(), data.clone());
                 format!("{region}: ConfigMap {name} applied")
             }
             Action::DeleteConfigMap { region, name } => {
@@ -284,7 +346,10 @@ impl Executor for Simulated {
             Action::SetImage { region, version } => {
                 let r = self.region(w, region)?;
                 let target = if version == "previous" {
-                    r.image_history.last().cloned().ok_or_else(|| ExecError::permanent("no previous version"))?
+                    r.image_history
+                        .last()
+                        .cloned()
+                        .ok_or_else(|| ExecError::permanent("no previous version"))?
                 } else {
                     version.clone()
                 };
@@ -297,7 +362,10 @@ impl Executor for Simulated {
             Action::WaitRollout { region } => {
                 let r = self.region(w, region)?;
                 r.ready = r.replicas;
-                format!("{region}: rollout complete, {}/{} ready on {}", r.ready, r.replicas, r.image_version)
+                format!(
+                    "{region}: rollout complete, {}/{} ready on {}",
+                    r.ready, r.replicas, r.image_version
+                )
             }
             Action::RestartRollout { region } => {
                 let r = self.region(w, region)?;
@@ -321,19 +389,31 @@ impl Executor for Simulated {
             }
             Action::CheckDns {} => {
                 if w.healthy(&w.dns_region.clone()) {
-                    return Ok(format!("{} -> {} (serving)", self.topo.record_name, w.dns_region));
+                    return Ok(format!(
+                        "{} -> {} (serving)",
+                        self.topo.record_name, w.dns_region
+                    ));
                 }
-                return Err(ExecError::permanent(format!("{} points at {}, which is not serving", self.topo.record_name, w.dns_region)));
+                return Err(ExecError::permanent(format!(
+                    "{} points at {}, which is not serving",
+                    self.topo.record_name, w.dns_region
+                )));
             }
             Action::CheckHealth { region } => {
                 let r = self.region(w, region)?;
                 let (ready, replicas, in_recovery) = (r.ready, r.replicas, r.db_in_recovery);
                 if w.healthy(region) {
-                    return Ok(format!("{region}: healthy ({ready}/{replicas} ready, database primary)"));
+                    return Ok(format!(
+                        "{region}: healthy ({ready}/{replicas} ready, database primary)"
+                    ));
                 }
                 return Err(ExecError::transient(format!(
                     "{region}: /health answered 503 ({ready}/{replicas} ready, database {})",
-                    if in_recovery { "in recovery" } else { "primary" }
+                    if in_recovery {
+                        "in recovery"
+                    } else {
+                        "primary"
+                    }
                 )));
             }
             Action::CheckAllRegions {} => {
@@ -364,12 +444,24 @@ impl Executor for Simulated {
                 format!("{hook} hook called")
             }
             Action::VerifyBackups {} => {
-                let passed: Vec<&str> = w.backups.iter().filter(|b| b.passed).map(|b| b.name.as_str()).collect();
-                return Ok(format!("{} of {} backups pass verification; last good: {}", passed.len(), w.backups.len(), passed.last().unwrap_or(&"none")));
+                let passed: Vec<&str> = w
+                    .backups
+                    .iter()
+                    .filter(|b| b.passed)
+                    .map(|b| b.name.as_str())
+                    .collect();
+                return Ok(format!(
+                    "{} of {} backups pass verification; last good: {}",
+                    passed.len(),
+                    w.backups.len(),
+                    passed.last().unwrap_or(&"none")
+                ));
             }
             Action::RestoreBackup { point } => {
                 if !w.backups.iter().any(|b| &b.name == point && b.passed) {
-                    return Err(ExecError::permanent(format!("backup {point} is missing or failed verification")));
+                    return Err(ExecError::permanent(format!(
+                        "backup {point} is missing or failed verification"
+                    )));
                 }
                 w.restored_from = Some(point.clone());
                 format!("database restored from {point}")

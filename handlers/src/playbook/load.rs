@@ -15,14 +15,35 @@ use std::fmt;
 
 /// The playbooks that ship with the bot, compiled in so the binary runs from anywhere.
 pub const BUILTIN_FILES: &[(&str, &str)] = &[
-    ("p0-outage.yaml", include_str!("../../../playbooks/p0-outage.yaml")),
-    ("security-isolation.yaml", include_str!("../../../playbooks/security-isolation.yaml")),
-    ("data-corruption.yaml", include_str!("../../../playbooks/data-corruption.yaml")),
-    ("failover.yaml", include_str!("../../../playbooks/failover.yaml")),
-    ("failback.yaml", include_str!("../../../playbooks/failback.yaml")),
-    ("rollback.yaml", include_str!("../../../playbooks/rollback.yaml")),
+    (
+        "p0-outage.yaml",
+        include_str!("../../../playbooks/p0-outage.yaml"),
+    ),
+    (
+        "security-isolation.yaml",
+        include_str!("../../../playbooks/security-isolation.yaml"),
+    ),
+    (
+        "data-corruption.yaml",
+        include_str!("../../../playbooks/data-corruption.yaml"),
+    ),
+    (
+        "failover.yaml",
+        include_str!("../../../playbooks/failover.yaml"),
+    ),
+    (
+        "failback.yaml",
+        include_str!("../../../playbooks/failback.yaml"),
+    ),
+    (
+        "rollback.yaml",
+        include_str!("../../../playbooks/rollback.yaml"),
+    ),
     ("scale.yaml", include_str!("../../../playbooks/scale.yaml")),
-    ("read-only.yaml", include_str!("../../../playbooks/read-only.yaml")),
+    (
+        "read-only.yaml",
+        include_str!("../../../playbooks/read-only.yaml"),
+    ),
 ];
 
 /// Placeholders every playbook may use besides its parameters.
@@ -126,25 +147,47 @@ pub fn parse_file(file: &str, text: &str, topo: &Topology) -> Result<Playbook, V
         // The library's message is precise; keep its first line (the rest is a source excerpt).
         let msg = e.to_string();
         let first = msg.lines().next().unwrap_or("invalid YAML").to_string();
-        vec![LoadError { file: file.to_string(), line, message: first }]
+        vec![LoadError {
+            file: file.to_string(),
+            line,
+            message: first,
+        }]
     })?;
     let mut errors = Vec::new();
-    let mut fail = |line: u64, message: String| errors.push(LoadError { file: file.to_string(), line: line as usize, message });
+    let mut fail = |line: u64, message: String| {
+        errors.push(LoadError {
+            file: file.to_string(),
+            line: line as usize,
+            message,
+        })
+    };
 
     let name = raw.name.value.clone();
-    if !regex::Regex::new(r"^[a-z][a-z0-9-]*$").expect("static regex").is_match(&name) {
-        fail(raw.name.referenced.line(), format!("playbook name `{name}` must be lowercase letters, digits and dashes"));
+    if !regex::Regex::new(r"^[a-z][a-z0-9-]*$")
+        .expect("static regex")
+        .is_match(&name)
+    {
+        fail(
+            raw.name.referenced.line(),
+            format!("playbook name `{name}` must be lowercase letters, digits and dashes"),
+        );
     }
 
     let mut severities = Vec::new();
     for s in &raw.severities.value {
         match Severity::parse(s) {
             Some(sev) => severities.push(sev),
-            None => fail(raw.severities.referenced.line(), format!("bad severity `{s}`: use p0, p1, p2 or p3")),
+            None => fail(
+                raw.severities.referenced.line(),
+                format!("bad severity `{s}`: use p0, p1, p2 or p3"),
+            ),
         }
     }
     if raw.severities.value.is_empty() {
-        fail(raw.severities.referenced.line(), "severities: list at least one of p0, p1, p2, p3".into());
+        fail(
+            raw.severities.referenced.line(),
+            "severities: list at least one of p0, p1, p2, p3".into(),
+        );
     }
 
     let mut by_severity = BTreeMap::new();
@@ -153,7 +196,10 @@ pub fn parse_file(file: &str, text: &str, topo: &Topology) -> Result<Playbook, V
             Some(s) => {
                 by_severity.insert(s, vars.clone());
             }
-            None => fail(raw.severities.referenced.line(), format!("by_severity: bad severity `{k}`: use p0, p1, p2 or p3")),
+            None => fail(
+                raw.severities.referenced.line(),
+                format!("by_severity: bad severity `{k}`: use p0, p1, p2 or p3"),
+            ),
         }
     }
 
@@ -168,7 +214,13 @@ pub fn parse_file(file: &str, text: &str, topo: &Topology) -> Result<Playbook, V
             "string" => ParamType::String,
             "version" => ParamType::Version,
             other => {
-                fail(line, format!("parameter `{}`: unknown type `{other}` (use region, int, bool, string or version)", rp.name));
+                fail(
+                    line,
+                    format!(
+                        "parameter `{}`: unknown type `{other}` (use region, int, bool, string or version)",
+                        rp.name
+                    ),
+                );
                 continue;
             }
         };
@@ -184,7 +236,12 @@ pub fn parse_file(file: &str, text: &str, topo: &Topology) -> Result<Playbook, V
         if params.iter().any(|x: &Param| x.name == rp.name) {
             fail(line, format!("parameter `{}` is declared twice", rp.name));
         }
-        params.push(Param { name: rp.name.clone(), ty, default, description: rp.description.clone() });
+        params.push(Param {
+            name: rp.name.clone(),
+            ty,
+            default,
+            description: rp.description.clone(),
+        });
     }
 
     let mut policy = Policy::default();
@@ -198,16 +255,30 @@ pub fn parse_file(file: &str, text: &str, topo: &Topology) -> Result<Playbook, V
         if let Some(e) = &a.value.expiry {
             match parse_duration(e) {
                 Some(s) => policy.expiry_seconds = s,
-                None => fail(line, format!("approval.expiry `{e}` is not a duration (like 15m)")),
+                None => fail(
+                    line,
+                    format!("approval.expiry `{e}` is not a duration (like 15m)"),
+                ),
             }
         }
     }
 
     // Values placeholders may take, for checking steps now: a sample of each parameter's type.
-    let sample_region = topo.regions.first().map(|r| r.name.clone()).unwrap_or_default();
+    let sample_region = topo
+        .regions
+        .first()
+        .map(|r| r.name.clone())
+        .unwrap_or_default();
     let mut vars: BTreeMap<String, Value> = BTreeMap::new();
     for b in BUILTIN_VARS {
-        vars.insert(b.to_string(), Value::String(if *b == "primary" { sample_region.clone() } else { "x".into() }));
+        vars.insert(
+            b.to_string(),
+            Value::String(if *b == "primary" {
+                sample_region.clone()
+            } else {
+                "x".into()
+            }),
+        );
     }
     for p in &params {
         let v = match p.ty {
@@ -220,11 +291,17 @@ pub fn parse_file(file: &str, text: &str, topo: &Topology) -> Result<Playbook, V
         vars.insert(p.name.clone(), v);
     }
     // A `sev.X` variable must exist for every severity the playbook allows.
-    let sev_keys: Vec<String> = by_severity.values().flat_map(|m| m.keys().cloned()).collect();
+    let sev_keys: Vec<String> = by_severity
+        .values()
+        .flat_map(|m| m.keys().cloned())
+        .collect();
     for key in &sev_keys {
         for s in &severities {
             if !by_severity.get(s).is_some_and(|m| m.contains_key(key)) {
-                fail(raw.severities.referenced.line(), format!("by_severity: `{key}` has no value for {s}"));
+                fail(
+                    raw.severities.referenced.line(),
+                    format!("by_severity: `{key}` has no value for {s}"),
+                );
             }
         }
         vars.insert(format!("sev.{key}"), Value::String("x".into()));
@@ -232,7 +309,10 @@ pub fn parse_file(file: &str, text: &str, topo: &Topology) -> Result<Playbook, V
 
     let mut steps = Vec::new();
     if raw.steps.value.is_empty() {
-        fail(raw.steps.referenced.line(), "steps: a playbook needs at least one step".into());
+        fail(
+            raw.steps.referenced.line(),
+            "steps: a playbook needs at least one step".into(),
+        );
     }
     for s in &raw.steps.value {
         let line = s.referenced.line();
@@ -240,13 +320,27 @@ pub fn parse_file(file: &str, text: &str, topo: &Topology) -> Result<Playbook, V
         let kind_line = rs.kind.referenced.line();
         let Some(kind) = step_kind(&rs.kind.value) else {
             let known: Vec<&str> = crate::executor::STEP_KINDS.iter().map(|k| k.name).collect();
-            fail(kind_line, format!("step `{}`: unknown step kind `{}` (known: {})", rs.name, rs.kind.value, known.join(", ")));
+            fail(
+                kind_line,
+                format!(
+                    "step `{}`: unknown step kind `{}` (known: {})",
+                    rs.name,
+                    rs.kind.value,
+                    known.join(", ")
+                ),
+            );
             continue;
         };
         let with = Value::Object(rs.with.clone().into_iter().collect());
         for ph in placeholders(&with) {
             if !vars.contains_key(&ph) {
-                fail(line, format!("step `{}`: `{{{{{ph}}}}}` is not a parameter of this playbook", rs.name));
+                fail(
+                    line,
+                    format!(
+                        "step `{}`: `{{{{{ph}}}}}` is not a parameter of this playbook",
+                        rs.name
+                    ),
+                );
             }
         }
         if let Ok(Value::Object(mut probe)) = render(&with, &vars) {
@@ -256,29 +350,66 @@ pub fn parse_file(file: &str, text: &str, topo: &Topology) -> Result<Playbook, V
                     if let Some(r) = action.region()
                         && topo.region(r).is_none()
                     {
-                        fail(line, format!("step `{}`: {}", rs.name, topo.unknown_region_message(r)));
+                        fail(
+                            line,
+                            format!("step `{}`: {}", rs.name, topo.unknown_region_message(r)),
+                        );
                     }
                 }
-                Err(e) => fail(line, format!("step `{}` ({}): {}", rs.name, kind.name, e.to_string().replace("missing field", "missing argument").replace("unknown field", "unknown argument"))),
+                Err(e) => fail(
+                    line,
+                    format!(
+                        "step `{}` ({}): {}",
+                        rs.name,
+                        kind.name,
+                        e.to_string()
+                            .replace("missing field", "missing argument")
+                            .replace("unknown field", "unknown argument")
+                    ),
+                ),
             }
         }
         let timeout_seconds = match &rs.timeout {
             Some(t) => parse_duration(t).unwrap_or_else(|| {
-                fail(line, format!("step `{}`: timeout `{t}` is not a duration (like 30s or 10m)", rs.name));
+                fail(
+                    line,
+                    format!(
+                        "step `{}`: timeout `{t}` is not a duration (like 30s or 10m)",
+                        rs.name
+                    ),
+                );
                 DEFAULT_STEP_TIMEOUT
             }),
             None => DEFAULT_STEP_TIMEOUT,
         };
         if rs.changes_state == Some(false) && kind.changes_state {
-            fail(line, format!("step `{}`: {} changes state; it cannot be declared changes_state: false", rs.name, kind.name));
+            fail(
+                line,
+                format!(
+                    "step `{}`: {} changes state; it cannot be declared changes_state: false",
+                    rs.name, kind.name
+                ),
+            );
         }
         if rs.idempotent == Some(true) && !kind.idempotent {
-            fail(line, format!("step `{}`: {} is not safe to re-run; it cannot be declared idempotent", rs.name, kind.name));
+            fail(
+                line,
+                format!(
+                    "step `{}`: {} is not safe to re-run; it cannot be declared idempotent",
+                    rs.name, kind.name
+                ),
+            );
         }
         if let Some(w) = &rs.when {
             let p = w.trim_start_matches('!');
-            if !params.iter().any(|x| x.name == p && x.ty == ParamType::Bool) {
-                fail(line, format!("step `{}`: when `{w}` must name a bool parameter", rs.name));
+            if !params
+                .iter()
+                .any(|x| x.name == p && x.ty == ParamType::Bool)
+            {
+                fail(
+                    line,
+                    format!("step `{}`: when `{w}` must name a bool parameter", rs.name),
+                );
             }
         }
         steps.push(Step {
@@ -320,14 +451,20 @@ pub struct PlaybookSet {
 impl PlaybookSet {
     pub fn builtin(topo: &Topology) -> Result<Self, Vec<LoadError>> {
         let mut set = Self::default();
-        let files: Vec<(String, String)> =
-            BUILTIN_FILES.iter().map(|(n, t)| (format!("builtin:{n}"), t.to_string())).collect();
+        let files: Vec<(String, String)> = BUILTIN_FILES
+            .iter()
+            .map(|(n, t)| (format!("builtin:{n}"), t.to_string()))
+            .collect();
         set.add_files(&files, topo)?;
         Ok(set)
     }
 
     /// Adds files (name, text); all errors of all files are returned together.
-    pub fn add_files(&mut self, files: &[(String, String)], topo: &Topology) -> Result<(), Vec<LoadError>> {
+    pub fn add_files(
+        &mut self,
+        files: &[(String, String)],
+        topo: &Topology,
+    ) -> Result<(), Vec<LoadError>> {
         let mut errors = Vec::new();
         for (name, text) in files {
             match parse_file(name, text, topo) {
@@ -337,7 +474,11 @@ impl PlaybookSet {
                 Err(e) => errors.extend(e),
             }
         }
-        if errors.is_empty() { Ok(()) } else { Err(errors) }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors)
+        }
     }
 
     pub fn get(&self, name: &str) -> Option<&Playbook> {
@@ -346,6 +487,9 @@ impl PlaybookSet {
 
     /// Playbooks allowed under a severity, for suggestions when an incident is declared.
     pub fn for_severity(&self, s: Severity) -> Vec<&Playbook> {
-        self.playbooks.values().filter(|p| p.severities.contains(&s)).collect()
+        self.playbooks
+            .values()
+            .filter(|p| p.severities.contains(&s))
+            .collect()
     }
 }

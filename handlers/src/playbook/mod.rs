@@ -87,7 +87,9 @@ impl Playbook {
                 None => format!("{}=<{}>", p.name, p.ty.as_str()),
             })
             .collect();
-        format!("/erlmcp run {} {}", self.name, params.join(" ")).trim_end().to_string()
+        format!("/erlmcp run {} {}", self.name, params.join(" "))
+            .trim_end()
+            .to_string()
     }
 }
 

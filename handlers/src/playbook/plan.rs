@@ -47,13 +47,20 @@ impl fmt::Display for PlanError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             PlanError::Invalid(m) => f.write_str(m),
-            PlanError::Observe { step, error } => write!(f, "could not read the current state for step `{step}`: {error}"),
+            PlanError::Observe { step, error } => write!(
+                f,
+                "could not read the current state for step `{step}`: {error}"
+            ),
         }
     }
 }
 
 /// Checks a parameter value against its type, returning it normalised.
-pub(crate) fn check_param_value(ty: ParamType, value: &str, topo: &Topology) -> Result<Value, String> {
+pub(crate) fn check_param_value(
+    ty: ParamType,
+    value: &str,
+    topo: &Topology,
+) -> Result<Value, String> {
     match ty {
         ParamType::Region => {
             if topo.region(value).is_some() {
@@ -75,8 +82,16 @@ pub(crate) fn check_param_value(ty: ParamType, value: &str, topo: &Topology) -> 
         ParamType::Version => {
             let v = value.trim_start_matches('v');
             let ok = v == "previous"
-                || regex::Regex::new(r"^\d+\.\d+\.\d+(?:[-+][0-9A-Za-z.-]+)?$").expect("static regex").is_match(v);
-            if ok { Ok(Value::String(v.to_string())) } else { Err(format!("`{value}` is not a version like 3.0.1 (or `previous`)")) }
+                || regex::Regex::new(r"^\d+\.\d+\.\d+(?:[-+][0-9A-Za-z.-]+)?$")
+                    .expect("static regex")
+                    .is_match(v);
+            if ok {
+                Ok(Value::String(v.to_string()))
+            } else {
+                Err(format!(
+                    "`{value}` is not a version like 3.0.1 (or `previous`)"
+                ))
+            }
         }
     }
 }
@@ -96,8 +111,12 @@ fn object_key(a: &Action) -> Option<String> {
         Action::PointDns { .. } => "dns".into(),
         Action::PromoteDatabase { region } => format!("db/{region}"),
         Action::StatusPage { .. } => "status-page".into(),
-        Action::IsolateNetwork { region, name } | Action::RemoveNetworkPolicy { region, name } => format!("netpol/{region}/{name}"),
-        Action::ApplyConfigMap { region, name, .. } | Action::DeleteConfigMap { region, name } => format!("cm/{region}/{name}"),
+        Action::IsolateNetwork { region, name } | Action::RemoveNetworkPolicy { region, name } => {
+            format!("netpol/{region}/{name}")
+        }
+        Action::ApplyConfigMap { region, name, .. } | Action::DeleteConfigMap { region, name } => {
+            format!("cm/{region}/{name}")
+        }
         _ => return None,
     })
 }
@@ -127,12 +146,21 @@ pub async fn make_plan(
             return Err(PlanError::Invalid(format!(
                 "playbook `{}` has no parameter `{k}` (it takes: {}). Usage: `{}`",
                 pb.name,
-                if known.is_empty() { "none".to_string() } else { known.join(", ") },
+                if known.is_empty() {
+                    "none".to_string()
+                } else {
+                    known.join(", ")
+                },
                 pb.usage()
             )));
         };
-        let value = check_param_value(p.ty, v, topo)
-            .map_err(|e| PlanError::Invalid(format!("parameter `{k}` of playbook `{}`: {e}. Usage: `{}`", pb.name, pb.usage())))?;
+        let value = check_param_value(p.ty, v, topo).map_err(|e| {
+            PlanError::Invalid(format!(
+                "parameter `{k}` of playbook `{}`: {e}. Usage: `{}`",
+                pb.name,
+                pb.usage()
+            ))
+        })?;
         params.insert(k.clone(), v.clone());
         vars.insert(k.clone(), value);
     }
@@ -157,7 +185,10 @@ pub async fn make_plan(
     vars.insert("incident".into(), Value::String(ctx.incident.to_string()));
     vars.insert("title".into(), Value::String(ctx.title.to_string()));
     vars.insert("severity".into(), Value::String(ctx.severity.to_string()));
-    vars.insert("primary".into(), Value::String(topo.primary().map(|r| r.name.clone()).unwrap_or_default()));
+    vars.insert(
+        "primary".into(),
+        Value::String(topo.primary().map(|r| r.name.clone()).unwrap_or_default()),
+    );
     if let Some(sev_vars) = pb.by_severity.get(&ctx.severity) {
         for (k, v) in sev_vars {
             vars.insert(format!("sev.{k}"), Value::String(v.clone()));
@@ -177,7 +208,10 @@ pub async fn make_plan(
                 continue;
             }
         }
-        let mut args = match render(&Value::Object(step.with.clone().into_iter().collect()), &vars) {
+        let mut args = match render(
+            &Value::Object(step.with.clone().into_iter().collect()),
+            &vars,
+        ) {
             Ok(Value::Object(o)) => o,
             Ok(_) => unreachable!("rendering an object yields an object"),
             Err(e) => return Err(PlanError::Invalid(format!("step `{}`: {e}", step.name))),
@@ -188,15 +222,25 @@ pub async fn make_plan(
         if let Some(r) = action.region()
             && topo.region(r).is_none()
         {
-            return Err(PlanError::Invalid(format!("step `{}`: {}", step.name, topo.unknown_region_message(r))));
+            return Err(PlanError::Invalid(format!(
+                "step `{}`: {}",
+                step.name,
+                topo.unknown_region_message(r)
+            )));
         }
         let observed = executor
             .observe(&action)
             .await
-            .map_err(|error| PlanError::Observe { step: step.name.clone(), error })?;
+            .map_err(|error| PlanError::Observe {
+                step: step.name.clone(),
+                error,
+            })?;
         let action = observed.resolved.clone().unwrap_or(action);
         let key = object_key(&action);
-        let from = key.as_ref().and_then(|k| projected.get(k).cloned()).or(observed.from.clone());
+        let from = key
+            .as_ref()
+            .and_then(|k| projected.get(k).cloned())
+            .or(observed.from.clone());
         if let (Some(k), Some(to)) = (&key, &observed.to) {
             projected.insert(k.clone(), to.clone());
         }
@@ -227,15 +271,30 @@ pub async fn make_plan(
     let mut text = format!(
         "Playbook {} ({}) under {}, executor {}\nParameters: {}\n",
         pb.name,
-        if pb.runbook.is_empty() { "operator playbook" } else { pb.runbook.as_str() },
+        if pb.runbook.is_empty() {
+            "operator playbook"
+        } else {
+            pb.runbook.as_str()
+        },
         ctx.severity,
         executor.mode().as_str(),
-        if param_text.is_empty() { "none".to_string() } else { param_text.join(" ") }
+        if param_text.is_empty() {
+            "none".to_string()
+        } else {
+            param_text.join(" ")
+        }
     );
     for s in &steps {
         text.push_str(&s.line);
         text.push('\n');
     }
     let digest = hex::encode(Sha256::digest(text.as_bytes()));
-    Ok(Plan { playbook: pb.name.clone(), params, severity: ctx.severity, steps, text, digest })
+    Ok(Plan {
+        playbook: pb.name.clone(),
+        params,
+        severity: ctx.severity,
+        steps,
+        text,
+        digest,
+    })
 }

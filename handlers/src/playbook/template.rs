@@ -34,9 +34,13 @@ pub fn render(v: &Value, vars: &BTreeMap<String, Value>) -> Result<Value, String
     Ok(match v {
         Value::String(s) => {
             if let Some(c) = PLACEHOLDER.captures(s)
-                && c.get(0).is_some_and(|m| m.start() == 0 && m.end() == s.len())
+                && c.get(0)
+                    .is_some_and(|m| m.start() == 0 && m.end() == s.len())
             {
-                return vars.get(&c[1]).cloned().ok_or_else(|| format!("unknown placeholder {{{{{}}}}}", &c[1]));
+                return vars
+                    .get(&c[1])
+                    .cloned()
+                    .ok_or_else(|| format!("unknown placeholder {{{{{}}}}}", &c[1]));
             }
             let mut missing = None;
             let out = PLACEHOLDER.replace_all(s, |c: &regex::Captures| match vars.get(&c[1]) {
@@ -52,9 +56,15 @@ pub fn render(v: &Value, vars: &BTreeMap<String, Value>) -> Result<Value, String
             }
             Value::String(out.into_owned())
         }
-        Value::Array(a) => Value::Array(a.iter().map(|x| render(x, vars)).collect::<Result<_, _>>()?),
+        Value::Array(a) => Value::Array(
+            a.iter()
+                .map(|x| render(x, vars))
+                .collect::<Result<_, _>>()?,
+        ),
         Value::Object(o) => Value::Object(
-            o.iter().map(|(k, x)| Ok((k.clone(), render(x, vars)?))).collect::<Result<_, String>>()?,
+            o.iter()
+                .map(|(k, x)| Ok((k.clone(), render(x, vars)?)))
+                .collect::<Result<_, String>>()?,
         ),
         other => other.clone(),
     })
@@ -67,10 +77,23 @@ mod tests {
 
     #[test]
     fn whole_placeholder_keeps_type_and_partial_interpolates() {
-        let vars: BTreeMap<String, Value> = [("replicas".to_string(), json!(3)), ("region".to_string(), json!("us-west-2"))].into();
+        let vars: BTreeMap<String, Value> = [
+            ("replicas".to_string(), json!(3)),
+            ("region".to_string(), json!("us-west-2")),
+        ]
+        .into();
         assert_eq!(render(&json!("{{replicas}}"), &vars).unwrap(), json!(3));
-        assert_eq!(render(&json!("to {{ region }} now"), &vars).unwrap(), json!("to us-west-2 now"));
-        assert_eq!(render(&json!("{{nope}}"), &vars).unwrap_err(), "unknown placeholder {{nope}}");
-        assert_eq!(placeholders(&json!({"a": "{{x}} {{y}}", "b": ["{{z}}"]})), vec!["x", "y", "z"]);
+        assert_eq!(
+            render(&json!("to {{ region }} now"), &vars).unwrap(),
+            json!("to us-west-2 now")
+        );
+        assert_eq!(
+            render(&json!("{{nope}}"), &vars).unwrap_err(),
+            "unknown placeholder {{nope}}"
+        );
+        assert_eq!(
+            placeholders(&json!({"a": "{{x}} {{y}}", "b": ["{{z}}"]})),
+            vec!["x", "y", "z"]
+        );
     }
 }

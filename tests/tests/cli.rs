@@ -1,0 +1,161 @@
+//! The command line as a person uses it: the scripted console, `timeline verify` against a
+//! tampered SQLite file, `postmortem`, `playbooks check`, and `drill`.
+
+use erlmcp_tests::cli;
+
+fn db_url(dir: &tempfile::TempDir) -> String {
+    format!("sqlite://{}", dir.path().join("bot.db").display())
+}
+
+const SCRIPT: &str = "as alice\n/erlmcp p0 declare API down\nas bob\n/erlmcp ack\nnote failing over\n/erlmcp mitigated\n/erlmcp resolve failed over to us-west-2\n/erlmcp postmortem\n";
+
+#[tokio::test]
+async fn scripted_console_run_ends_with_a_postmortem() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = db_url(&dir);
+    let (code, out) = cli(&["--database-url", &url, "console"], SCRIPT).await;
+    assert_eq!(code, 0, "{out}");
+    for expected in [
+        "alice> /erlmcp p0 declare API down",
+        "🚨 INC-",
+        "declared: P0 API down",
+        "bob> /erlmcp ack",
+        "Acknowledged by bob",
+        "📝 Noted on",
+        "Impact mitigated (reported by bob)",
+        "Resolved by bob",
+        "# Postmortem: API down",
+        "| Time to acknowledge |",
+        "| 5m 00s | met |",
+        "| Time to resolve |",
+        "| 1h 00m | met |",
+        "| bob | console | failing over |",
+    ] {
+        assert!(
+            out.contains(expected),
+            "console output lacks {expected:?}:\n{out}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn editing_a_timeline_row_in_the_sqlite_file_is_detected_and_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = db_url(&dir);
+    let (code, _) = cli(&["--database-url", &url, "console"], SCRIPT).await;
+    assert_eq!(code, 0);
+    let (code, out) = cli(&["--database-url", &url, "timeline", "verify"], "").await;
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains(": intact ("), "{out}");
+
+    // Tamper with the file the way an attacker with write access would: drop the guard, edit a row.
+    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    sqlx::query("DROP TRIGGER timeline_no_update")
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE timeline SET text = 'nothing to see here' WHERE seq = 3")
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    let (code, out) = cli(&["--database-url", &url, "timeline", "verify"], "").await;
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("TAMPERED: entry #3 was modified: its content does not match its hash"),
+        "{out}"
+    );
+
+    // Deleting the last row is caught too, by the incident's recorded head.
+    let dir2 = tempfile::tempdir().unwrap();
+    let url2 = db_url(&dir2);
+    cli(&["--database-url", &url2, "console"], SCRIPT).await;
+    let pool = sqlx::SqlitePool::connect(&url2).await.unwrap();
+    sqlx::query("DROP TRIGGER timeline_no_delete")
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query("DELETE FROM timeline WHERE seq = (SELECT MAX(seq) FROM timeline)")
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    let (code, out) = cli(&["--database-url", &url2, "timeline", "verify"], "").await;
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("were deleted"), "{out}");
+}
+
+#[tokio::test]
+async fn postmortem_command_and_unknown_incident() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = db_url(&dir);
+    cli(&["--database-url", &url, "console"], SCRIPT).await;
+    let today = chrono::Utc::now().format("%Y%m%d");
+    let (code, out) = cli(
+        &[
+            "--database-url",
+            &url,
+            "postmortem",
+            &format!("INC-{today}-1"),
+        ],
+        "",
+    )
+    .await;
+    assert_eq!(code, 0, "{out}");
+    assert!(out.starts_with("# Postmortem: API down"), "{out}");
+    let (code, out) = cli(
+        &["--database-url", &url, "postmortem", "INC-19990101-1"],
+        "",
+    )
+    .await;
+    assert_eq!(code, 1);
+    assert_eq!(out.trim(), "error: INC-19990101-1 not found");
+}
+
+#[tokio::test]
+async fn playbooks_check_lists_builtins_and_rejects_a_bad_file_with_its_line() {
+    let (code, out) = cli(&["playbooks", "check"], "").await;
+    assert_eq!(code, 0, "{out}");
+    for name in [
+        "p0-outage",
+        "security-isolation",
+        "data-corruption",
+        "failover",
+        "failback",
+        "rollback",
+        "scale",
+    ] {
+        assert!(
+            out.contains(&format!("ok  {name}")),
+            "{name} missing:\n{out}"
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(&bad, "name: bad\ndescription: x\nseverities: [p1]\nsteps:\n  - name: Boom\n    kind: kube.explode\n").unwrap();
+    let (code, out) = cli(&["playbooks", "check", bad.to_str().unwrap()], "").await;
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(&format!(
+            "{}:6: step `Boom`: unknown step kind `kube.explode`",
+            bad.display()
+        )),
+        "{out}"
+    );
+}
+
+#[tokio::test]
+async fn bad_arguments_and_configuration_are_explained() {
+    let (code, out) = cli(&["--database-url", "mysql://x", "console"], "").await;
+    assert_eq!(code, 2);
+    assert!(
+        out.contains("is neither sqlite:… nor postgres://…"),
+        "{out}"
+    );
+    let (code, out) = cli(&["frobnicate"], "").await;
+    assert_eq!(code, 2);
+    assert!(
+        out.contains("unrecognized subcommand 'frobnicate'"),
+        "{out}"
+    );
+}
