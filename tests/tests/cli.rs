@@ -159,3 +159,63 @@ async fn bad_arguments_and_configuration_are_explained() {
         "{out}"
     );
 }
+
+#[tokio::test]
+async fn console_two_person_failover_and_expiry() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = db_url(&dir);
+    let script = "as alice\np0 declare API down\n/failover us-west-2\napprove\nas bob\napprove\nas carol\napprove\n";
+    let (code, out) = cli(&["--database-url", &url, "console"], script).await;
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("⚠ Not approved: you requested REQ-"), "{out}");
+    assert!(
+        out.contains("✅ REQ-") && out.contains("approved by bob; running failover"),
+        "{out}"
+    );
+    assert_eq!(
+        out.matches("▶ RUN-").count(),
+        6,
+        "six steps, run once:\n{out}"
+    );
+    assert!(
+        out.contains("was already approved and executed"),
+        "carol's approval does nothing more:\n{out}"
+    );
+
+    // Expiry configured to one second: a request left alone is refused after it.
+    let config = dir.path().join("short.toml");
+    std::fs::write(&config, "approval_expiry = \"1s\"\n").unwrap();
+    let dir2 = tempfile::tempdir().unwrap();
+    let url2 = db_url(&dir2);
+    let (code, out) = cli(
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--database-url",
+            &url2,
+            "console",
+        ],
+        "as alice\np0 declare API down\n/failover us-west-2\n",
+    )
+    .await;
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("expires after 1s"), "{out}");
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let (code, out) = cli(
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--database-url",
+            &url2,
+            "console",
+        ],
+        "as bob\napprove\n",
+    )
+    .await;
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("expired unapproved") && out.contains("expired at"),
+        "{out}"
+    );
+    assert!(!out.contains("▶ RUN-"), "{out}");
+}

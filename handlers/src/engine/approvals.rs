@@ -666,3 +666,34 @@ pub fn render_request(r: &ApprovalRequest, fresh: bool) -> String {
         )
     )
 }
+
+impl Engine {
+    /// Approval or denial by a route other than typed text (a reaction, a button). It goes through
+    /// exactly the same rules as `/erlmcp approve` and `/erlmcp deny`.
+    pub async fn decide(
+        &self,
+        req: &Request,
+        request: RequestId,
+        approve: bool,
+        reason: Option<String>,
+    ) -> Vec<Reply> {
+        let mut req = req.clone();
+        if self.settings.bots.contains(&req.actor.id)
+            || self.settings.bots.contains(&req.actor.name)
+        {
+            req.actor.is_bot = true;
+        }
+        self.expire_due().await;
+        let result = if approve {
+            self.approve(&req, None, Some(request)).await
+        } else {
+            self.deny(&req, None, Some(request), reason).await
+        };
+        result.unwrap_or_else(|e| {
+            vec![Reply::error(format!(
+                "{} failed: {e}",
+                if approve { "approval" } else { "denial" }
+            ))]
+        })
+    }
+}
