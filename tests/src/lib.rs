@@ -346,3 +346,66 @@ macro_rules! on_both_backends {
         }
     };
 }
+
+/// Wraps an executor and, for one step kind, stops inside `apply` for ever (optionally after the
+/// change took effect): what a process killed in the middle of a step looks like from outside.
+#[derive(Clone)]
+pub struct Gate {
+    inner: Arc<dyn Executor>,
+    hang: Arc<Mutex<Option<(String, bool)>>>,
+    pub reached: Arc<tokio::sync::Notify>,
+}
+
+impl Gate {
+    pub fn new(inner: Arc<dyn Executor>) -> Self {
+        Self {
+            inner,
+            hang: Arc::default(),
+            reached: Arc::default(),
+        }
+    }
+
+    /// The next `apply` of `kind` hangs; if `after_effect`, the change is made first.
+    pub fn hang_on(&self, kind: &str, after_effect: bool) {
+        *self.hang.lock().unwrap() = Some((kind.to_string(), after_effect));
+    }
+}
+
+#[async_trait::async_trait]
+impl Executor for Gate {
+    fn mode(&self) -> erlmcp_handlers::executor::Mode {
+        self.inner.mode()
+    }
+
+    async fn observe(
+        &self,
+        a: &erlmcp_handlers::executor::Action,
+    ) -> Result<erlmcp_handlers::executor::Observation, erlmcp_handlers::executor::ExecError> {
+        self.inner.observe(a).await
+    }
+
+    async fn apply(
+        &self,
+        a: &erlmcp_handlers::executor::Action,
+    ) -> Result<String, erlmcp_handlers::executor::ExecError> {
+        let hang = {
+            let mut h = self.hang.lock().unwrap();
+            match h.as_ref() {
+                Some((kind, after)) if kind == a.kind() => {
+                    let after = *after;
+                    *h = None;
+                    Some(after)
+                }
+                _ => None,
+            }
+        };
+        if let Some(after_effect) = hang {
+            if after_effect {
+                self.inner.apply(a).await?;
+            }
+            self.reached.notify_one();
+            std::future::pending::<()>().await;
+        }
+        self.inner.apply(a).await
+    }
+}

@@ -219,3 +219,68 @@ async fn console_two_person_failover_and_expiry() {
     );
     assert!(!out.contains("▶ RUN-"), "{out}");
 }
+
+#[tokio::test]
+async fn drill_failover_ends_with_the_dr_region_serving_and_a_postmortem() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = db_url(&dir);
+    let (code, out) = cli(
+        &[
+            "--database-url",
+            &url,
+            "drill",
+            "failover",
+            "region=us-west-2",
+        ],
+        "",
+    )
+    .await;
+    assert_eq!(code, 0, "{out}");
+    for expected in [
+        "declared: P0 [DRILL] Drill: failover",
+        "DRILL on the simulated world",
+        "alice> /erlmcp run failover region=us-west-2",
+        "bob> /erlmcp approve",
+        "# Postmortem: [DRILL] Drill: failover",
+        "> This was a drill on the simulated world.",
+        "| 2 | Promote database | bob |",
+        "| 5 | Move DNS | bob |",
+        "Simulated world after the drill: erlmcp.io -> us-west-2",
+    ] {
+        assert!(
+            out.contains(expected),
+            "drill output lacks {expected:?}:\n{out}"
+        );
+    }
+    assert!(
+        out.lines().any(|l| l.trim_start().starts_with("us-west-2")
+            && l.contains("3/3 pods ready")
+            && l.contains("database primary")),
+        "{out}"
+    );
+    // A second drill in the same database works too (the first one is closed).
+    let (code, out) = cli(
+        &[
+            "--database-url",
+            &url,
+            "drill",
+            "scale",
+            "region=eu-west-1",
+            "replicas=4",
+        ],
+        "",
+    )
+    .await;
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = cli(
+        &["--database-url", &url, "drill", "failover", "region=mars-1"],
+        "",
+    )
+    .await;
+    assert_eq!(code, 1, "{out}");
+    let (code, out) = cli(&["--database-url", &url, "drill", "nope"], "").await;
+    assert_eq!(code, 2);
+    assert!(out.contains("there is no playbook `nope`"), "{out}");
+    let (code, _) = cli(&["--database-url", &url, "timeline", "verify"], "").await;
+    assert_eq!(code, 0);
+}

@@ -30,6 +30,23 @@ impl Engine {
                 continue;
             }
             if let Err(failure) = self.run_step(&run, &mut steps[i], total).await {
+                if failure.kind == FailureKind::Timeout {
+                    // Partly done, perhaps: a person looks, then resumes, retries or aborts.
+                    self.block(&run, &steps[i], &failure.message).await?;
+                    let mut reply = self.blocked_reply(&run, &steps[i]);
+                    reply.text = format!(
+                        "⏱ {} step {} `{}` {failure}.\n{}",
+                        run.id,
+                        steps[i].idx,
+                        steps[i].name,
+                        reply
+                            .text
+                            .split_once('\n')
+                            .map(|(_, rest)| rest)
+                            .unwrap_or("")
+                    );
+                    return Ok(reply);
+                }
                 let not_done: Vec<String> = steps[i + 1..]
                     .iter()
                     .map(|s| format!("{}. {}", s.idx, s.name))
@@ -96,10 +113,18 @@ impl Engine {
                 vec![draft],
             )
             .await?;
-        Ok(Reply::channel(format!(
+        let mut text = format!(
             "🏁 {} ({}) done: {total}/{total} steps in {took}.",
             run.id, run.playbook
-        )))
+        );
+        if let Some(offer) = self
+            .playbooks
+            .get(&run.playbook)
+            .and_then(|p| p.offer.as_deref())
+        {
+            text.push_str(&format!("\nNext: {offer}"));
+        }
+        Ok(Reply::channel(text))
     }
 
     /// One step with its timeout and retries. The step is stored as running before the call,
@@ -141,15 +166,14 @@ impl Engine {
                     .await;
             }
             let timeout = StdDuration::from_secs(step.timeout_seconds.max(1) as u64);
-            let outcome = match tokio::time::timeout(timeout, self.executor.apply(&step.action))
-                .await
-            {
-                Ok(r) => r,
-                Err(_) => Err(ExecError::timeout(format!(
-                    "timed out after {}; the step may be partly done — check it, then `/erlmcp resume` is not needed: request the playbook again or fix by hand",
-                    human_duration(chrono::Duration::seconds(step.timeout_seconds))
-                ))),
-            };
+            let outcome =
+                match tokio::time::timeout(timeout, self.executor.apply(&step.action)).await {
+                    Ok(r) => r,
+                    Err(_) => Err(ExecError::timeout(format!(
+                        "timed out after {}; it may be partly done",
+                        human_duration(chrono::Duration::seconds(step.timeout_seconds))
+                    ))),
+                };
             let finished = self.clock.now();
             match outcome {
                 Ok(result) => {
@@ -191,6 +215,18 @@ impl Engine {
                     )
                     .await?;
                     tokio::time::sleep(StdDuration::from_millis(backoff)).await;
+                }
+                Err(e) if e.kind == FailureKind::Timeout => {
+                    // Left `running`: whether it took effect is for a person to say.
+                    step.result = Some(e.message.clone());
+                    self.save(step).await?;
+                    self.note(
+                        run,
+                        "step.timeout",
+                        format!("Step {}/{total} {}: {e}", step.idx, step.name),
+                    )
+                    .await?;
+                    return Err(e);
                 }
                 Err(e) => {
                     step.state = StepState::Failed;
@@ -244,7 +280,12 @@ impl Engine {
                     step.state = StepState::Pending;
                     self.store.save_step(&step).await?;
                 } else {
-                    self.block(&run, &step).await?;
+                    self.block(
+                        &run,
+                        &step,
+                        "was interrupted mid-way by a restart and is not safe to re-run",
+                    )
+                    .await?;
                     out.push(self.blocked_reply(&run, &step));
                     continue;
                 }
@@ -263,14 +304,14 @@ impl Engine {
         Ok(out)
     }
 
-    async fn block(&self, run: &Run, step: &StepRecord) -> crate::Result<()> {
+    async fn block(&self, run: &Run, step: &StepRecord, why: &str) -> crate::Result<()> {
         self.store
             .set_run_state(&run.id, RunState::Blocked, None)
             .await?;
         let draft = self.system_draft(
             "step.interrupted",
             format!(
-                "{} step {} ({}) was interrupted mid-way and is not safe to re-run; the run waits for a person to say whether it completed",
+                "{} step {} ({}) {why}; the run waits for a person to say whether it completed",
                 run.id, step.idx, step.name
             ),
         );
@@ -280,7 +321,7 @@ impl Engine {
 
     fn blocked_reply(&self, run: &Run, step: &StepRecord) -> Reply {
         let mut r = Reply::channel(format!(
-            "⚠ {} stopped: step {} `{}` was interrupted mid-way by a restart and is not safe to run twice.\nCheck whether it took effect ({}), then say `/erlmcp resume {} done` (it did), `/erlmcp resume {} retry` (run it again) or `/erlmcp resume {} abort`.",
+            "⚠ {} stopped: step {} `{}` was interrupted mid-way and is not safe to run twice.\nCheck whether it took effect ({}), then say `/erlmcp resume {} done` (it did), `/erlmcp resume {} retry` (run it again) or `/erlmcp resume {} abort`.",
             run.id, step.idx, step.name, step.description, run.id, run.id, run.id
         ));
         r.is_error = true;

@@ -115,7 +115,8 @@ pub struct Simulated {
     topo: Arc<Topology>,
     world: Arc<Mutex<World>>,
     faults: Arc<Mutex<Faults>>,
-    applies: Arc<Mutex<u64>>,
+    /// Successful applies per step kind.
+    applies: Arc<Mutex<BTreeMap<String, u64>>>,
 }
 
 impl Simulated {
@@ -143,9 +144,23 @@ impl Simulated {
         f.by_kind.entry(kind.to_string()).or_default().push(error);
     }
 
-    /// How many times `apply` changed the world (failed calls are not counted).
+    /// How many times `apply` succeeded, all kinds together (failed calls are not counted).
     pub fn apply_count(&self) -> u64 {
-        *self.applies.lock().unwrap_or_else(|p| p.into_inner())
+        self.applies
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .sum()
+    }
+
+    /// How many times `apply` of one step kind succeeded.
+    pub fn applies_of(&self, kind: &str) -> u64 {
+        self.applies
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(kind)
+            .copied()
+            .unwrap_or(0)
     }
 
     fn take_fault(&self, kind: &str) -> Option<ExecError> {
@@ -301,6 +316,21 @@ impl Executor for Simulated {
         if let Some(fault) = self.take_fault(action.kind()) {
             return Err(fault);
         }
+        let result = self.apply_to_world(action);
+        if result.is_ok() {
+            *self
+                .applies
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .entry(action.kind().to_string())
+                .or_default() += 1;
+        }
+        result
+    }
+}
+
+impl Simulated {
+    fn apply_to_world(&self, action: &Action) -> Result<String, ExecError> {
         let mut guard = self.world.lock().unwrap_or_else(|p| p.into_inner());
         let w = &mut *guard;
         let done = match action {
@@ -474,7 +504,6 @@ impl Executor for Simulated {
             }
         };
         w.applied.push(done.clone());
-        *self.applies.lock().unwrap_or_else(|p| p.into_inner()) += 1;
         Ok(done)
     }
 }

@@ -77,6 +77,8 @@ struct RawPlaybook {
     #[serde(default)]
     approval: Option<Spanned<RawApproval>>,
     steps: Spanned<Vec<Spanned<RawStep>>>,
+    #[serde(default)]
+    offer: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -435,6 +437,7 @@ pub fn parse_file(file: &str, text: &str, topo: &Topology) -> Result<Playbook, V
             params,
             policy,
             steps,
+            offer: raw.offer,
             file: file.to_string(),
         })
     } else {

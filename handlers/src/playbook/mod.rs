@@ -69,6 +69,8 @@ pub struct Playbook {
     pub params: Vec<Param>,
     pub policy: Policy,
     pub steps: Vec<Step>,
+    /// What to suggest once the run is done (the runbook's next decision, e.g. "offer failover").
+    pub offer: Option<String>,
     /// Where it was loaded from (`builtin:failover.yaml` or a path).
     pub file: String,
 }
