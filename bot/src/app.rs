@@ -2,6 +2,7 @@
 //! checked, the executor of the configured mode).
 
 use crate::config::Config;
+use crate::live::Live;
 use crate::store;
 use erlmcp_handlers::clock::Clock;
 use erlmcp_handlers::engine::Engine;
@@ -76,7 +77,7 @@ pub async fn build(
     outbox: Arc<dyn Outbox>,
     clock: Arc<dyn Clock>,
 ) -> Result<App, String> {
-    let topo = Topology::runbook_default();
+    let topo = config.topology.clone();
     let playbooks = load_playbooks(config, &topo)?;
     let opened = store::open(&config.database_url).await?;
     let (executor, simulated): (Arc<dyn Executor>, Option<Simulated>) = match config.mode {
@@ -84,17 +85,15 @@ pub async fn build(
             let sim = Simulated::new(topo.clone());
             (Arc::new(sim.clone()), Some(sim))
         }
-        Mode::DryRun => {
-            // Until the live executor can read real state, dry-run reads the simulated world.
-            let sim = Simulated::new(topo.clone());
-            (
-                Arc::new(DryRun::new(Arc::new(sim.clone()), Arc::new(topo.clone()))),
-                Some(sim),
-            )
-        }
-        Mode::Live => {
-            return Err("executor `live` is not available in this build yet: the Kubernetes, Route53 and PostgreSQL executors are still to come. Use `simulated` (default) or `dry-run`.".into());
-        }
+        // Dry-run reads the real systems (so its plans show real current values) and writes nothing.
+        Mode::DryRun => (
+            Arc::new(DryRun::new(
+                Arc::new(Live::connect(config).await?),
+                Arc::new(topo.clone()),
+            )),
+            None,
+        ),
+        Mode::Live => (Arc::new(Live::connect(config).await?), None),
     };
     let engine = Engine::new(
         opened.store,

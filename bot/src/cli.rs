@@ -12,7 +12,6 @@ use erlmcp_handlers::ids::IncidentId;
 use erlmcp_handlers::reply::Reply;
 use erlmcp_handlers::severity::Severity;
 use erlmcp_handlers::timeline::Source;
-use erlmcp_handlers::topology::Topology;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -232,7 +231,7 @@ pub async fn run<R: AsyncBufRead + Unpin>(
 }
 
 fn check_playbooks(config: &Config, files: &[PathBuf], screen: &Screen) -> u8 {
-    let topo = Topology::runbook_default();
+    let topo = config.topology.clone();
     if files.is_empty() {
         return match app::load_playbooks(config, &topo) {
             Ok(set) => {
@@ -521,6 +520,7 @@ pub fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    install_crypto_provider();
     let screen: Screen = Arc::new(std::sync::Mutex::new(std::io::stdout()));
     let is_terminal = std::io::stdin().is_terminal();
     let code = runtime.block_on(run(
@@ -530,4 +530,9 @@ pub fn main() -> ExitCode {
         is_terminal,
     ));
     ExitCode::from(code)
+}
+
+/// rustls sees two crypto backends in this dependency graph and will not pick one by itself.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
 }

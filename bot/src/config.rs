@@ -23,11 +23,135 @@ pub struct FileConfig {
     pub bots: Vec<String>,
     #[serde(default)]
     pub groups: BTreeMap<String, Vec<String>>,
+    /// Per-region overrides of the runbook topology, and live-executor settings.
+    #[serde(default)]
+    pub regions: BTreeMap<String, RegionFile>,
+    #[serde(default)]
+    pub dns: DnsFile,
+    #[serde(default)]
+    pub notify: NotifySettings,
+    #[serde(default)]
+    pub backup: BackupSettings,
+    #[serde(default)]
+    pub health: HealthSettings,
+    #[serde(default)]
+    pub kube: KubeFile,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegionFile {
+    pub kube_context: Option<String>,
+    pub namespace: Option<String>,
+    pub statefulset: Option<String>,
+    pub health_url: Option<String>,
+    pub dns_target: Option<String>,
+    /// A DSN without a password (the password belongs in the environment: prefer `database_dsn_env`).
+    pub database_dsn: Option<String>,
+    /// Name of the environment variable holding the region's PostgreSQL DSN.
+    pub database_dsn_env: Option<String>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DnsFile {
+    pub hosted_zone_id: Option<String>,
+    pub record_name: Option<String>,
+    /// Hosted zone of the load balancers the alias points at (default: the hosted zone, as in §6.3).
+    pub alias_zone_id: Option<String>,
+    /// The failover record's set identifier (default `primary`).
+    pub set_identifier: Option<String>,
+    /// Route53 API endpoint (tests, gateways); the standard `AWS_ENDPOINT_URL` works too.
+    pub endpoint_url: Option<String>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KubeFile {
+    /// Kubeconfig path (default: `KUBECONFIG`, then ~/.kube/config).
+    pub kubeconfig: Option<PathBuf>,
+    /// Container to set the image of (default `erlmcp`).
+    pub container: Option<String>,
+    /// Poll interval while waiting for pods or rollouts, in milliseconds (default 2000).
+    pub poll_ms: Option<u64>,
+}
+
+/// Paging, status page and other webhooks. Secrets (routing keys) come from the environment.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotifySettings {
+    /// PagerDuty Events API v2 endpoint (`https://events.pagerduty.com/v2/enqueue`) or compatible.
+    pub page_url: Option<String>,
+    /// Environment variable with the PagerDuty routing key (default `PAGERDUTY_ROUTING_KEY`).
+    pub page_routing_key_env: Option<String>,
+    /// Generic JSON webhook for status page updates.
+    pub status_page_url: Option<String>,
+    /// Named generic JSON webhooks used by `notify.webhook` steps (forensics, rotate-secrets, ...).
+    #[serde(default)]
+    pub webhooks: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackupSettings {
+    /// Base URL of the backup service: GET /backups, POST /verify, /restore, /validate.
+    pub api_url: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthSettings {
+    #[serde(default = "default_status")]
+    pub expect_status: u16,
+    /// Text the health answer must contain, if set.
+    pub expect_body: Option<String>,
+    #[serde(default = "default_health_timeout")]
+    pub timeout_seconds: u64,
+}
+
+fn default_status() -> u16 {
+    200
+}
+
+fn default_health_timeout() -> u64 {
+    10
+}
+
+impl Default for HealthSettings {
+    fn default() -> Self {
+        Self {
+            expect_status: 200,
+            expect_body: None,
+            timeout_seconds: 10,
+        }
+    }
+}
+
+/// What the live executor needs beyond the topology.
+#[derive(Debug, Clone)]
+pub struct LiveSettings {
+    pub kubeconfig: Option<PathBuf>,
+    pub container: String,
+    pub poll_ms: u64,
+    pub alias_zone_id: String,
+    pub set_identifier: String,
+    pub route53_endpoint: Option<String>,
+    /// Region -> PostgreSQL DSN, resolved from the environment.
+    pub dsns: BTreeMap<String, String>,
+    /// Region -> where its DSN was expected to come from (for the missing-field message).
+    pub dsn_sources: BTreeMap<String, String>,
+    pub notify: NotifySettings,
+    pub page_routing_key: Option<String>,
+    pub backup: BackupSettings,
+    pub health: HealthSettings,
 }
 
 #[derive(Debug, Clone)]
 pub struct Config {
     pub database_url: String,
+    /// The runbook's topology with this configuration's overrides.
+    pub topology: erlmcp_handlers::topology::Topology,
+    pub live: LiveSettings,
     pub mode: Mode,
     pub playbooks_dir: Option<PathBuf>,
     pub settings: Settings,
@@ -125,8 +249,99 @@ impl Config {
             })?,
             None => Settings::default().retry_base_ms,
         };
+        let mut topology = erlmcp_handlers::topology::Topology::runbook_default();
+        for name in file.regions.keys() {
+            if topology.region(name).is_none() {
+                return Err(format!(
+                    "[regions.{name}]: {}",
+                    topology.unknown_region_message(name)
+                ));
+            }
+        }
+        let mut dsns = BTreeMap::new();
+        let mut dsn_sources = BTreeMap::new();
+        for region in &mut topology.regions {
+            let over = file.regions.get(&region.name).cloned().unwrap_or_default();
+            if let Some(v) = over.kube_context {
+                region.kube_context = v;
+            }
+            if let Some(v) = over.namespace {
+                region.namespace = v;
+            }
+            if let Some(v) = over.statefulset {
+                region.statefulset = v;
+            }
+            if let Some(v) = over.health_url {
+                region.health_url = v;
+            }
+            if let Some(v) = over.dns_target {
+                region.dns_target = v;
+            }
+            let var = over.database_dsn_env.unwrap_or_else(|| {
+                format!(
+                    "ERLMCP_PG_{}",
+                    region.name.to_ascii_uppercase().replace('-', "_")
+                )
+            });
+            match env(&var).or(over.database_dsn) {
+                Some(dsn) => {
+                    dsns.insert(region.name.clone(), dsn);
+                }
+                None => {
+                    dsn_sources.insert(region.name.clone(), var);
+                }
+            }
+        }
+        if let Some(v) = &file.dns.hosted_zone_id {
+            topology.hosted_zone_id = v.clone();
+        }
+        if let Some(v) = &file.dns.record_name {
+            topology.record_name = v.clone();
+        }
+        let routing_var = file
+            .notify
+            .page_routing_key_env
+            .clone()
+            .unwrap_or_else(|| "PAGERDUTY_ROUTING_KEY".into());
+        let live = LiveSettings {
+            kubeconfig: file
+                .kube
+                .kubeconfig
+                .clone()
+                .or_else(|| env("KUBECONFIG").map(PathBuf::from)),
+            container: file
+                .kube
+                .container
+                .clone()
+                .unwrap_or_else(|| "erlmcp".into()),
+            poll_ms: file.kube.poll_ms.unwrap_or(2000),
+            alias_zone_id: file
+                .dns
+                .alias_zone_id
+                .clone()
+                .unwrap_or_else(|| topology.hosted_zone_id.clone()),
+            set_identifier: file
+                .dns
+                .set_identifier
+                .clone()
+                .unwrap_or_else(|| "primary".into()),
+            route53_endpoint: file
+                .dns
+                .endpoint_url
+                .clone()
+                .or_else(|| env("AWS_ENDPOINT_URL_ROUTE_53"))
+                .or_else(|| env("AWS_ENDPOINT_URL")),
+            dsns,
+            dsn_sources,
+            page_routing_key: env(&routing_var),
+            notify: file.notify.clone(),
+            backup: file.backup.clone(),
+            health: file.health.clone(),
+        };
         Ok(Config {
             database_url,
+            topology,
+            live,
             mode,
             playbooks_dir: env("ERLMCP_PLAYBOOKS_DIR")
                 .map(PathBuf::from)

@@ -5,6 +5,8 @@
 //! With `ERLMCP_REQUIRE_POSTGRES=1` (CI sets it) a PostgreSQL test fails if the server is not
 //! there; without it, it is skipped with a note.
 
+pub mod fakes;
+
 use erlmcp_bot::store::{self, PgStore, SqliteStore};
 use erlmcp_handlers::approval::Actor;
 use erlmcp_handlers::clock::ManualClock;
@@ -310,7 +312,25 @@ pub fn engine_on(
     outbox: RecordingOutbox,
     settings: Settings,
 ) -> Engine {
-    let topo = Topology::runbook_default();
+    engine_with(
+        store,
+        executor,
+        clock,
+        outbox,
+        settings,
+        Topology::runbook_default(),
+    )
+}
+
+/// An engine on a given topology (live tests point health URLs and zones at stand-ins).
+pub fn engine_with(
+    store: Arc<dyn Store>,
+    executor: Arc<dyn Executor>,
+    clock: Arc<ManualClock>,
+    outbox: RecordingOutbox,
+    settings: Settings,
+    topo: Topology,
+) -> Engine {
     let playbooks = PlaybookSet::builtin(&topo).expect("built-in playbooks");
     Engine::new(
         store,
