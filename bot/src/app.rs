@@ -17,6 +17,8 @@ use std::sync::Arc;
 
 pub struct App {
     pub engine: Engine,
+    /// Chat adapters' bookkeeping in the same database.
+    pub chat: Arc<dyn crate::store::chat::ChatStore>,
     /// The simulated world, when the executor is simulated (drills print it).
     pub simulated: Option<Simulated>,
     pub store_description: String,
@@ -72,9 +74,11 @@ pub fn load_playbooks(config: &Config, topo: &Topology) -> Result<PlaybookSet, S
     Ok(set)
 }
 
+/// Builds the engine. `outbox` makes the message sink once the database is open (chat adapters
+/// keep their bookkeeping there).
 pub async fn build(
     config: &Config,
-    outbox: Arc<dyn Outbox>,
+    outbox: &dyn Fn(Arc<dyn crate::store::chat::ChatStore>) -> Arc<dyn Outbox>,
     clock: Arc<dyn Clock>,
 ) -> Result<App, String> {
     let topo = config.topology.clone();
@@ -98,7 +102,7 @@ pub async fn build(
     let engine = Engine::new(
         opened.store,
         executor,
-        outbox,
+        outbox(opened.chat.clone()),
         clock,
         Arc::new(topo),
         Arc::new(playbooks),
@@ -109,5 +113,6 @@ pub async fn build(
         simulated,
         store_description: opened.description,
         ping: opened.ping,
+        chat: opened.chat,
     })
 }

@@ -71,6 +71,13 @@ pub enum Cmd {
         #[command(subcommand)]
         command: PlaybooksCmd,
     },
+    /// Serve Slack: slash commands, buttons and events over HTTP (or Socket Mode when
+    /// SLACK_APP_TOKEN is set), plus /healthz and /readyz.
+    Serve {
+        /// Listen address (default: ERLMCP_LISTEN or 0.0.0.0:3000).
+        #[arg(long)]
+        listen: Option<String>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -125,8 +132,11 @@ pub async fn run<R: AsyncBufRead + Unpin>(
     {
         return check_playbooks(&config, files, &screen);
     }
-    let outbox = Arc::new(ConsoleOutbox(screen.clone()));
-    let app = match app::build(&config, outbox, Arc::new(SystemClock)).await {
+    let console_screen = screen.clone();
+    let outbox = move |_| -> Arc<dyn erlmcp_handlers::reply::Outbox> {
+        Arc::new(ConsoleOutbox(console_screen.clone()))
+    };
+    let app = match app::build(&config, &outbox, Arc::new(SystemClock)).await {
         Ok(a) => a,
         Err(e) => {
             say(&screen, &format!("error: {e}"));
@@ -226,7 +236,8 @@ pub async fn run<R: AsyncBufRead + Unpin>(
         }
         Cmd::Playbooks {
             command: PlaybooksCmd::Check { .. },
-        } => unreachable!("handled before the store is opened"),
+        }
+        | Cmd::Serve { .. } => unreachable!("handled before the store is opened"),
     }
 }
 
@@ -453,7 +464,7 @@ async fn drill(
         .to_string();
     let replies = app.engine.handle(&ask(requester, run_text.clone())).await;
     show(requester, &run_text, &replies);
-    if replies.iter().any(|r| r.is_error) || !replies.iter().any(|r| r.approval_request.is_some()) {
+    if replies.iter().any(|r| r.is_error) || !replies.iter().any(|r| r.is_request_card) {
         return 1;
     }
     let replies = app

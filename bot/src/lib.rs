@@ -6,4 +6,6 @@ pub mod cli;
 pub mod config;
 pub mod console;
 pub mod live;
+pub mod serve;
+pub mod slack;
 pub mod store;

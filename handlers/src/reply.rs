@@ -16,18 +16,31 @@ pub struct Reply {
     pub audience: Audience,
     /// A refusal or a failure, as opposed to an acknowledgement of success.
     pub is_error: bool,
-    /// Set on the message that presents an approval request, so chat adapters can attach
+    /// The approval request this message is about: its card, or the progress of its run. Chat
+    /// adapters use it to update the request's message in place.
+    pub request: Option<crate::ids::RequestId>,
+    /// This message presents the request itself (plan, digest, policy): adapters attach
     /// Approve/Deny buttons and map reactions on it back to the request.
-    pub approval_request: Option<crate::ids::RequestId>,
+    pub is_request_card: bool,
+    /// Set on the reply that declares an incident (adapters open its channel).
+    pub declared: Option<crate::ids::IncidentId>,
 }
 
 impl Reply {
+    /// Marks the message as being about a request.
+    pub fn about(mut self, request: &crate::ids::RequestId) -> Self {
+        self.request = Some(request.clone());
+        self
+    }
+
     pub fn channel(text: impl Into<String>) -> Self {
         Self {
             text: text.into(),
             audience: Audience::Channel,
             is_error: false,
-            approval_request: None,
+            request: None,
+            is_request_card: false,
+            declared: None,
         }
     }
 
@@ -36,7 +49,9 @@ impl Reply {
             text: text.into(),
             audience: Audience::Requester,
             is_error: false,
-            approval_request: None,
+            request: None,
+            is_request_card: false,
+            declared: None,
         }
     }
 
@@ -45,7 +60,9 @@ impl Reply {
             text: text.into(),
             audience: Audience::Requester,
             is_error: true,
-            approval_request: None,
+            request: None,
+            is_request_card: false,
+            declared: None,
         }
     }
 }

@@ -15,7 +15,7 @@ async fn incident_with_failover_request(b: Backend) -> Option<TestApp> {
     t.ok("alice", "p0 declare API down").await;
     let r = t.say("alice", "/failover us-west-2").await;
     assert_eq!(r.len(), 1);
-    assert_eq!(r[0].approval_request, Some(RequestId::new(REQ1)), "{r:?}");
+    assert_eq!(r[0].request, Some(RequestId::new(REQ1)), "{r:?}");
     Some(t)
 }
 

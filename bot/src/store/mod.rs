@@ -4,6 +4,7 @@
 
 #[macro_use]
 mod sql;
+pub mod chat;
 mod rows;
 
 use erlmcp_handlers::store::Store;
@@ -44,6 +45,8 @@ sql_store!(PgStore, sqlx::Postgres, "BEGIN", " FOR UPDATE");
 /// A connected store, and what to say about it at start.
 pub struct Opened {
     pub store: Arc<dyn Store>,
+    /// The same database, for chat adapters' bookkeeping.
+    pub chat: Arc<dyn chat::ChatStore>,
     pub description: String,
     /// Pings the database, for readiness probes.
     pub ping: Arc<dyn Fn() -> futures_ping::PingFuture + Send + Sync>,
@@ -61,6 +64,7 @@ pub async fn open(url: &str) -> Result<Opened, String> {
         let pool = store.pool.clone();
         Ok(Opened {
             description: format!("PostgreSQL {}", redact_url(url)),
+            chat: Arc::new(store.clone()),
             store: Arc::new(store),
             ping: Arc::new(move || {
                 let pool = pool.clone();
@@ -82,6 +86,7 @@ pub async fn open(url: &str) -> Result<Opened, String> {
                 url.trim_start_matches("sqlite://")
                     .trim_start_matches("sqlite:")
             ),
+            chat: Arc::new(store.clone()),
             store: Arc::new(store),
             ping: Arc::new(move || {
                 let pool = pool.clone();

@@ -289,7 +289,7 @@ macro_rules! sql_store {
                 async fn update_incident(&self, inc: &Incident, drafts: Vec<Draft>) -> Result<Incident> {
                     let mut tx = self.begin().await?;
                     let res = sqlx::query(
-                        "UPDATE incidents SET severity = $1, status = $2, acknowledged_at = $3, acknowledged_by = $4, mitigated_at = $5, resolved_at = $6, closed_at = $7, summary = $8, roles = $9, version = version + 1 WHERE id = $10 AND version = $11",
+                        "UPDATE incidents SET severity = $1, status = $2, acknowledged_at = $3, acknowledged_by = $4, mitigated_at = $5, resolved_at = $6, closed_at = $7, summary = $8, roles = $9, channel = $12, version = version + 1 WHERE id = $10 AND version = $11",
                     )
                     .bind(inc.severity.as_str())
                     .bind(inc.status.as_str())
@@ -302,6 +302,7 @@ macro_rules! sql_store {
                     .bind(roles_to_json(&inc.roles))
                     .bind(inc.id.as_str())
                     .bind(inc.version)
+                    .bind(&inc.channel)
                     .execute(&mut *tx)
                     .await
                     .map_err(db)?;

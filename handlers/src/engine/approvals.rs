@@ -114,8 +114,8 @@ impl Engine {
             ),
         );
         let saved = self.store.create_request(request, vec![draft]).await?;
-        let mut reply = Reply::channel(render_request(&saved, true));
-        reply.approval_request = Some(saved.id.clone());
+        let mut reply = Reply::channel(render_request(&saved, true)).about(&saved.id);
+        reply.is_request_card = true;
         Ok(vec![reply])
     }
 
@@ -255,7 +255,8 @@ impl Engine {
                     Reply::channel(format!(
                         "⌛ {} (`{}`) expired unapproved; ask again if it is still needed.",
                         r.id, r.command
-                    )),
+                    ))
+                    .about(&r.id),
                 )
                 .await;
         }
@@ -334,13 +335,16 @@ impl Engine {
         }
         if !complete {
             let have = existing.len() + 1;
-            return Ok(vec![Reply::channel(format!(
-                "👍 {} approved {} ({have} of {}); waiting for more: {}.",
-                req.actor.name,
-                r.id,
-                r.policy.approvals,
-                r.policy.describe()
-            ))]);
+            return Ok(vec![
+                Reply::channel(format!(
+                    "👍 {} approved {} ({have} of {}); waiting for more: {}.",
+                    req.actor.name,
+                    r.id,
+                    r.policy.approvals,
+                    r.policy.describe()
+                ))
+                .about(&r.id),
+            ]);
         }
         self.execute_approved(req, r).await
     }
@@ -394,7 +398,7 @@ impl Engine {
                 return Ok(vec![Reply::error(format!(
                     "{} is void and will not run: {why}\nNobody approved that. Request it again: `{}`.",
                     r.id, r.command
-                ))]);
+                )).about(&r.id)]);
             }
         };
         let now = self.clock.now();
@@ -479,7 +483,8 @@ impl Engine {
                     r.playbook,
                     run.id,
                     self.executor.mode().as_str()
-                )),
+                ))
+                .about(&r.id),
             )
             .await;
         let summary = self.execute_run(&run.id).await?;
@@ -542,10 +547,13 @@ impl Engine {
             let r = self.store.request(&r.id).await?.unwrap_or(r);
             return Ok(vec![Reply::error(self.not_pending(&r))]);
         }
-        Ok(vec![Reply::channel(format!(
-            "⛔ {} denied {} (`{}`): {reason_text}. Nothing was changed.",
-            req.actor.name, r.id, r.command
-        ))])
+        Ok(vec![
+            Reply::channel(format!(
+                "⛔ {} denied {} (`{}`): {reason_text}. Nothing was changed.",
+                req.actor.name, r.id, r.command
+            ))
+            .about(&r.id),
+        ])
     }
 
     pub(crate) async fn cancel(
@@ -594,10 +602,9 @@ impl Engine {
             let r = self.store.request(&r.id).await?.unwrap_or(r);
             return Ok(vec![Reply::error(self.not_pending(&r))]);
         }
-        Ok(vec![Reply::channel(format!(
-            "{} cancelled by {}.",
-            r.id, req.actor.name
-        ))])
+        Ok(vec![
+            Reply::channel(format!("{} cancelled by {}.", r.id, req.actor.name)).about(&r.id),
+        ])
     }
 
     pub(crate) async fn list_requests(
@@ -635,8 +642,8 @@ impl Engine {
                 let names: Vec<&str> = approvals.iter().map(|a| a.approver_name.as_str()).collect();
                 text.push_str(&format!("\nApproved so far by: {}", names.join(", ")));
             }
-            let mut reply = Reply::private(text);
-            reply.approval_request = Some(r.id.clone());
+            let mut reply = Reply::private(text).about(&r.id);
+            reply.is_request_card = true;
             replies.push(reply);
         }
         Ok(replies)

@@ -83,7 +83,7 @@ impl Engine {
                 let mut reply = Reply::channel(format!(
                     "❌ {} ({}) failed at step {}/{total} `{}`: {}\nNot done: {remaining}\nThe state is as the completed steps left it; `/erlmcp timeline` has every step.",
                     run.id, run.playbook, steps[i].idx, steps[i].name, failure
-                ));
+                )).about(&run.request);
                 reply.is_error = true;
                 return Ok(reply);
             }
@@ -124,7 +124,7 @@ impl Engine {
         {
             text.push_str(&format!("\nNext: {offer}"));
         }
-        Ok(Reply::channel(text))
+        Ok(Reply::channel(text).about(&run.request))
     }
 
     /// One step with its timeout and retries. The step is stored as running before the call,
@@ -161,7 +161,8 @@ impl Engine {
                         Reply::channel(format!(
                             "▶ {} step {}/{total}: {}",
                             run.id, step.idx, step.name
-                        )),
+                        ))
+                        .about(&run.request),
                     )
                     .await;
             }
@@ -197,7 +198,8 @@ impl Engine {
                             Reply::channel(format!(
                                 "✔ {} step {}/{total} {} ({took}): {result}",
                                 run.id, step.idx, step.name
-                            )),
+                            ))
+                            .about(&run.request),
                         )
                         .await;
                     return Ok(());
@@ -296,7 +298,8 @@ impl Engine {
             self.outbox
                 .post(
                     &run.channel,
-                    Reply::channel(format!("↻ {} resumed after a restart.", run.id)),
+                    Reply::channel(format!("↻ {} resumed after a restart.", run.id))
+                        .about(&run.request),
                 )
                 .await;
             out.push(self.execute_run(&run.id).await?);
@@ -323,7 +326,7 @@ impl Engine {
         let mut r = Reply::channel(format!(
             "⚠ {} stopped: step {} `{}` was interrupted mid-way and is not safe to run twice.\nCheck whether it took effect ({}), then say `/erlmcp resume {} done` (it did), `/erlmcp resume {} retry` (run it again) or `/erlmcp resume {} abort`.",
             run.id, step.idx, step.name, step.description, run.id, run.id, run.id
-        ));
+        )).about(&run.request);
         r.is_error = true;
         r
     }
@@ -422,10 +425,13 @@ impl Engine {
                         vec![draft],
                     )
                     .await?;
-                Ok(vec![Reply::channel(format!(
-                    "{} aborted by {}. Steps after {} were not run.",
-                    run.id, req.actor.name, step.idx
-                ))])
+                Ok(vec![
+                    Reply::channel(format!(
+                        "{} aborted by {}. Steps after {} were not run.",
+                        run.id, req.actor.name, step.idx
+                    ))
+                    .about(&run.request),
+                ])
             }
             ResumeDecision::Done | ResumeDecision::Retry => {
                 let (kind, text) = if decision == ResumeDecision::Done {

@@ -73,7 +73,59 @@ impl Engine {
                 fits.join(", ")
             ));
         }
-        Ok(vec![Reply::channel(msg)])
+        let mut reply = Reply::channel(msg);
+        reply.declared = Some(inc.id.clone());
+        Ok(vec![reply])
+    }
+
+    /// Ties an incident to a new channel (a chat adapter opened one for it): commands there address
+    /// it from now on.
+    pub async fn tie_to_channel(
+        &self,
+        id: &IncidentId,
+        channel: &str,
+        label: &str,
+    ) -> crate::Result<()> {
+        for _ in 0..3 {
+            let mut inc = self
+                .store
+                .incident(id)
+                .await?
+                .ok_or_else(|| Error::NotFound(id.to_string()))?;
+            inc.channel = channel.to_string();
+            let draft = self.system_draft("channel", format!("Incident channel: {label}"));
+            match self.store.update_incident(&inc, vec![draft]).await {
+                Err(Error::Conflict(_)) => continue,
+                other => return other.map(|_| ()),
+            }
+        }
+        Err(Error::Conflict(id.to_string()))
+    }
+
+    /// A chat message someone flagged (a pushpin reaction) goes on the timeline of the channel's incident.
+    pub async fn pin_message(
+        &self,
+        req: &Request,
+        author: &str,
+        text: &str,
+    ) -> crate::Result<Reply> {
+        let inc = match self.target_incident(req, None, false).await? {
+            Ok(i) => i,
+            Err(reply) => return Ok(reply),
+        };
+        let text = text.trim();
+        let shown: String = text.chars().take(crate::command::MAX_TEXT_CHARS).collect();
+        let draft = self.draft(
+            &req.actor,
+            req.source,
+            "pinned",
+            format!("📌 {author}: {shown}"),
+        );
+        self.store.append(&inc.id, vec![draft]).await?;
+        Ok(Reply::private(format!(
+            "📌 Added {author}'s message to {}'s timeline.",
+            inc.id
+        )))
     }
 
     pub(crate) async fn list_incidents(&self) -> crate::Result<Vec<Reply>> {
@@ -181,6 +233,7 @@ impl Engine {
             }
         };
         let lines: Vec<String> = transitions.iter().map(|t| t.text.clone()).collect();
+        let announce = !matches!(cmd, Command::Note(_)) && saved.channel != req.channel;
         let text = match cmd {
             Command::Note(_) => format!("📝 Noted on {}'s timeline.", saved.id),
             Command::Close => format!(
@@ -190,6 +243,15 @@ impl Engine {
             ),
             _ => format!("{}: {}", saved.id, lines.join("; ")),
         };
+        if announce {
+            // Changed from another channel: the incident's own channel hears of it too.
+            self.outbox
+                .post(
+                    &saved.channel,
+                    Reply::channel(format!("{text} (by {} from elsewhere)", req.actor.name)),
+                )
+                .await;
+        }
         Ok(vec![Reply::channel(text)])
     }
 

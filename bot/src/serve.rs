@@ -1,0 +1,72 @@
+//! `erlmcp-bot serve`: the Slack adapter over HTTP, wired to the engine.
+
+use crate::app;
+use crate::config::Config;
+use crate::slack::api::WebApi;
+use crate::slack::poster::{Poster, SlackOutbox};
+use crate::slack::server::{AppState, router};
+use crate::slack::{Slack, SlackConfig};
+use erlmcp_handlers::clock::SystemClock;
+use erlmcp_handlers::reply::Outbox;
+use std::sync::{Arc, OnceLock};
+
+/// Everything `serve` runs, built but not yet listening (tests serve it on their own port).
+pub async fn build(
+    config: &Config,
+    slack: &SlackConfig,
+) -> Result<(axum::Router, app::App), String> {
+    let api = WebApi::new(&slack.api_url, &slack.bot_token);
+    // Fails at start, clearly, on a wrong token or an unreachable API.
+    let me = api
+        .call("auth.test", &[])
+        .await
+        .map_err(|e| format!("cannot use the Slack bot token: {e}"))?;
+    let bot_user = me["user_id"].as_str().unwrap_or_default().to_string();
+    let poster_cell: OnceLock<Poster> = OnceLock::new();
+    let make_outbox = |chat| -> Arc<dyn Outbox> {
+        let poster = poster_cell
+            .get_or_init(|| Poster::new(api.clone(), chat))
+            .clone();
+        Arc::new(SlackOutbox(poster))
+    };
+    let app = app::build(config, &make_outbox, Arc::new(SystemClock)).await?;
+    let poster = poster_cell
+        .get()
+        .cloned()
+        .ok_or("the outbox was not built")?;
+    let adapter = Slack::new(app.engine.clone(), poster, bot_user);
+    let state = AppState::new(adapter, &slack.signing_secret, app.ping.clone());
+    Ok((router(state), app))
+}
+
+pub async fn run(
+    config: &Config,
+    listen: Option<String>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<(), String> {
+    let slack = SlackConfig::from_env(env)?;
+    let (router, app) = build(config, &slack).await?;
+    match app.engine.resume_unfinished().await {
+        Ok(r) if !r.is_empty() => tracing::info!(runs = r.len(), "resumed unfinished runs"),
+        Ok(_) => {}
+        Err(e) => tracing::error!(error = %e, "could not resume unfinished runs"),
+    }
+    let addr = listen.unwrap_or(slack.listen.clone());
+    if slack.app_token.is_some() {
+        return Err("Socket Mode (SLACK_APP_TOKEN) is not available in this build yet; unset SLACK_APP_TOKEN and expose /slack/* over HTTPS".into());
+    }
+    let listener = tokio::net::TcpListener::bind(&addr)
+        .await
+        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    eprintln!(
+        "erlmcp-bot serving Slack on http://{addr} ({}, executor {})",
+        app.store_description,
+        config.mode.as_str()
+    );
+    axum::serve(listener, router)
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
+        .map_err(|e| format!("server stopped: {e}"))
+}

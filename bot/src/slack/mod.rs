@@ -1,0 +1,517 @@
+//! The Slack adapter: slash commands, Block Kit buttons, reactions and pins in, replies and
+//! progress out. It translates; every rule lives in the core (`Engine::handle`, `Engine::decide`).
+
+pub mod api;
+pub mod blocks;
+pub mod poster;
+pub mod server;
+mod verify;
+
+use api::{SlackError, WebApi};
+use erlmcp_handlers::approval::Actor;
+use erlmcp_handlers::engine::{Engine, Request};
+use erlmcp_handlers::ids::IncidentId;
+use erlmcp_handlers::reply::Reply;
+use erlmcp_handlers::timeline::Source;
+use poster::{Asker, PLATFORM, Poster};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Slack settings, from the environment only (they are secrets).
+#[derive(Clone, Debug)]
+pub struct SlackConfig {
+    pub signing_secret: String,
+    pub bot_token: String,
+    pub app_token: Option<String>,
+    pub api_url: String,
+    pub listen: String,
+}
+
+impl SlackConfig {
+    pub fn from_env(env: &dyn Fn(&str) -> Option<String>) -> Result<Self, String> {
+        let app_token = env("SLACK_APP_TOKEN");
+        let mut missing = Vec::new();
+        let bot_token = env("SLACK_BOT_TOKEN").unwrap_or_else(|| {
+            missing.push("SLACK_BOT_TOKEN (the bot's xoxb- token)");
+            String::new()
+        });
+        let signing_secret = env("SLACK_SIGNING_SECRET").unwrap_or_default();
+        if signing_secret.is_empty() && app_token.is_none() {
+            missing.push("SLACK_SIGNING_SECRET (or SLACK_APP_TOKEN for Socket Mode)");
+        }
+        if !missing.is_empty() {
+            return Err(format!("`serve` needs {}", missing.join(" and ")));
+        }
+        Ok(Self {
+            signing_secret,
+            bot_token,
+            app_token,
+            api_url: env("SLACK_API_URL").unwrap_or_else(|| api::DEFAULT_API_URL.to_string()),
+            listen: env("ERLMCP_LISTEN").unwrap_or_else(|| "0.0.0.0:3000".to_string()),
+        })
+    }
+}
+
+const USER_CACHE_TTL: Duration = Duration::from_secs(600);
+
+#[derive(Clone)]
+pub struct Slack {
+    pub engine: Engine,
+    pub poster: Poster,
+    users: Arc<Mutex<HashMap<String, (Actor, Instant)>>>,
+    /// The bot's own user id (from `auth.test`), whose reactions and messages are ignored.
+    pub bot_user: String,
+}
+
+impl Slack {
+    pub fn new(engine: Engine, poster: Poster, bot_user: String) -> Self {
+        Self {
+            engine,
+            poster,
+            users: Arc::default(),
+            bot_user,
+        }
+    }
+
+    pub fn api(&self) -> &WebApi {
+        &self.poster.api
+    }
+
+    /// Who a Slack user is, by display name (`users.info`, cached); bots and apps are marked.
+    pub async fn actor(&self, user: &str, fallback_name: Option<&str>) -> Actor {
+        if let Some((a, at)) = self
+            .users
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(user)
+            && at.elapsed() < USER_CACHE_TTL
+        {
+            return a.clone();
+        }
+        match self
+            .api()
+            .call("users.info", &[("user", user.to_string())])
+            .await
+        {
+            Ok(v) => {
+                let u = &v["user"];
+                let pick = |s: &serde_json::Value| {
+                    s.as_str().filter(|s| !s.is_empty()).map(str::to_string)
+                };
+                let name = pick(&u["profile"]["display_name"])
+                    .or_else(|| pick(&u["profile"]["real_name"]))
+                    .or_else(|| pick(&u["real_name"]))
+                    .or_else(|| pick(&u["name"]))
+                    .unwrap_or_else(|| user.to_string());
+                let is_bot = u["is_bot"].as_bool().unwrap_or(false)
+                    || u["is_app_user"].as_bool().unwrap_or(false)
+                    || user == self.bot_user;
+                let actor = Actor {
+                    id: user.to_string(),
+                    name,
+                    is_bot,
+                };
+                self.users
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(user.to_string(), (actor.clone(), Instant::now()));
+                actor
+            }
+            Err(e) => {
+                tracing::warn!(user, error = %e, "users.info failed; using the id as the name");
+                Actor {
+                    id: user.to_string(),
+                    name: fallback_name.unwrap_or(user).to_string(),
+                    is_bot: user == self.bot_user,
+                }
+            }
+        }
+    }
+
+    async fn deliver_all(&self, channel: &str, replies: &[Reply], asker: &Asker) {
+        for reply in replies {
+            if let Err(e) = self.poster.deliver(channel, reply, asker).await {
+                tracing::error!(channel, error = %e, "could not deliver a reply to Slack");
+                // Tell the person, through a route that does not need the failing call.
+                let note = format!(
+                    "⚠ The bot could not post to this channel ({e}). Everything is on the incident timeline; `/erlmcp timeline` shows it."
+                );
+                if let Some(url) = &asker.response_url {
+                    let _ = self
+                        .api()
+                        .respond(
+                            url,
+                            &serde_json::json!({ "response_type": "ephemeral", "text": note }),
+                        )
+                        .await;
+                }
+            }
+        }
+    }
+
+    /// A slash command: `/erlmcp ...` or `/failover ...`.
+    pub async fn on_command(
+        &self,
+        command: &str,
+        text: &str,
+        user: &str,
+        user_name: Option<&str>,
+        channel: &str,
+        response_url: Option<String>,
+    ) {
+        let line = if command.trim_start_matches('/') == "erlmcp" {
+            format!("/erlmcp {text}")
+        } else {
+            format!("{command} {text}")
+        };
+        let actor = self.actor(user, user_name).await;
+        let req = Request {
+            actor,
+            source: Source::Slack,
+            channel: channel.to_string(),
+            text: line,
+        };
+        let replies = self.engine.handle(&req).await;
+        let asker = Asker {
+            user: Some(user.to_string()),
+            response_url,
+        };
+        self.deliver_all(channel, &replies, &asker).await;
+        for reply in &replies {
+            if let Some(id) = &reply.declared
+                && let Err(e) = self.open_incident_channel(id, user, channel).await
+            {
+                tracing::error!(incident = %id, error = %e, "could not open the incident channel");
+                let _ = self.poster.post(channel, &format!("⚠ Could not create a channel for {id}: {e}. The incident is tracked here instead."), None).await;
+            }
+        }
+    }
+
+    /// Creates the incident's channel, invites the declarer, posts and pins the summary, and
+    /// announces it where the incident was declared.
+    async fn open_incident_channel(
+        &self,
+        id: &IncidentId,
+        user: &str,
+        origin: &str,
+    ) -> Result<(), SlackError> {
+        let inc = match self.engine.store().incident(id).await {
+            Ok(Some(i)) => i,
+            _ => return Ok(()),
+        };
+        let base = channel_name(id.as_str(), &inc.title);
+        let mut created = None;
+        for attempt in 1..=5 {
+            let name = if attempt == 1 {
+                base.clone()
+            } else {
+                format!("{}-{attempt}", &base[..base.len().min(76)])
+            };
+            match self
+                .api()
+                .call(
+                    "conversations.create",
+                    &[("name", name.clone()), ("is_private", "false".into())],
+                )
+                .await
+            {
+                Ok(v) => {
+                    created = Some((
+                        v["channel"]["id"].as_str().unwrap_or_default().to_string(),
+                        name,
+                    ));
+                    break;
+                }
+                Err(e) if e.code() == Some("name_taken") => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        let Some((channel, name)) = created else {
+            return Err(SlackError::Api {
+                method: "conversations.create".into(),
+                code: "name_taken".into(),
+            });
+        };
+        if let Err(e) = self
+            .engine
+            .tie_to_channel(id, &channel, &format!("#{name} ({channel})"))
+            .await
+        {
+            tracing::error!(incident = %id, error = %e, "could not tie the incident to its channel");
+        }
+        if let Err(e) = self
+            .api()
+            .call(
+                "conversations.invite",
+                &[("channel", channel.clone()), ("users", user.to_string())],
+            )
+            .await
+            && e.code() != Some("already_in_channel")
+        {
+            tracing::warn!(error = %e, "could not invite the declarer");
+        }
+        let roles = if inc.roles.is_empty() {
+            "none yet (`/erlmcp role ic <user>`)".to_string()
+        } else {
+            inc.roles
+                .iter()
+                .map(|(r, u)| format!("{}: {u}", r.title()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let summary = format!(
+            "*{id}* — {} {}\nDeclared by {} at {} UTC. Targets: acknowledge within {}, resolve within {}.\nRoles: {roles}\nCommands here address this incident: `/erlmcp ack`, `/erlmcp status`, `/failover <region>`.",
+            inc.severity,
+            inc.title,
+            inc.declared_by,
+            inc.declared_at.format("%Y-%m-%d %H:%M"),
+            erlmcp_handlers::severity::human_duration(inc.severity.response_target()),
+            erlmcp_handlers::severity::human_duration(inc.severity.resolution_target()),
+        );
+        let ts = self.poster.post(&channel, &summary, None).await?;
+        if let Err(e) = self
+            .api()
+            .call(
+                "pins.add",
+                &[("channel", channel.clone()), ("timestamp", ts)],
+            )
+            .await
+        {
+            tracing::warn!(error = %e, "could not pin the summary");
+        }
+        self.poster
+            .post(
+                origin,
+                &format!("{id} is being handled in <#{channel}>."),
+                None,
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// A button press on a request card.
+    pub async fn on_button(
+        &self,
+        action: &str,
+        request: &str,
+        user: &str,
+        user_name: Option<&str>,
+        channel: &str,
+        response_url: Option<String>,
+    ) {
+        let approve = action == blocks::APPROVE_ACTION;
+        let actor = self.actor(user, user_name).await;
+        let req = Request {
+            actor,
+            source: Source::Slack,
+            channel: channel.to_string(),
+            text: format!("[button {action}]"),
+        };
+        let replies = self
+            .engine
+            .decide(
+                &req,
+                erlmcp_handlers::ids::RequestId::new(request),
+                approve,
+                None,
+            )
+            .await;
+        self.deliver_all(
+            channel,
+            &replies,
+            &Asker {
+                user: Some(user.to_string()),
+                response_url,
+            },
+        )
+        .await;
+    }
+
+    /// An Events API event (already deduplicated by its id).
+    pub async fn on_event(&self, event: &serde_json::Value) {
+        let kind = event["type"].as_str().unwrap_or("");
+        let user = event["user"].as_str().unwrap_or("");
+        if user == self.bot_user || event.get("bot_id").is_some_and(|b| !b.is_null()) {
+            return;
+        }
+        match kind {
+            "reaction_added" | "reaction_removed" if event["item"]["type"] == "message" => {
+                let channel = event["item"]["channel"].as_str().unwrap_or("");
+                let ts = event["item"]["ts"].as_str().unwrap_or("");
+                self.on_reaction(
+                    kind == "reaction_added",
+                    event["reaction"].as_str().unwrap_or(""),
+                    user,
+                    channel,
+                    ts,
+                )
+                .await;
+            }
+            "app_mention" => {
+                let text = event["text"].as_str().unwrap_or("");
+                let text = text
+                    .split_once('>')
+                    .map(|(_, rest)| rest)
+                    .unwrap_or(text)
+                    .trim();
+                let channel = event["channel"].as_str().unwrap_or("");
+                let actor = self.actor(user, None).await;
+                let req = Request {
+                    actor,
+                    source: Source::Slack,
+                    channel: channel.to_string(),
+                    text: text.to_string(),
+                };
+                let replies = self.engine.handle(&req).await;
+                self.deliver_all(
+                    channel,
+                    &replies,
+                    &Asker {
+                        user: Some(user.to_string()),
+                        response_url: None,
+                    },
+                )
+                .await;
+            }
+            _ => {}
+        }
+    }
+
+    async fn on_reaction(&self, added: bool, reaction: &str, user: &str, channel: &str, ts: &str) {
+        let asker = Asker {
+            user: Some(user.to_string()),
+            response_url: None,
+        };
+        let request = self
+            .poster
+            .chat
+            .request_for_message(PLATFORM, channel, ts)
+            .await
+            .ok()
+            .flatten();
+        match (added, reaction, request) {
+            (true, "white_check_mark" | "heavy_check_mark", Some(request))
+            | (true, "x", Some(request)) => {
+                let actor = self.actor(user, None).await;
+                let req = Request {
+                    actor,
+                    source: Source::Slack,
+                    channel: channel.to_string(),
+                    text: format!("[:{reaction}: reaction]"),
+                };
+                let replies = self
+                    .engine
+                    .decide(
+                        &req,
+                        request,
+                        reaction != "x",
+                        Some(format!("denied with :x: by {user}")),
+                    )
+                    .await;
+                self.deliver_all(channel, &replies, &asker).await;
+            }
+            (false, "white_check_mark" | "heavy_check_mark", Some(request)) => {
+                let text = format!(
+                    "Removing your :white_check_mark: does not withdraw an approval of {request}; to stop it, `/erlmcp deny {request} <reason>` (or the requester cancels)."
+                );
+                self.deliver_all(channel, &[Reply::private(text)], &asker)
+                    .await;
+            }
+            (true, "pushpin", _) => {
+                let message = self
+                    .api()
+                    .call(
+                        "conversations.history",
+                        &[
+                            ("channel", channel.to_string()),
+                            ("latest", ts.to_string()),
+                            ("inclusive", "true".into()),
+                            ("limit", "1".into()),
+                        ],
+                    )
+                    .await;
+                let (author_id, text) = match &message {
+                    Ok(v) => (
+                        v["messages"][0]["user"].as_str().unwrap_or("").to_string(),
+                        v["messages"][0]["text"].as_str().unwrap_or("").to_string(),
+                    ),
+                    Err(e) => {
+                        self.deliver_all(
+                            channel,
+                            &[Reply::error(format!(
+                                "Could not read the pinned message ({e}); nothing was added."
+                            ))],
+                            &asker,
+                        )
+                        .await;
+                        return;
+                    }
+                };
+                if text.is_empty() {
+                    return;
+                }
+                let author = if author_id.is_empty() {
+                    "unknown".to_string()
+                } else {
+                    self.actor(&author_id, None).await.name
+                };
+                let actor = self.actor(user, None).await;
+                let req = Request {
+                    actor,
+                    source: Source::Slack,
+                    channel: channel.to_string(),
+                    text: "[:pushpin: reaction]".into(),
+                };
+                let reply = self
+                    .engine
+                    .pin_message(&req, &author, &text)
+                    .await
+                    .unwrap_or_else(|e| {
+                        Reply::error(format!("Could not add the message to the timeline: {e}"))
+                    });
+                self.deliver_all(channel, &[reply], &asker).await;
+            }
+            _ => {}
+        }
+    }
+}
+
+/// `inc-20261128-1-api-down-in-us-east-1`: lowercase letters, digits and dashes, at most 80.
+pub fn channel_name(id: &str, title: &str) -> String {
+    let mut name = id.to_ascii_lowercase();
+    let slug: String = title
+        .to_ascii_lowercase()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect::<String>()
+        .split('-')
+        .filter(|s| !s.is_empty())
+        .collect::<Vec<_>>()
+        .join("-");
+    if !slug.is_empty() {
+        name.push('-');
+        name.push_str(&slug);
+    }
+    name.chars()
+        .take(72)
+        .collect::<String>()
+        .trim_end_matches('-')
+        .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn channel_names_are_readable_and_valid() {
+        assert_eq!(
+            super::channel_name("INC-20261128-1", "API down in us-east-1!"),
+            "inc-20261128-1-api-down-in-us-east-1"
+        );
+        assert_eq!(
+            super::channel_name("INC-20261128-2", "[DRILL] Ünïcode — ok"),
+            "inc-20261128-2-drill-n-code-ok"
+        );
+        assert!(super::channel_name("INC-20261128-3", &"x".repeat(200)).len() <= 72);
+    }
+}

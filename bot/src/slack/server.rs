@@ -1,0 +1,202 @@
+//! The HTTP endpoints Slack calls, and the probes. Each Slack request is verified, answered at
+//! once (Slack wants an answer within 3 seconds), and its work continues in a spawned task.
+
+use super::Slack;
+use super::poster::PLATFORM;
+use super::verify::Verifier;
+use crate::store::futures_ping::PingFuture;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub slack: Slack,
+    pub verifier: Arc<Verifier>,
+    pub ping: Arc<dyn Fn() -> PingFuture + Send + Sync>,
+}
+
+impl AppState {
+    pub fn new(
+        slack: Slack,
+        signing_secret: &str,
+        ping: Arc<dyn Fn() -> PingFuture + Send + Sync>,
+    ) -> Self {
+        Self {
+            slack,
+            verifier: Arc::new(Verifier::new(signing_secret)),
+            ping,
+        }
+    }
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/slack/commands", post(commands))
+        .route("/slack/interactions", post(interactions))
+        .route("/slack/events", post(events))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(ready))
+        .with_state(state)
+}
+
+fn unauthorized(why: String) -> Response {
+    tracing::warn!(%why, "refused a request that is not from Slack");
+    (
+        StatusCode::UNAUTHORIZED,
+        format!("invalid Slack request signature: {why}"),
+    )
+        .into_response()
+}
+
+fn bad_request(why: &str) -> Response {
+    (StatusCode::BAD_REQUEST, why.to_string()).into_response()
+}
+
+/// The body as text, if it is genuine; otherwise the answer to give (boxed: it is large).
+fn verified(state: &AppState, headers: &HeaderMap, body: &Bytes) -> Result<String, Box<Response>> {
+    let text = std::str::from_utf8(body).map_err(|_| Box::new(bad_request("body is not UTF-8")))?;
+    state
+        .verifier
+        .check(headers, text)
+        .map_err(|why| Box::new(unauthorized(why)))?;
+    Ok(text.to_string())
+}
+
+fn form(text: &str) -> HashMap<String, String> {
+    url::form_urlencoded::parse(text.as_bytes())
+        .into_owned()
+        .collect()
+}
+
+async fn commands(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let text = match verified(&state, &headers, &body) {
+        Ok(t) => t,
+        Err(r) => return *r,
+    };
+    let f = form(&text);
+    let (Some(command), Some(user), Some(channel)) =
+        (f.get("command"), f.get("user_id"), f.get("channel_id"))
+    else {
+        return bad_request("a slash command needs command, user_id and channel_id");
+    };
+    let (command, user, channel) = (command.clone(), user.clone(), channel.clone());
+    let args = f.get("text").cloned().unwrap_or_default();
+    let user_name = f.get("user_name").cloned();
+    let response_url = f.get("response_url").cloned();
+    let slack = state.slack.clone();
+    tokio::spawn(async move {
+        slack
+            .on_command(
+                &command,
+                &args,
+                &user,
+                user_name.as_deref(),
+                &channel,
+                response_url,
+            )
+            .await;
+    });
+    // An empty 200 acknowledges at once; the answers follow through the Web API.
+    StatusCode::OK.into_response()
+}
+
+async fn interactions(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let text = match verified(&state, &headers, &body) {
+        Ok(t) => t,
+        Err(r) => return *r,
+    };
+    let Some(payload) = form(&text).remove("payload") else {
+        return bad_request("an interaction needs a payload field");
+    };
+    let Ok(p) = serde_json::from_str::<Value>(&payload) else {
+        return bad_request("the payload is not JSON");
+    };
+    if p["type"] != "block_actions" {
+        return StatusCode::OK.into_response();
+    }
+    let action = p["actions"][0]["action_id"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    let request = p["actions"][0]["value"].as_str().unwrap_or("").to_string();
+    let user = p["user"]["id"].as_str().unwrap_or("").to_string();
+    let user_name = p["user"]["name"]
+        .as_str()
+        .or(p["user"]["username"].as_str())
+        .map(str::to_string);
+    let channel = p["channel"]["id"]
+        .as_str()
+        .or(p["container"]["channel_id"].as_str())
+        .unwrap_or("")
+        .to_string();
+    let response_url = p["response_url"].as_str().map(str::to_string);
+    if user.is_empty() || request.is_empty() || channel.is_empty() {
+        return bad_request("the interaction lacks a user, a channel or a request");
+    }
+    let slack = state.slack.clone();
+    tokio::spawn(async move {
+        slack
+            .on_button(
+                &action,
+                &request,
+                &user,
+                user_name.as_deref(),
+                &channel,
+                response_url,
+            )
+            .await;
+    });
+    StatusCode::OK.into_response()
+}
+
+async fn events(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let text = match verified(&state, &headers, &body) {
+        Ok(t) => t,
+        Err(r) => return *r,
+    };
+    let Ok(v) = serde_json::from_str::<Value>(&text) else {
+        return bad_request("the event is not JSON");
+    };
+    match v["type"].as_str() {
+        Some("url_verification") => {
+            axum::Json(json!({ "challenge": v["challenge"] })).into_response()
+        }
+        Some("event_callback") => {
+            let Some(event_id) = v["event_id"].as_str().map(str::to_string) else {
+                return bad_request("an event callback needs an event_id");
+            };
+            let slack = state.slack.clone();
+            tokio::spawn(async move {
+                // Slack retries deliveries (X-Slack-Retry-Num); the event id makes each one count once,
+                // whichever delivery arrives first.
+                match slack.poster.chat.first_delivery(PLATFORM, &event_id).await {
+                    Ok(true) => slack.on_event(&v["event"]).await,
+                    Ok(false) => tracing::debug!(event_id, "repeated delivery ignored"),
+                    Err(e) => {
+                        tracing::error!(event_id, error = %e, "cannot record the event; not handling it twice is safer")
+                    }
+                }
+            });
+            StatusCode::OK.into_response()
+        }
+        _ => StatusCode::OK.into_response(),
+    }
+}
+
+async fn ready(State(state): State<AppState>) -> Response {
+    match (state.ping)().await {
+        Ok(()) => (StatusCode::OK, "ready").into_response(),
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("database unreachable: {e}"),
+        )
+            .into_response(),
+    }
+}

@@ -1,0 +1,87 @@
+//! Storage for chat adapters (not the core's business): event deduplication and the map between
+//! chat messages and approval requests. Both backends, one SQL text.
+
+use async_trait::async_trait;
+use chrono::Utc;
+use erlmcp_handlers::ids::RequestId;
+use sqlx::Row;
+
+#[async_trait]
+pub trait ChatStore: Send + Sync {
+    /// `true` the first time an event id is seen on a platform; `false` for every repeat.
+    async fn first_delivery(&self, platform: &str, event_id: &str) -> Result<bool, String>;
+    async fn remember_message(
+        &self,
+        platform: &str,
+        channel: &str,
+        ts: &str,
+        request: &RequestId,
+    ) -> Result<(), String>;
+    async fn request_for_message(
+        &self,
+        platform: &str,
+        channel: &str,
+        ts: &str,
+    ) -> Result<Option<RequestId>, String>;
+    /// The (channel, ts) of the message presenting a request.
+    async fn message_for_request(
+        &self,
+        platform: &str,
+        request: &RequestId,
+    ) -> Result<Option<(String, String)>, String>;
+}
+
+macro_rules! chat_store {
+    ($store:ty) => {
+        #[async_trait]
+        impl ChatStore for $store {
+            async fn first_delivery(&self, platform: &str, event_id: &str) -> Result<bool, String> {
+                let r = sqlx::query("INSERT INTO chat_events (platform, event_id, received_at) VALUES ($1, $2, $3) ON CONFLICT (platform, event_id) DO NOTHING")
+                    .bind(platform)
+                    .bind(event_id)
+                    .bind(Utc::now())
+                    .execute(self.pool())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                Ok(r.rows_affected() == 1)
+            }
+
+            async fn remember_message(&self, platform: &str, channel: &str, ts: &str, request: &RequestId) -> Result<(), String> {
+                sqlx::query("INSERT INTO chat_messages (platform, channel, ts, request_id) VALUES ($1, $2, $3, $4) ON CONFLICT (platform, channel, ts) DO NOTHING")
+                    .bind(platform)
+                    .bind(channel)
+                    .bind(ts)
+                    .bind(request.as_str())
+                    .execute(self.pool())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                Ok(())
+            }
+
+            async fn request_for_message(&self, platform: &str, channel: &str, ts: &str) -> Result<Option<RequestId>, String> {
+                let row = sqlx::query("SELECT request_id FROM chat_messages WHERE platform = $1 AND channel = $2 AND ts = $3")
+                    .bind(platform)
+                    .bind(channel)
+                    .bind(ts)
+                    .fetch_optional(self.pool())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                row.map(|r| r.try_get::<String, _>("request_id").map(RequestId::new).map_err(|e| e.to_string())).transpose()
+            }
+
+            async fn message_for_request(&self, platform: &str, request: &RequestId) -> Result<Option<(String, String)>, String> {
+                let row = sqlx::query("SELECT channel, ts FROM chat_messages WHERE platform = $1 AND request_id = $2 ORDER BY ts LIMIT 1")
+                    .bind(platform)
+                    .bind(request.as_str())
+                    .fetch_optional(self.pool())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                row.map(|r| Ok((r.try_get("channel").map_err(|e: sqlx::Error| e.to_string())?, r.try_get("ts").map_err(|e: sqlx::Error| e.to_string())?)))
+                    .transpose()
+            }
+        }
+    };
+}
+
+chat_store!(super::SqliteStore);
+chat_store!(super::PgStore);
