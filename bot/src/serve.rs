@@ -15,6 +15,15 @@ pub async fn build(
     config: &Config,
     slack: &SlackConfig,
 ) -> Result<(axum::Router, app::App), String> {
+    build_parts(config, slack)
+        .await
+        .map(|(router, app, _)| (router, app))
+}
+
+async fn build_parts(
+    config: &Config,
+    slack: &SlackConfig,
+) -> Result<(axum::Router, app::App, Slack), String> {
     let api = WebApi::new(&slack.api_url, &slack.bot_token);
     // Fails at start, clearly, on a wrong token or an unreachable API.
     let me = api
@@ -35,8 +44,8 @@ pub async fn build(
         .cloned()
         .ok_or("the outbox was not built")?;
     let adapter = Slack::new(app.engine.clone(), poster, bot_user);
-    let state = AppState::new(adapter, &slack.signing_secret, app.ping.clone());
-    Ok((router(state), app))
+    let state = AppState::new(adapter.clone(), &slack.signing_secret, app.ping.clone());
+    Ok((router(state), app, adapter))
 }
 
 pub async fn run(
@@ -45,15 +54,29 @@ pub async fn run(
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<(), String> {
     let slack = SlackConfig::from_env(env)?;
-    let (router, app) = build(config, &slack).await?;
+    let (router, app, state_adapter) = build_parts(config, &slack).await?;
     match app.engine.resume_unfinished().await {
         Ok(r) if !r.is_empty() => tracing::info!(runs = r.len(), "resumed unfinished runs"),
         Ok(_) => {}
         Err(e) => tracing::error!(error = %e, "could not resume unfinished runs"),
     }
     let addr = listen.unwrap_or(slack.listen.clone());
-    if slack.app_token.is_some() {
-        return Err("Socket Mode (SLACK_APP_TOKEN) is not available in this build yet; unset SLACK_APP_TOKEN and expose /slack/* over HTTPS".into());
+    if let Some(token) = &slack.app_token {
+        // Socket Mode: no public endpoint; the probes are still served.
+        let adapter = state_adapter.clone();
+        let api_url = slack.api_url.clone();
+        let token = token.clone();
+        let probes = tokio::net::TcpListener::bind(&addr)
+            .await
+            .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+        tokio::spawn(async move {
+            let _ = axum::serve(probes, router).await;
+        });
+        eprintln!(
+            "erlmcp-bot connected to Slack in Socket Mode; probes on http://{addr} ({})",
+            app.store_description
+        );
+        return crate::slack::socket_mode::run(adapter, &token, &api_url).await;
     }
     let listener = tokio::net::TcpListener::bind(&addr)
         .await

@@ -860,3 +860,69 @@ async fn an_invalid_token_stops_serve_at_start_with_slacks_reason() {
         "`serve` needs SLACK_BOT_TOKEN (the bot's xoxb- token) and SLACK_SIGNING_SECRET (or SLACK_APP_TOKEN for Socket Mode)"
     );
 }
+
+/// The manifest asks for exactly the scopes the code needs: every Web API method the adapter
+/// calls, plus the events it subscribes to and the slash commands.
+#[test]
+fn the_app_manifest_grants_exactly_the_scopes_used() {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let manifest: Value = serde_saphyr::from_str(
+        &std::fs::read_to_string(format!("{root}/deploy/slack-app-manifest.yaml")).unwrap(),
+    )
+    .unwrap();
+    let granted: std::collections::BTreeSet<String> = manifest["oauth_config"]["scopes"]["bot"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap().to_string())
+        .collect();
+    let scope_of = |method: &str| match method {
+        "chat.postMessage" | "chat.update" | "chat.postEphemeral" => "chat:write",
+        "conversations.create" | "conversations.invite" => "channels:manage",
+        "conversations.join" => "channels:join",
+        "conversations.history" => "channels:history",
+        "pins.add" => "pins:write",
+        "users.info" => "users:read",
+        "auth.test" => "",
+        other => panic!("no scope known for {other}: add it here and to the manifest"),
+    };
+    let call = regex::Regex::new(r#"call\(\s*"([a-zA-Z.]+)""#).unwrap();
+    let mut needed = std::collections::BTreeSet::from([
+        "commands".to_string(),
+        "reactions:read".to_string(),
+        "app_mentions:read".to_string(),
+    ]);
+    for file in std::fs::read_dir(format!("{root}/bot/src/slack")).unwrap() {
+        let text = std::fs::read_to_string(file.unwrap().path()).unwrap();
+        for c in call.captures_iter(&text) {
+            let scope = scope_of(&c[1]);
+            if !scope.is_empty() {
+                needed.insert(scope.to_string());
+            }
+        }
+    }
+    assert_eq!(granted, needed);
+    let events: Vec<&str> = manifest["settings"]["event_subscriptions"]["bot_events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        events,
+        vec!["reaction_added", "reaction_removed", "app_mention"]
+    );
+    let commands: Vec<&str> = manifest["features"]["slash_commands"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["command"].as_str().unwrap())
+        .collect();
+    assert_eq!(commands, vec!["/erlmcp", "/failover"]);
+    assert!(
+        manifest["settings"]["interactivity"]["request_url"]
+            .as_str()
+            .unwrap()
+            .ends_with("/slack/interactions")
+    );
+}

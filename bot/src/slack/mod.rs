@@ -5,6 +5,7 @@ pub mod api;
 pub mod blocks;
 pub mod poster;
 pub mod server;
+pub mod socket_mode;
 mod verify;
 
 use api::{SlackError, WebApi};

@@ -80,31 +80,11 @@ async fn commands(State(state): State<AppState>, headers: HeaderMap, body: Bytes
         Ok(t) => t,
         Err(r) => return *r,
     };
-    let f = form(&text);
-    let (Some(command), Some(user), Some(channel)) =
-        (f.get("command"), f.get("user_id"), f.get("channel_id"))
-    else {
-        return bad_request("a slash command needs command, user_id and channel_id");
-    };
-    let (command, user, channel) = (command.clone(), user.clone(), channel.clone());
-    let args = f.get("text").cloned().unwrap_or_default();
-    let user_name = f.get("user_name").cloned();
-    let response_url = f.get("response_url").cloned();
-    let slack = state.slack.clone();
-    tokio::spawn(async move {
-        slack
-            .on_command(
-                &command,
-                &args,
-                &user,
-                user_name.as_deref(),
-                &channel,
-                response_url,
-            )
-            .await;
-    });
-    // An empty 200 acknowledges at once; the answers follow through the Web API.
-    StatusCode::OK.into_response()
+    match dispatch_command(&state.slack, form(&text)) {
+        // An empty 200 acknowledges at once; the answers follow through the Web API.
+        Ok(()) => StatusCode::OK.into_response(),
+        Err(why) => bad_request(why),
+    }
 }
 
 async fn interactions(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
@@ -118,8 +98,63 @@ async fn interactions(State(state): State<AppState>, headers: HeaderMap, body: B
     let Ok(p) = serde_json::from_str::<Value>(&payload) else {
         return bad_request("the payload is not JSON");
     };
+    match dispatch_interaction(&state.slack, &p) {
+        Ok(()) => StatusCode::OK.into_response(),
+        Err(why) => bad_request(why),
+    }
+}
+
+async fn events(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let text = match verified(&state, &headers, &body) {
+        Ok(t) => t,
+        Err(r) => return *r,
+    };
+    let Ok(v) = serde_json::from_str::<Value>(&text) else {
+        return bad_request("the event is not JSON");
+    };
+    if v["type"] == "url_verification" {
+        return axum::Json(json!({ "challenge": v["challenge"] })).into_response();
+    }
+    match dispatch_event(&state.slack, v) {
+        Ok(()) => StatusCode::OK.into_response(),
+        Err(why) => bad_request(why),
+    }
+}
+
+// The dispatchers below take Slack's documented payloads (form fields, interaction JSON, event
+// callback JSON), start the work in a task, and return at once. HTTP and Socket Mode share them.
+
+/// A slash command's fields (`command`, `text`, `user_id`, `channel_id`, `response_url`, ...).
+pub fn dispatch_command(slack: &Slack, f: HashMap<String, String>) -> Result<(), &'static str> {
+    let (Some(command), Some(user), Some(channel)) =
+        (f.get("command"), f.get("user_id"), f.get("channel_id"))
+    else {
+        return Err("a slash command needs command, user_id and channel_id");
+    };
+    let (command, user, channel) = (command.clone(), user.clone(), channel.clone());
+    let args = f.get("text").cloned().unwrap_or_default();
+    let user_name = f.get("user_name").cloned();
+    let response_url = f.get("response_url").cloned();
+    let slack = slack.clone();
+    tokio::spawn(async move {
+        slack
+            .on_command(
+                &command,
+                &args,
+                &user,
+                user_name.as_deref(),
+                &channel,
+                response_url,
+            )
+            .await;
+    });
+    Ok(())
+}
+
+/// An interaction payload; only `block_actions` (our buttons) do anything.
+pub fn dispatch_interaction(slack: &Slack, p: &Value) -> Result<(), &'static str> {
     if p["type"] != "block_actions" {
-        return StatusCode::OK.into_response();
+        return Ok(());
     }
     let action = p["actions"][0]["action_id"]
         .as_str()
@@ -138,9 +173,9 @@ async fn interactions(State(state): State<AppState>, headers: HeaderMap, body: B
         .to_string();
     let response_url = p["response_url"].as_str().map(str::to_string);
     if user.is_empty() || request.is_empty() || channel.is_empty() {
-        return bad_request("the interaction lacks a user, a channel or a request");
+        return Err("the interaction lacks a user, a channel or a request");
     }
-    let slack = state.slack.clone();
+    let slack = slack.clone();
     tokio::spawn(async move {
         slack
             .on_button(
@@ -153,41 +188,30 @@ async fn interactions(State(state): State<AppState>, headers: HeaderMap, body: B
             )
             .await;
     });
-    StatusCode::OK.into_response()
+    Ok(())
 }
 
-async fn events(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    let text = match verified(&state, &headers, &body) {
-        Ok(t) => t,
-        Err(r) => return *r,
-    };
-    let Ok(v) = serde_json::from_str::<Value>(&text) else {
-        return bad_request("the event is not JSON");
-    };
-    match v["type"].as_str() {
-        Some("url_verification") => {
-            axum::Json(json!({ "challenge": v["challenge"] })).into_response()
-        }
-        Some("event_callback") => {
-            let Some(event_id) = v["event_id"].as_str().map(str::to_string) else {
-                return bad_request("an event callback needs an event_id");
-            };
-            let slack = state.slack.clone();
-            tokio::spawn(async move {
-                // Slack retries deliveries (X-Slack-Retry-Num); the event id makes each one count once,
-                // whichever delivery arrives first.
-                match slack.poster.chat.first_delivery(PLATFORM, &event_id).await {
-                    Ok(true) => slack.on_event(&v["event"]).await,
-                    Ok(false) => tracing::debug!(event_id, "repeated delivery ignored"),
-                    Err(e) => {
-                        tracing::error!(event_id, error = %e, "cannot record the event; not handling it twice is safer")
-                    }
-                }
-            });
-            StatusCode::OK.into_response()
-        }
-        _ => StatusCode::OK.into_response(),
+/// An Events API callback (`event_id` + `event`).
+pub fn dispatch_event(slack: &Slack, v: Value) -> Result<(), &'static str> {
+    if v["type"] != "event_callback" {
+        return Ok(());
     }
+    let Some(event_id) = v["event_id"].as_str().map(str::to_string) else {
+        return Err("an event callback needs an event_id");
+    };
+    let slack = slack.clone();
+    tokio::spawn(async move {
+        // Slack retries deliveries (X-Slack-Retry-Num); the event id makes each one count once,
+        // whichever delivery arrives first.
+        match slack.poster.chat.first_delivery(PLATFORM, &event_id).await {
+            Ok(true) => slack.on_event(&v["event"]).await,
+            Ok(false) => tracing::debug!(event_id, "repeated delivery ignored"),
+            Err(e) => {
+                tracing::error!(event_id, error = %e, "cannot record the event; not handling it twice is safer")
+            }
+        }
+    });
+    Ok(())
 }
 
 async fn ready(State(state): State<AppState>) -> Response {

@@ -1,0 +1,119 @@
+//! Socket Mode, for teams whose bot cannot be reached from the internet: slack-morphism keeps the
+//! WebSocket to Slack; each envelope is turned back into Slack's documented JSON and handed to the
+//! same dispatchers the HTTP endpoints use, so behaviour is identical.
+
+use super::Slack;
+use super::server::{dispatch_command, dispatch_event, dispatch_interaction};
+use serde_json::Value;
+use slack_morphism::prelude::*;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Slash command fields as the HTTP form would carry them.
+pub fn command_fields(event: &SlackCommandEvent) -> HashMap<String, String> {
+    let v = serde_json::to_value(event).unwrap_or(Value::Null);
+    v.as_object()
+        .map(|o| {
+            o.iter()
+                .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string())))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn adapter(states: &SlackClientEventsUserStateStorage) -> Option<Slack> {
+    states.get_user_state::<Slack>().cloned()
+}
+
+async fn on_command(
+    event: SlackCommandEvent,
+    _client: Arc<SlackHyperClient>,
+    states: SlackClientEventsUserState,
+) -> UserCallbackResult<SlackCommandEventResponse> {
+    if let Some(slack) = adapter(&*states.read().await) {
+        dispatch_command(&slack, command_fields(&event))
+            .map_err(|e| Box::<dyn std::error::Error + Send + Sync>::from(e.to_string()))?;
+    }
+    Ok(SlackCommandEventResponse::new(SlackMessageContent::new()))
+}
+
+async fn on_interaction(
+    event: SlackInteractionEvent,
+    _client: Arc<SlackHyperClient>,
+    states: SlackClientEventsUserState,
+) -> UserCallbackResult<()> {
+    if let Some(slack) = adapter(&*states.read().await) {
+        let v = serde_json::to_value(&event)?;
+        dispatch_interaction(&slack, &v)
+            .map_err(|e| Box::<dyn std::error::Error + Send + Sync>::from(e.to_string()))?;
+    }
+    Ok(())
+}
+
+async fn on_push(
+    event: SlackPushEventCallback,
+    _client: Arc<SlackHyperClient>,
+    states: SlackClientEventsUserState,
+) -> UserCallbackResult<()> {
+    if let Some(slack) = adapter(&*states.read().await) {
+        let mut v = serde_json::to_value(&event)?;
+        v["type"] = Value::String("event_callback".into());
+        dispatch_event(&slack, v)
+            .map_err(|e| Box::<dyn std::error::Error + Send + Sync>::from(e.to_string()))?;
+    }
+    Ok(())
+}
+
+/// Connects with the app-level token (`xapp-…`) and serves until interrupted.
+pub async fn run(slack: Slack, app_token: &str, api_url: &str) -> Result<(), String> {
+    let connector = SlackClientHyperConnector::new()
+        .map_err(|e| format!("Socket Mode: cannot set up TLS: {e}"))?;
+    let connector = if api_url == super::api::DEFAULT_API_URL {
+        connector
+    } else {
+        connector.with_slack_api_url(api_url)
+    };
+    let client = Arc::new(SlackClient::new(connector));
+    let environment =
+        Arc::new(SlackClientEventsListenerEnvironment::new(client).with_user_state(slack));
+    let callbacks = SlackSocketModeListenerCallbacks::new()
+        .with_command_events(on_command)
+        .with_interaction_events(on_interaction)
+        .with_push_events(on_push);
+    let listener = SlackClientSocketModeListener::new(
+        &SlackClientSocketModeConfig::new(),
+        environment,
+        callbacks,
+    );
+    listener
+        .listen_for(&SlackApiToken::new(app_token.to_string().into()))
+        .await
+        .map_err(|e| format!("Socket Mode: Slack refused the app token: {e}"))?;
+    listener.serve().await;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_socket_mode_command_carries_the_fields_the_http_form_does() {
+        // The `payload` of a Socket Mode `slash_commands` envelope, as Slack documents it.
+        let payload = serde_json::json!({
+            "token": "x", "team_id": "T1", "team_domain": "acme", "channel_id": "C123", "channel_name": "inc",
+            "user_id": "U_BOB", "user_name": "bob", "command": "/failover", "text": "us-west-2",
+            "api_app_id": "A1", "response_url": "https://hooks.slack.com/commands/T1/1/abc", "trigger_id": "1.2.3"
+        });
+        let event: SlackCommandEvent = serde_json::from_value(payload).unwrap();
+        let f = command_fields(&event);
+        assert_eq!(f["command"], "/failover");
+        assert_eq!(f["text"], "us-west-2");
+        assert_eq!(f["user_id"], "U_BOB");
+        assert_eq!(f["channel_id"], "C123");
+        assert_eq!(
+            f["response_url"],
+            "https://hooks.slack.com/commands/T1/1/abc"
+        );
+    }
+}
