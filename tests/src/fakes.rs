@@ -417,11 +417,16 @@ impl Drop for Moto {
 impl Moto {
     pub async fn start() -> Option<Moto> {
         let port = free_port();
-        let child = std::process::Command::new("moto_server")
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn();
+        let spawn = |program: &str, pre: &[&str]| {
+            std::process::Command::new(program)
+                .args(pre)
+                .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+        };
+        // The console script, or the module where the script's directory is not on PATH.
+        let child = spawn("moto_server", &[]).or_else(|_| spawn("python3", &["-m", "moto.server"]));
         let child = match child {
             Ok(c) => c,
             Err(e) if !required("moto_server") => {
