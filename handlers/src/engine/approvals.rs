@@ -235,17 +235,13 @@ impl Engine {
             ),
         );
         let changed = self
-            .store
-            .transition_request(
+            .settle(
                 &r.id,
-                crate::store::StateChange {
-                    from: &[RequestState::Pending],
-                    to: RequestState::Expired,
-                    at: r.expires_at,
-                    by: None,
-                    reason: Some("expired"),
-                },
-                vec![draft],
+                RequestState::Expired,
+                r.expires_at,
+                None,
+                Some("expired"),
+                draft,
             )
             .await?;
         if changed {
@@ -382,19 +378,15 @@ impl Engine {
                         why.lines().next().unwrap_or("")
                     ),
                 );
-                self.store
-                    .transition_request(
-                        &r.id,
-                        crate::store::StateChange {
-                            from: &[RequestState::Pending],
-                            to: RequestState::Void,
-                            at: self.clock.now(),
-                            by: Some(&req.actor.name),
-                            reason: Some("plan changed"),
-                        },
-                        vec![draft],
-                    )
-                    .await?;
+                self.settle(
+                    &r.id,
+                    RequestState::Void,
+                    self.clock.now(),
+                    Some(&req.actor.name),
+                    Some("plan changed"),
+                    draft,
+                )
+                .await?;
                 return Ok(vec![Reply::error(format!(
                     "{} is void and will not run: {why}\nNobody approved that. Request it again: `{}`.",
                     r.id, r.command
@@ -530,17 +522,13 @@ impl Engine {
             ),
         );
         let changed = self
-            .store
-            .transition_request(
+            .settle(
                 &r.id,
-                crate::store::StateChange {
-                    from: &[RequestState::Pending],
-                    to: RequestState::Denied,
-                    at: self.clock.now(),
-                    by: Some(&req.actor.name),
-                    reason: Some(&reason_text),
-                },
-                vec![draft],
+                RequestState::Denied,
+                self.clock.now(),
+                Some(&req.actor.name),
+                Some(&reason_text),
+                draft,
             )
             .await?;
         if !changed {
@@ -585,17 +573,13 @@ impl Engine {
             format!("{} cancelled {}", req.actor.name, r.id),
         );
         let changed = self
-            .store
-            .transition_request(
+            .settle(
                 &r.id,
-                crate::store::StateChange {
-                    from: &[RequestState::Pending],
-                    to: RequestState::Cancelled,
-                    at: self.clock.now(),
-                    by: Some(&req.actor.name),
-                    reason: Some("cancelled by requester"),
-                },
-                vec![draft],
+                RequestState::Cancelled,
+                self.clock.now(),
+                Some(&req.actor.name),
+                Some("cancelled by requester"),
+                draft,
             )
             .await?;
         if !changed {
@@ -675,6 +659,27 @@ pub fn render_request(r: &ApprovalRequest, fresh: bool) -> String {
 }
 
 impl Engine {
+    /// Ends a pending request (expired, void, denied, cancelled) with its timeline entry; `false`
+    /// if it was no longer pending (someone else decided it first).
+    async fn settle(
+        &self,
+        id: &RequestId,
+        to: RequestState,
+        at: chrono::DateTime<chrono::Utc>,
+        by: Option<&str>,
+        reason: Option<&str>,
+        draft: crate::timeline::Draft,
+    ) -> crate::Result<bool> {
+        let change = crate::store::StateChange {
+            from: &[RequestState::Pending],
+            to,
+            at,
+            by,
+            reason,
+        };
+        self.store.transition_request(id, change, vec![draft]).await
+    }
+
     /// Approval or denial by a route other than typed text (a reaction, a button). It goes through
     /// exactly the same rules as `/erlmcp approve` and `/erlmcp deny`.
     pub async fn decide(
