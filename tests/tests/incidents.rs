@@ -204,13 +204,21 @@ async fn several_open_incidents_in_a_channel_must_be_named(b: Backend) {
             && list.contains("INC-20261128-2 P2 Second [declared]"),
         "{list}"
     );
-    // Another channel sees neither.
+    // Another channel, tied to no incident, sees neither while two are open...
     let other = erlmcp_handlers::engine::Request {
         channel: "C-other".into(),
         ..erlmcp_tests::request("bob", "status")
     };
     let r = t.engine.handle(&other).await;
     assert!(r[0].is_error && r[0].text.starts_with("No open incident in this channel."));
+    // ...and addresses the only open one once the other is closed.
+    t.ok("bob", "INC-20261128-2 resolve fixed").await;
+    t.ok("bob", "INC-20261128-2 close").await;
+    let r = t.engine.handle(&other).await;
+    assert!(
+        !r[0].is_error && r[0].text.starts_with("INC-20261128-1 P1 First"),
+        "{r:?}"
+    );
 }
 
 async fn timeline_is_hash_chained_and_append_only(b: Backend) {

@@ -191,8 +191,9 @@ impl Engine {
         }
     }
 
-    /// Finds the incident a command addresses: the one named, or the only open one in the
-    /// channel. `allow_closed` lets read-only commands fall back to the channel's latest incident.
+    /// Finds the incident a command addresses: the one named; or the only open one in the channel;
+    /// or, in a channel tied to no incident, the only open one anywhere. `allow_closed` lets
+    /// read-only commands fall back to the channel's latest incident.
     pub(crate) async fn target_incident(
         &self,
         req: &Request,
@@ -226,6 +227,13 @@ impl Engine {
         }
         if allow_closed && let Some(latest) = here.first() {
             return Ok(Ok(latest.clone()));
+        }
+        // A channel that is no incident's (say #general, after the incident moved to its own
+        // channel) addresses the only open incident, if there is exactly one.
+        if here.is_empty()
+            && let [only] = self.store.open_incidents().await?.as_slice()
+        {
+            return Ok(Ok(only.clone()));
         }
         Ok(Err(Reply::error(
             "No open incident in this channel. Declare one with `/erlmcp p1 declare <title>`, or name one: `/erlmcp INC-YYYYMMDD-N status` (`/erlmcp incidents` lists them).".to_string(),
