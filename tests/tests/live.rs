@@ -677,3 +677,51 @@ async fn dry_run_reads_the_real_state_and_changes_nothing() {
     );
     assert_eq!(w.kube["eu-west-1"].state.lock().unwrap().replicas, 2);
 }
+
+/// The production path: contexts from a kubeconfig file, DSNs from the environment.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_mode_connects_through_a_kubeconfig_with_a_context_per_region() {
+    erlmcp_bot::cli::install_crypto_provider();
+    let fake = FakeKube::start(3).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut kc = String::from("apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: URL\nusers:\n- name: bot\n  user:\n    token: not-a-real-token\ncontexts:\n").replace("URL", &fake.url);
+    for r in Topology::runbook_default().regions {
+        kc.push_str(&format!("- name: {}\n  context:\n    cluster: fake\n    user: bot\n    namespace: erlmcp-prod\n", r.name));
+    }
+    kc.push_str("current-context: us-east-1\n");
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(&kubeconfig, kc).unwrap();
+    let kubeconfig_path = kubeconfig.display().to_string();
+    let env = move |k: &str| match k {
+        "KUBECONFIG" => Some(kubeconfig_path.clone()),
+        "ERLMCP_EXECUTOR" => Some("live".into()),
+        "ERLMCP_PG_US_WEST_2" | "ERLMCP_PG_EU_CENTRAL_1" => {
+            Some("postgres://postgres@127.0.0.1:1/none".into())
+        }
+        "AWS_ENDPOINT_URL" => Some("http://127.0.0.1:9".into()),
+        _ => None,
+    };
+    let config =
+        erlmcp_bot::config::Config::load(Some(std::path::Path::new("/dev/null")), &env).unwrap();
+    let live = Live::connect(&config)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        live.apply(&Action::Scale {
+            region: "eu-west-1".into(),
+            replicas: 5
+        })
+        .await
+        .unwrap(),
+        "eu-west-1: replicas 3 -> 5"
+    );
+    let patch = fake
+        .seen()
+        .into_iter()
+        .find(|s| s.method == "PATCH")
+        .unwrap();
+    assert_eq!(
+        patch.path,
+        "/apis/apps/v1/namespaces/erlmcp-prod/statefulsets/erlmcp-cluster/scale"
+    );
+}
