@@ -281,6 +281,47 @@ async fn forged_stale_or_unsigned_requests_get_401_and_change_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replayed_command_changes_nothing() {
+    let bot = start().await;
+    let body = "command=%2Ferlmcp&text=p2+declare+Once&user_id=U_ALICE&channel_id=C_GENERAL&trigger_id=1.2.3";
+    let ts = now();
+    let first = bot
+        .post_signed(
+            "/slack/commands",
+            body,
+            "application/x-www-form-urlencoded",
+            ts,
+            SECRET,
+            &[],
+        )
+        .await;
+    assert_eq!(first.status(), 200);
+    let replay = bot
+        .post_signed(
+            "/slack/commands",
+            body,
+            "application/x-www-form-urlencoded",
+            ts,
+            SECRET,
+            &[],
+        )
+        .await;
+    assert_eq!(replay.status(), 401);
+    assert!(replay.text().await.unwrap().contains("replayed request"));
+    bot.slack
+        .wait_until("the first one was handled", |c| {
+            c.iter().any(|c| c.method == "pins.add")
+        })
+        .await;
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert_eq!(
+        bot.app.engine.store().open_incidents().await.unwrap().len(),
+        1,
+        "declared once"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn url_verification_and_probes() {
     let bot = start().await;
     let body = json!({ "token": "x", "challenge": "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P", "type": "url_verification" }).to_string();

@@ -69,6 +69,34 @@ fn verified(state: &AppState, headers: &HeaderMap, body: &Bytes) -> Result<Strin
     Ok(text.to_string())
 }
 
+/// Slack never re-sends a slash command or a button press, so a second request with the same
+/// signature is a replay (a signature stays valid for the 5-minute window): refused.
+async fn not_replayed(state: &AppState, headers: &HeaderMap) -> Result<(), Box<Response>> {
+    let signature = headers
+        .get("x-slack-signature")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    match state
+        .slack
+        .poster
+        .chat
+        .first_delivery("slack-signature", signature)
+        .await
+    {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(Box::new(unauthorized(
+            "replayed request: this signature was already used".into(),
+        ))),
+        Err(e) => Err(Box::new(
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("database unreachable: {e}"),
+            )
+                .into_response(),
+        )),
+    }
+}
+
 fn form(text: &str) -> HashMap<String, String> {
     url::form_urlencoded::parse(text.as_bytes())
         .into_owned()
@@ -80,6 +108,9 @@ async fn commands(State(state): State<AppState>, headers: HeaderMap, body: Bytes
         Ok(t) => t,
         Err(r) => return *r,
     };
+    if let Err(r) = not_replayed(&state, &headers).await {
+        return *r;
+    }
     match dispatch_command(&state.slack, form(&text)) {
         // An empty 200 acknowledges at once; the answers follow through the Web API.
         Ok(()) => StatusCode::OK.into_response(),
@@ -92,6 +123,9 @@ async fn interactions(State(state): State<AppState>, headers: HeaderMap, body: B
         Ok(t) => t,
         Err(r) => return *r,
     };
+    if let Err(r) = not_replayed(&state, &headers).await {
+        return *r;
+    }
     let Some(payload) = form(&text).remove("payload") else {
         return bad_request("an interaction needs a payload field");
     };
