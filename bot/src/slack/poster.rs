@@ -115,7 +115,7 @@ impl Poster {
         );
         if let Err(e) = self
             .chat
-            .remember_message(PLATFORM, channel, &ts, request)
+            .remember_message(PLATFORM, channel, &ts, request, text)
             .await
         {
             tracing::error!(request = %request, error = %e, "could not remember the request's message; reactions on it will not be recognised");
@@ -125,13 +125,15 @@ impl Poster {
 
     /// Adds a line to a request's card and updates it in place. `false` if there is no card.
     async fn update_card(&self, request: &RequestId, line: &str) -> Result<bool, SlackError> {
-        let Ok(Some((channel, ts))) = self.chat.message_for_request(PLATFORM, request).await else {
+        let Ok(Some((channel, ts, body))) = self.chat.message_for_request(PLATFORM, request).await
+        else {
             return Ok(false);
         };
         let card = {
             let mut cards = self.cards.lock().unwrap_or_else(|p| p.into_inner());
+            // After a restart the card's text comes back from the database; earlier progress lines do not.
             let card = cards.entry(request.clone()).or_insert_with(|| Card {
-                text: format!("{request}"),
+                text: body,
                 progress: Vec::new(),
             });
             card.progress.push(line.to_string());

@@ -16,6 +16,7 @@ pub trait ChatStore: Send + Sync {
         channel: &str,
         ts: &str,
         request: &RequestId,
+        body: &str,
     ) -> Result<(), String>;
     async fn request_for_message(
         &self,
@@ -23,12 +24,12 @@ pub trait ChatStore: Send + Sync {
         channel: &str,
         ts: &str,
     ) -> Result<Option<RequestId>, String>;
-    /// The (channel, ts) of the message presenting a request.
+    /// The (channel, ts, body) of the message presenting a request.
     async fn message_for_request(
         &self,
         platform: &str,
         request: &RequestId,
-    ) -> Result<Option<(String, String)>, String>;
+    ) -> Result<Option<(String, String, String)>, String>;
 }
 
 macro_rules! chat_store {
@@ -36,22 +37,33 @@ macro_rules! chat_store {
         #[async_trait]
         impl ChatStore for $store {
             async fn first_delivery(&self, platform: &str, event_id: &str) -> Result<bool, String> {
+                let now = Utc::now();
+                // Forget what can no longer come back: signatures expire after 5 minutes, Slack's
+                // event retries stop within the hour.
+                let keep = if platform == "slack-signature" { chrono::Duration::minutes(10) } else { chrono::Duration::days(1) };
+                sqlx::query("DELETE FROM chat_events WHERE platform = $1 AND received_at < $2")
+                    .bind(platform)
+                    .bind(now - keep)
+                    .execute(self.pool())
+                    .await
+                    .map_err(|e| e.to_string())?;
                 let r = sqlx::query("INSERT INTO chat_events (platform, event_id, received_at) VALUES ($1, $2, $3) ON CONFLICT (platform, event_id) DO NOTHING")
                     .bind(platform)
                     .bind(event_id)
-                    .bind(Utc::now())
+                    .bind(now)
                     .execute(self.pool())
                     .await
                     .map_err(|e| e.to_string())?;
                 Ok(r.rows_affected() == 1)
             }
 
-            async fn remember_message(&self, platform: &str, channel: &str, ts: &str, request: &RequestId) -> Result<(), String> {
-                sqlx::query("INSERT INTO chat_messages (platform, channel, ts, request_id) VALUES ($1, $2, $3, $4) ON CONFLICT (platform, channel, ts) DO NOTHING")
+            async fn remember_message(&self, platform: &str, channel: &str, ts: &str, request: &RequestId, body: &str) -> Result<(), String> {
+                sqlx::query("INSERT INTO chat_messages (platform, channel, ts, request_id, body) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (platform, channel, ts) DO NOTHING")
                     .bind(platform)
                     .bind(channel)
                     .bind(ts)
                     .bind(request.as_str())
+                    .bind(body)
                     .execute(self.pool())
                     .await
                     .map_err(|e| e.to_string())?;
@@ -69,15 +81,15 @@ macro_rules! chat_store {
                 row.map(|r| r.try_get::<String, _>("request_id").map(RequestId::new).map_err(|e| e.to_string())).transpose()
             }
 
-            async fn message_for_request(&self, platform: &str, request: &RequestId) -> Result<Option<(String, String)>, String> {
-                let row = sqlx::query("SELECT channel, ts FROM chat_messages WHERE platform = $1 AND request_id = $2 ORDER BY ts LIMIT 1")
+            async fn message_for_request(&self, platform: &str, request: &RequestId) -> Result<Option<(String, String, String)>, String> {
+                let row = sqlx::query("SELECT channel, ts, body FROM chat_messages WHERE platform = $1 AND request_id = $2 ORDER BY ts LIMIT 1")
                     .bind(platform)
                     .bind(request.as_str())
                     .fetch_optional(self.pool())
                     .await
                     .map_err(|e| e.to_string())?;
-                row.map(|r| Ok((r.try_get("channel").map_err(|e: sqlx::Error| e.to_string())?, r.try_get("ts").map_err(|e: sqlx::Error| e.to_string())?)))
-                    .transpose()
+                let text = |r: &_, c: &str| -> Result<String, String> { sqlx::Row::try_get(r, c).map_err(|e: sqlx::Error| e.to_string()) };
+                row.map(|r| Ok((text(&r, "channel")?, text(&r, "ts")?, text(&r, "body")?))).transpose()
             }
         }
     };
