@@ -80,6 +80,10 @@ pub async fn run<R: AsyncBufRead + Unpin>(
         if matches!(line, "quit" | "exit") {
             break;
         }
+        // The severity clocks are checked as the console is used.
+        if let Err(e) = engine.tick().await {
+            tracing::warn!(error = %e, "severity clock check failed");
+        }
         let request = Request {
             actor: Actor::person(&user),
             source: Source::Console,

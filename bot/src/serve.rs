@@ -60,6 +60,17 @@ pub async fn run(
         Ok(_) => {}
         Err(e) => tracing::error!(error = %e, "could not resume unfinished runs"),
     }
+    // The severity clocks: reminders and missed targets, posted in the incident channels.
+    let ticking = app.engine.clone();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(std::time::Duration::from_secs(15));
+        loop {
+            every.tick().await;
+            if let Err(e) = ticking.tick().await {
+                tracing::warn!(error = %e, "severity clock check failed");
+            }
+        }
+    });
     let addr = listen.unwrap_or(slack.listen.clone());
     if let Some(token) = &slack.app_token {
         // Socket Mode: no public endpoint; the probes are still served.

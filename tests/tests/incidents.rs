@@ -287,7 +287,70 @@ async fn concurrent_updates_do_not_lose_changes(b: Backend) {
     assert!(t.engine.verify_timeline(&id).await.unwrap().is_empty());
 }
 
+async fn severity_clocks_warn_then_call_out_a_missed_target_once(b: Backend) {
+    let Some(t) = TestApp::new(b).await else {
+        return;
+    };
+    t.ok("alice", "p0 declare API down").await;
+    t.ok("alice", "role ic dana").await;
+    t.clock.advance(chrono::Duration::minutes(3));
+    assert_eq!(
+        t.engine.tick().await.unwrap(),
+        0,
+        "nothing before 80% of the 5-minute target"
+    );
+    t.clock.advance(chrono::Duration::seconds(61));
+    assert_eq!(t.engine.tick().await.unwrap(), 1);
+    assert_eq!(t.engine.tick().await.unwrap(), 0, "once per stage");
+    t.clock.advance(chrono::Duration::minutes(2));
+    assert_eq!(t.engine.tick().await.unwrap(), 1);
+    let notices = t.outbox.texts();
+    assert_eq!(
+        notices[0],
+        "⏰ INC-20261128-1 (P0 API down): 59s left to meet the response target of 5m 00s. Acknowledge: `/erlmcp ack`."
+    );
+    assert_eq!(
+        notices[1],
+        "🚨 INC-20261128-1 (P0 API down) missed its response target of 5m 00s: 6m 01s since it was declared. Acknowledge: `/erlmcp ack`. Incident commander: dana."
+    );
+    t.ok("bob", "ack").await;
+    t.clock.advance(chrono::Duration::minutes(40));
+    assert_eq!(
+        t.engine.tick().await.unwrap(),
+        0,
+        "acknowledged: the response clock stops; resolution not yet at 80%"
+    );
+    t.clock.advance(chrono::Duration::minutes(2));
+    assert_eq!(t.engine.tick().await.unwrap(), 1);
+    assert!(t.outbox.texts()[2].contains("left to meet the resolution target of 1h 00m"));
+    t.ok("bob", "resolve fixed").await;
+    t.clock.advance(chrono::Duration::hours(2));
+    assert_eq!(
+        t.engine.tick().await.unwrap(),
+        0,
+        "resolved: no more clocks"
+    );
+    let kinds: Vec<String> =
+        t.db.store
+            .timeline(&erlmcp_handlers::ids::IncidentId::new("INC-20261128-1"))
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.kind)
+            .filter(|k| k.starts_with("clock."))
+            .collect();
+    assert_eq!(
+        kinds,
+        vec![
+            "clock.response.warning",
+            "clock.response.missed",
+            "clock.resolution.warning"
+        ]
+    );
+}
+
 on_both_backends!(
+    severity_clocks_warn_then_call_out_a_missed_target_once,
     declare_to_close_with_durations_against_p0_targets,
     invalid_transitions_are_refused_with_the_reason,
     malformed_commands_get_specific_replies_and_change_nothing,

@@ -5,6 +5,7 @@
 mod approvals;
 mod execute;
 mod incidents;
+mod reminders;
 
 use crate::approval::{Actor, Groups};
 use crate::clock::Clock;
