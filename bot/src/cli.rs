@@ -71,6 +71,12 @@ pub enum Cmd {
         #[command(subcommand)]
         command: PlaybooksCmd,
     },
+    /// The monthly SLA report (runbook §5.5) from the recorded incidents, in Markdown.
+    Report {
+        /// The month, YYYY-MM (default: this month).
+        #[arg(long)]
+        month: Option<String>,
+    },
     /// Serve Slack: slash commands, buttons and events over HTTP (or Socket Mode when
     /// SLACK_APP_TOKEN is set), plus /healthz and /readyz.
     Serve {
@@ -220,6 +226,32 @@ pub async fn run<R: AsyncBufRead + Unpin>(
                 1
             }
         },
+        Cmd::Report { month } => {
+            let now = chrono::Utc::now();
+            let ym = match month {
+                Some(m) => match erlmcp_handlers::report::parse_month(&m) {
+                    Some(ym) => ym,
+                    None => {
+                        say(
+                            &screen,
+                            &format!("error: `{m}` is not a month like 2026-11"),
+                        );
+                        return 2;
+                    }
+                },
+                None => (chrono::Datelike::year(&now), chrono::Datelike::month(&now)),
+            };
+            match app.engine.sla_report(ym.0, ym.1).await {
+                Ok(r) => {
+                    say(&screen, &r);
+                    0
+                }
+                Err(e) => {
+                    say(&screen, &format!("error: {e}"));
+                    1
+                }
+            }
+        }
         Cmd::Playbooks {
             command: PlaybooksCmd::List,
         } => {

@@ -102,6 +102,10 @@ pub enum Command {
         run: Option<String>,
         decision: ResumeDecision,
     },
+    /// The monthly SLA report; `None` is the current month.
+    Report {
+        month: Option<(i32, u32)>,
+    },
 }
 
 /// What a person decides about a run that stopped in the middle of a non-idempotent step.
@@ -277,6 +281,11 @@ pub const COMMANDS: &[CommandSpec] = &[
         name: "resume",
         usage: "/erlmcp resume [RUN-id] done|retry|abort",
         summary: "decide how a run interrupted mid-step goes on",
+    },
+    CommandSpec {
+        name: "report",
+        usage: "/erlmcp report [YYYY-MM]",
+        summary: "the monthly SLA report (runbook §5.5) from the recorded incidents",
     },
 ];
 
@@ -645,6 +654,23 @@ fn parse_command(text: &str) -> Result<Command, ParseError> {
             };
             Ok(Command::Resume { run, decision })
         }
+        "report" => match args.as_slice() {
+            [] => Ok(Command::Report { month: None }),
+            [m] => crate::report::parse_month(m)
+                .map(|ym| Command::Report { month: Some(ym) })
+                .ok_or_else(|| {
+                    err(
+                        "report",
+                        &format!("`{m}` is not a month like 2026-11"),
+                        "/erlmcp report 2026-11",
+                    )
+                }),
+            _ => Err(err(
+                "report",
+                "takes at most one month",
+                "/erlmcp report 2026-11",
+            )),
+        },
         "declare" => Err(err(
             "declare",
             "the severity comes first (p0, p1, p2 or p3), then a title",

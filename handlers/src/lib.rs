@@ -13,6 +13,7 @@ pub mod incident;
 pub mod playbook;
 pub mod postmortem;
 pub mod reply;
+pub mod report;
 pub mod run;
 pub mod severity;
 pub mod store;

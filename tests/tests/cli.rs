@@ -284,3 +284,44 @@ async fn drill_failover_ends_with_the_dr_region_serving_and_a_postmortem() {
     let (code, _) = cli(&["--database-url", &url, "timeline", "verify"], "").await;
     assert_eq!(code, 0);
 }
+
+#[tokio::test]
+async fn the_monthly_sla_report_counts_incidents_and_leaves_drills_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = db_url(&dir);
+    cli(&["--database-url", &url, "console"], SCRIPT).await;
+    cli(
+        &["--database-url", &url, "drill", "scale", "replicas=4"],
+        "",
+    )
+    .await;
+    let month = chrono::Utc::now().format("%Y-%m").to_string();
+    let (code, out) = cli(&["--database-url", &url, "report", "--month", &month], "").await;
+    assert_eq!(code, 0, "{out}");
+    assert!(out.starts_with("# erlmcp SLA Report - "), "{out}");
+    assert!(
+        out.contains("- Incidents: 1 (P0 1, P1 0, P2 0, P3 0); drills, not counted: 1"),
+        "{out}"
+    );
+    assert!(out.contains("| P0 | 1 |"), "{out}");
+    let (code, out) = cli(
+        &["--database-url", &url, "report", "--month", "2026-13"],
+        "",
+    )
+    .await;
+    assert_eq!(
+        (code, out.trim()),
+        (2, "error: `2026-13` is not a month like 2026-11")
+    );
+    let (code, out) = cli(
+        &["--database-url", &url, "console"],
+        &format!("report {month}\nreport soon\n"),
+    )
+    .await;
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("(only you) # erlmcp SLA Report")
+            && out.contains("`soon` is not a month like 2026-11"),
+        "{out}"
+    );
+}

@@ -136,6 +136,12 @@ impl Engine {
             ))]),
             C::Incidents => self.list_incidents().await,
             C::Playbooks => Ok(vec![Reply::private(self.list_playbooks())]),
+            C::Report { month } => {
+                let now = self.clock.now();
+                let (y, m) =
+                    month.unwrap_or((chrono::Datelike::year(&now), chrono::Datelike::month(&now)));
+                Ok(vec![Reply::private(self.sla_report(y, m).await?)])
+            }
             C::Approve { request } => self.approve(req, incident, request).await,
             C::Deny { request, reason } => self.deny(req, incident, request, reason).await,
             C::Cancel { request } => self.cancel(req, incident, request).await,
@@ -269,6 +275,22 @@ impl Engine {
             kind,
             text,
         )
+    }
+
+    /// The monthly SLA report over every recorded incident.
+    pub async fn sla_report(&self, year: i32, month: u32) -> crate::Result<String> {
+        let mut incidents = Vec::new();
+        for id in self.store.all_incident_ids().await? {
+            if let Some(i) = self.store.incident(&id).await? {
+                incidents.push(i);
+            }
+        }
+        Ok(crate::report::sla_report(
+            &incidents,
+            year,
+            month,
+            self.clock.now(),
+        ))
     }
 
     fn list_playbooks(&self) -> String {
