@@ -147,6 +147,12 @@ pub enum Break {
     HeadMismatch {
         seq: i64,
     },
+    /// The incident's row says something its (intact) timeline does not: the row was edited.
+    Row {
+        field: &'static str,
+        row: String,
+        timeline: String,
+    },
 }
 
 impl fmt::Display for Break {
@@ -176,6 +182,14 @@ impl fmt::Display for Break {
             Break::HeadMismatch { seq } => write!(
                 f,
                 "entry #{seq} is not the last entry the incident recorded: the end of the timeline was replaced"
+            ),
+            Break::Row {
+                field,
+                row,
+                timeline,
+            } => write!(
+                f,
+                "the incident row's {field} is {row} but its timeline says {timeline}: the incidents table was edited"
             ),
         }
     }
@@ -236,6 +250,78 @@ pub fn verify(entries: &[Entry], head: Option<&Head>) -> Vec<Break> {
         }
     }
     breaks
+}
+
+/// Checks the incident's row (state, severity, key moments) against what an intact timeline recorded.
+pub fn verify_row(inc: &crate::incident::Incident, entries: &[Entry]) -> Vec<Break> {
+    use crate::incident::IncidentStatus as S;
+    let first = |kind: &str| entries.iter().find(|e| e.kind == kind).map(|e| e.at);
+    let show = |t: Option<DateTime<Utc>>| {
+        t.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
+            .unwrap_or_else(|| "never".into())
+    };
+    let mut out = Vec::new();
+    let moments: [(&'static str, Option<DateTime<Utc>>, Option<DateTime<Utc>>); 5] = [
+        ("declared_at", Some(inc.declared_at), first("declared")),
+        (
+            "acknowledged_at",
+            inc.acknowledged_at,
+            first("acknowledged"),
+        ),
+        ("mitigated_at", inc.mitigated_at, first("mitigated")),
+        ("resolved_at", inc.resolved_at, first("resolved")),
+        ("closed_at", inc.closed_at, first("closed")),
+    ];
+    for (field, row, recorded) in moments {
+        if row.map(normalise_time) != recorded {
+            out.push(Break::Row {
+                field,
+                row: show(row),
+                timeline: show(recorded),
+            });
+        }
+    }
+    let status = if first("closed").is_some() {
+        S::Closed
+    } else if first("resolved").is_some() {
+        S::Resolved
+    } else if first("mitigated").is_some() {
+        S::Mitigated
+    } else if first("acknowledged").is_some() {
+        S::Acknowledged
+    } else {
+        S::Declared
+    };
+    if inc.status != status {
+        out.push(Break::Row {
+            field: "status",
+            row: inc.status.to_string(),
+            timeline: status.to_string(),
+        });
+    }
+    // "Severity P0 -> P1 (...)" entries, else "Declared P0 (...)".
+    let severity = entries
+        .iter()
+        .rev()
+        .find(|e| e.kind == "severity")
+        .and_then(|e| e.text.split("-> ").nth(1))
+        .or_else(|| {
+            entries
+                .iter()
+                .find(|e| e.kind == "declared")
+                .and_then(|e| e.text.strip_prefix("Declared "))
+        })
+        .and_then(|t| crate::severity::Severity::parse(t.get(..2).unwrap_or("")));
+    if let Some(sev) = severity
+        && sev != inc.severity
+    {
+        out.push(Break::Row {
+            field: "severity",
+            row: inc.severity.to_string(),
+            timeline: sev.to_string(),
+        });
+    }
+    out
 }
 
 #[cfg(test)]

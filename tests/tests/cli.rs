@@ -66,6 +66,29 @@ async fn editing_a_timeline_row_in_the_sqlite_file_is_detected_and_named() {
         "{out}"
     );
 
+    // Editing the incident row instead (say, hiding a late acknowledgement) is caught against the timeline.
+    let dir3 = tempfile::tempdir().unwrap();
+    let url3 = db_url(&dir3);
+    cli(&["--database-url", &url3, "console"], SCRIPT).await;
+    let (code, out) = cli(&["--database-url", &url3, "timeline", "verify"], "").await;
+    assert_eq!(code, 0, "{out}");
+    let pool = sqlx::SqlitePool::connect(&url3).await.unwrap();
+    sqlx::query("UPDATE incidents SET severity = 'p2', acknowledged_at = declared_at")
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    let (code, out) = cli(&["--database-url", &url3, "timeline", "verify"], "").await;
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("TAMPERED: the incident row's acknowledged_at is"),
+        "{out}"
+    );
+    assert!(
+        out.contains("TAMPERED: the incident row's severity is P2 but its timeline says P0"),
+        "{out}"
+    );
+
     // Deleting the last row is caught too, by the incident's recorded head.
     let dir2 = tempfile::tempdir().unwrap();
     let url2 = db_url(&dir2);

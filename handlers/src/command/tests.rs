@@ -1,3 +1,4 @@
+//! The grammar pinned down: every accepted form, and the replies to wrong ones.
 use super::*;
 
 fn ok(input: &str) -> Command {

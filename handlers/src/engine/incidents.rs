@@ -10,7 +10,7 @@ use crate::postmortem::{self, RequestRecord};
 use crate::reply::Reply;
 use crate::severity::{Severity, human_duration};
 use crate::store::NewIncident;
-use crate::timeline::{self, Break};
+use crate::timeline::{self, Break, Draft};
 
 impl Engine {
     pub(crate) async fn declare(
@@ -45,7 +45,10 @@ impl Engine {
             .store
             .create_incident(
                 new,
-                vec![self.draft(&req.actor, req.source, "declared", text)],
+                vec![Draft {
+                    at: now,
+                    ..self.draft(&req.actor, req.source, "declared", text)
+                }],
             )
             .await?;
         let fits: Vec<String> = self
@@ -215,7 +218,11 @@ impl Engine {
         };
         let drafts = transitions
             .iter()
-            .map(|t| self.draft(&req.actor, req.source, t.kind, t.text.clone()))
+            // Stamped with the same instant as the state change, so row and timeline agree exactly.
+            .map(|t| Draft {
+                at: now,
+                ..self.draft(&req.actor, req.source, t.kind, t.text.clone())
+            })
             .collect();
         let saved = if matches!(cmd, Command::Note(_)) {
             self.store.append(&inc.id, drafts).await?;
@@ -360,11 +367,18 @@ impl Engine {
         Ok(postmortem::render(&inc, &entries, &records))
     }
 
-    /// Checks an incident's hash chain; an empty list means intact.
+    /// Checks an incident's hash chain, and that its row says what its timeline says; an empty
+    /// list means intact.
     pub async fn verify_timeline(&self, id: &IncidentId) -> crate::Result<Vec<Break>> {
         let entries = self.store.timeline(id).await?;
         let head = self.store.timeline_head(id).await?;
-        Ok(timeline::verify(&entries, head.as_ref()))
+        let mut breaks = timeline::verify(&entries, head.as_ref());
+        if breaks.is_empty()
+            && let Some(inc) = self.store.incident(id).await?
+        {
+            breaks.extend(timeline::verify_row(&inc, &entries));
+        }
+        Ok(breaks)
     }
 }
 

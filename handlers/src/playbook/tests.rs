@@ -1,3 +1,4 @@
+//! Playbook files: the built-ins validate, bad files fail with file and line, plans read right.
 use super::*;
 use crate::executor::simulated::Simulated;
 use crate::topology::Topology;
