@@ -261,7 +261,7 @@ pub fn verify_row(inc: &crate::incident::Incident, entries: &[Entry]) -> Vec<Bre
             .unwrap_or_else(|| "never".into())
     };
     let mut out = Vec::new();
-    let moments: [(&'static str, Option<DateTime<Utc>>, Option<DateTime<Utc>>); 5] = [
+    let moments = [
         ("declared_at", Some(inc.declared_at), first("declared")),
         (
             "acknowledged_at",
