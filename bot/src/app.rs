@@ -2,6 +2,7 @@
 //! checked, the executor of the configured mode).
 
 use crate::config::Config;
+use crate::error::Error;
 use crate::live::Live;
 use crate::store;
 use erlmcp_handlers::clock::Clock;
@@ -26,9 +27,13 @@ pub struct App {
 }
 
 /// Reads every `.yaml`/`.yml` file of a directory, sorted by name.
-pub fn read_playbook_dir(dir: &Path) -> Result<Vec<(String, String)>, String> {
-    let entries = std::fs::read_dir(dir)
-        .map_err(|e| format!("cannot read playbooks directory {}: {e}", dir.display()))?;
+pub fn read_playbook_dir(dir: &Path) -> Result<Vec<(String, String)>, Error> {
+    let entries = std::fs::read_dir(dir).map_err(|e| {
+        Error::Io(format!(
+            "cannot read playbooks directory {}: {e}",
+            dir.display()
+        ))
+    })?;
     let mut files = Vec::new();
     for entry in entries.flatten() {
         let path = entry.path();
@@ -37,7 +42,7 @@ pub fn read_playbook_dir(dir: &Path) -> Result<Vec<(String, String)>, String> {
             Some("yaml" | "yml")
         ) {
             let text = std::fs::read_to_string(&path)
-                .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+                .map_err(|e| Error::Io(format!("cannot read {}: {e}", path.display())))?;
             files.push((path.display().to_string(), text));
         }
     }
@@ -54,21 +59,21 @@ pub fn format_load_errors(errors: &[LoadError]) -> String {
 }
 
 /// The built-in playbooks plus the operator's directory, all checked.
-pub fn load_playbooks(config: &Config, topo: &Topology) -> Result<PlaybookSet, String> {
+pub fn load_playbooks(config: &Config, topo: &Topology) -> Result<PlaybookSet, Error> {
     let mut set = PlaybookSet::builtin(topo).map_err(|e| {
-        format!(
+        Error::Playbooks(format!(
             "built-in playbooks are invalid:\n{}",
             format_load_errors(&e)
-        )
+        ))
     })?;
     if let Some(dir) = &config.playbooks_dir {
         let files = read_playbook_dir(dir)?;
         set.add_files(&files, topo).map_err(|e| {
-            format!(
+            Error::Playbooks(format!(
                 "playbooks in {} are invalid:\n{}",
                 dir.display(),
                 format_load_errors(&e)
-            )
+            ))
         })?;
     }
     Ok(set)
@@ -80,7 +85,7 @@ pub async fn build(
     config: &Config,
     outbox: &dyn Fn(Arc<dyn crate::store::chat::ChatStore>) -> Arc<dyn Outbox>,
     clock: Arc<dyn Clock>,
-) -> Result<App, String> {
+) -> Result<App, Error> {
     let topo = config.topology.clone();
     let playbooks = load_playbooks(config, &topo)?;
     let opened = store::open(&config.database_url).await?;

@@ -288,7 +288,7 @@ fn check_playbooks(config: &Config, files: &[PathBuf], screen: &Screen) -> u8 {
                 0
             }
             Err(e) => {
-                say(screen, &e);
+                say(screen, &e.to_string());
                 1
             }
         };

@@ -1,6 +1,7 @@
 //! Configuration: an optional TOML file, then environment variables on top. Secrets (tokens,
 //! database passwords) come only from the environment and are never printed.
 
+use crate::error::Error;
 use erlmcp_handlers::approval::Groups;
 use erlmcp_handlers::engine::Settings;
 use erlmcp_handlers::executor::Mode;
@@ -189,10 +190,15 @@ fn parse_groups_env(s: &str) -> Result<Groups, String> {
 
 impl Config {
     /// Reads `path` (or `erlmcp-bot.toml` if it exists), then the environment.
+    /// Reads `path` (or `erlmcp-bot.toml` if it exists), then the environment.
     pub fn load(
         path: Option<&Path>,
         env: &dyn Fn(&str) -> Option<String>,
-    ) -> Result<Config, String> {
+    ) -> Result<Config, Error> {
+        Self::read(path, env).map_err(Error::Config)
+    }
+
+    fn read(path: Option<&Path>, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, String> {
         let mut sources = Vec::new();
         let file_path = path
             .map(Path::to_path_buf)
@@ -356,7 +362,7 @@ impl Config {
         })
     }
 
-    pub fn from_env(path: Option<&Path>) -> Result<Config, String> {
+    pub fn from_env(path: Option<&Path>) -> Result<Config, Error> {
         Self::load(path, &|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
     }
 }
@@ -401,13 +407,15 @@ mod tests {
             Some(Path::new("/dev/null")),
             &env_of(&[("ERLMCP_EXECUTOR", "yolo")]),
         )
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert_eq!(e, "executor `yolo` is not one of simulated, dry-run, live");
         let e = Config::load(
             Some(Path::new("/dev/null")),
             &env_of(&[("ERLMCP_APPROVAL_EXPIRY", "soon")]),
         )
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("`soon` is not a duration"), "{e}");
     }
 }

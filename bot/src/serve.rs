@@ -2,6 +2,7 @@
 
 use crate::app;
 use crate::config::Config;
+use crate::error::Error;
 use crate::slack::api::WebApi;
 use crate::slack::poster::{Poster, SlackOutbox};
 use crate::slack::server::{AppState, router};
@@ -14,7 +15,7 @@ use std::sync::{Arc, OnceLock};
 pub async fn build(
     config: &Config,
     slack: &SlackConfig,
-) -> Result<(axum::Router, app::App), String> {
+) -> Result<(axum::Router, app::App), Error> {
     build_parts(config, slack)
         .await
         .map(|(router, app, _)| (router, app))
@@ -23,13 +24,13 @@ pub async fn build(
 async fn build_parts(
     config: &Config,
     slack: &SlackConfig,
-) -> Result<(axum::Router, app::App, Slack), String> {
+) -> Result<(axum::Router, app::App, Slack), Error> {
     let api = WebApi::new(&slack.api_url, &slack.bot_token);
     // Fails at start, clearly, on a wrong token or an unreachable API.
     let me = api
         .call("auth.test", &[])
         .await
-        .map_err(|e| format!("cannot use the Slack bot token: {e}"))?;
+        .map_err(|e| Error::Config(format!("cannot use the Slack bot token: {e}")))?;
     let bot_user = me["user_id"].as_str().unwrap_or_default().to_string();
     let poster_cell: OnceLock<Poster> = OnceLock::new();
     let make_outbox = |chat| -> Arc<dyn Outbox> {
@@ -42,7 +43,7 @@ async fn build_parts(
     let poster = poster_cell
         .get()
         .cloned()
-        .ok_or("the outbox was not built")?;
+        .ok_or_else(|| Error::Config("the outbox was not built".into()))?;
     let adapter = Slack::new(app.engine.clone(), poster, bot_user);
     let state = AppState::new(adapter.clone(), &slack.signing_secret, app.ping.clone());
     Ok((router(state), app, adapter))
@@ -52,7 +53,7 @@ pub async fn run(
     config: &Config,
     listen: Option<String>,
     env: &dyn Fn(&str) -> Option<String>,
-) -> Result<(), String> {
+) -> Result<(), Error> {
     let slack = SlackConfig::from_env(env)?;
     let (router, app, state_adapter) = build_parts(config, &slack).await?;
     match app.engine.resume_unfinished().await {
@@ -79,7 +80,7 @@ pub async fn run(
         let token = token.clone();
         let probes = tokio::net::TcpListener::bind(&addr)
             .await
-            .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+            .map_err(|e| Error::Io(format!("cannot listen on {addr}: {e}")))?;
         tokio::spawn(async move {
             let _ = axum::serve(probes, router).await;
         });
@@ -91,7 +92,7 @@ pub async fn run(
     }
     let listener = tokio::net::TcpListener::bind(&addr)
         .await
-        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+        .map_err(|e| Error::Io(format!("cannot listen on {addr}: {e}")))?;
     eprintln!(
         "erlmcp-bot serving Slack on http://{addr} ({}, executor {})",
         app.store_description,
@@ -102,5 +103,5 @@ pub async fn run(
             let _ = tokio::signal::ctrl_c().await;
         })
         .await
-        .map_err(|e| format!("server stopped: {e}"))
+        .map_err(|e| Error::Io(format!("server stopped: {e}")))
 }

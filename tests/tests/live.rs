@@ -629,6 +629,11 @@ fn live_mode_with_incomplete_configuration_names_every_missing_field() {
         .block_on(Live::connect(&config))
         .err()
         .expect("incomplete configuration is refused");
+    assert!(
+        matches!(err, erlmcp_bot::error::Error::Config(_)),
+        "{err:?}"
+    );
+    let err = err.to_string();
     for expected in [
         "live executor: the configuration is incomplete:",
         "- [regions.us-west-2] database DSN: set the environment variable DR_WEST_DSN (or database_dsn_env)",

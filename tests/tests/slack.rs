@@ -893,11 +893,11 @@ async fn an_invalid_token_stops_serve_at_start_with_slacks_reason() {
         .err()
         .unwrap();
     assert_eq!(
-        err,
+        err.to_string(),
         "cannot use the Slack bot token: Slack auth.test: invalid_auth"
     );
     assert_eq!(
-        SlackConfig::from_env(&|_| None).unwrap_err(),
+        SlackConfig::from_env(&|_| None).unwrap_err().to_string(),
         "`serve` needs SLACK_BOT_TOKEN (the bot's xoxb- token) and SLACK_SIGNING_SECRET (or SLACK_APP_TOKEN for Socket Mode)"
     );
 }

@@ -66,7 +66,13 @@ impl Live {
 
     /// Connects for production: a kube client per region context from the kubeconfig, and the
     /// standard AWS credential chain. Fails naming every missing piece of configuration.
-    pub async fn connect(config: &Config) -> Result<Self, String> {
+    pub async fn connect(config: &Config) -> Result<Self, crate::error::Error> {
+        Self::try_connect(config)
+            .await
+            .map_err(crate::error::Error::Config)
+    }
+
+    async fn try_connect(config: &Config) -> Result<Self, String> {
         let topo = Arc::new(config.topology.clone());
         let mut missing = check_config(config);
         let kubeconfig = match &config.live.kubeconfig {

@@ -30,7 +30,7 @@ pub struct SlackConfig {
 }
 
 impl SlackConfig {
-    pub fn from_env(env: &dyn Fn(&str) -> Option<String>) -> Result<Self, String> {
+    pub fn from_env(env: &dyn Fn(&str) -> Option<String>) -> Result<Self, crate::error::Error> {
         let app_token = env("SLACK_APP_TOKEN");
         let mut missing = Vec::new();
         let bot_token = env("SLACK_BOT_TOKEN").unwrap_or_else(|| {
@@ -42,7 +42,10 @@ impl SlackConfig {
             missing.push("SLACK_SIGNING_SECRET (or SLACK_APP_TOKEN for Socket Mode)");
         }
         if !missing.is_empty() {
-            return Err(format!("`serve` needs {}", missing.join(" and ")));
+            return Err(crate::error::Error::Config(format!(
+                "`serve` needs {}",
+                missing.join(" and ")
+            )));
         }
         Ok(Self {
             signing_secret,

@@ -65,9 +65,9 @@ async fn on_push(
 }
 
 /// Connects with the app-level token (`xapp-…`) and serves until interrupted.
-pub async fn run(slack: Slack, app_token: &str, api_url: &str) -> Result<(), String> {
+pub async fn run(slack: Slack, app_token: &str, api_url: &str) -> Result<(), crate::error::Error> {
     let connector = SlackClientHyperConnector::new()
-        .map_err(|e| format!("Socket Mode: cannot set up TLS: {e}"))?;
+        .map_err(|e| crate::error::Error::Io(format!("Socket Mode: cannot set up TLS: {e}")))?;
     let connector = if api_url == super::api::DEFAULT_API_URL {
         connector
     } else {
@@ -88,7 +88,9 @@ pub async fn run(slack: Slack, app_token: &str, api_url: &str) -> Result<(), Str
     listener
         .listen_for(&SlackApiToken::new(app_token.to_string().into()))
         .await
-        .map_err(|e| format!("Socket Mode: Slack refused the app token: {e}"))?;
+        .map_err(|e| {
+            crate::error::Error::Config(format!("Socket Mode: Slack refused the app token: {e}"))
+        })?;
     listener.serve().await;
     Ok(())
 }

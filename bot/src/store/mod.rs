@@ -7,6 +7,7 @@ mod sql;
 pub mod chat;
 mod rows;
 
+use crate::error::Error;
 use erlmcp_handlers::store::Store;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
@@ -58,7 +59,7 @@ pub mod futures_ping {
 }
 
 /// Opens the database a URL names (`sqlite://path` or `postgres://...`) and applies migrations.
-pub async fn open(url: &str) -> Result<Opened, String> {
+pub async fn open(url: &str) -> Result<Opened, Error> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         let store = open_postgres(url).await?;
         let pool = store.pool.clone();
@@ -100,16 +101,16 @@ pub async fn open(url: &str) -> Result<Opened, String> {
             }),
         })
     } else {
-        Err(format!(
+        Err(Error::Config(format!(
             "DATABASE_URL `{}` is neither sqlite:… nor postgres://…; e.g. sqlite://erlmcp-bot.db or postgres://user@host/db",
             redact_url(url)
-        ))
+        )))
     }
 }
 
-pub async fn open_sqlite(url: &str) -> Result<SqliteStore, String> {
+pub async fn open_sqlite(url: &str) -> Result<SqliteStore, Error> {
     let opts = SqliteConnectOptions::from_str(url)
-        .map_err(|e| format!("bad SQLite URL `{url}`: {e}"))?
+        .map_err(|e| Error::Database(format!("bad SQLite URL `{url}`: {e}")))?
         .create_if_missing(true)
         .journal_mode(SqliteJournalMode::Wal)
         .foreign_keys(true)
@@ -118,32 +119,37 @@ pub async fn open_sqlite(url: &str) -> Result<SqliteStore, String> {
         .max_connections(4)
         .connect_with(opts)
         .await
-        .map_err(|e| format!("cannot open SQLite database {url}: {e}"))?;
+        .map_err(|e| Error::Database(format!("cannot open SQLite database {url}: {e}")))?;
     SQLITE_MIGRATIONS
         .run(&pool)
         .await
-        .map_err(|e| format!("migrating {url}: {e}"))?;
+        .map_err(|e| Error::Database(format!("migrating {url}: {e}")))?;
     Ok(SqliteStore { pool })
 }
 
-pub async fn open_postgres(url: &str) -> Result<PgStore, String> {
+pub async fn open_postgres(url: &str) -> Result<PgStore, Error> {
     let opts = PgConnectOptions::from_str(url)
-        .map_err(|e| format!("bad PostgreSQL URL `{}`: {e}", redact_url(url)))?;
+        .map_err(|e| Error::Database(format!("bad PostgreSQL URL `{}`: {e}", redact_url(url))))?;
     open_postgres_with(opts, url).await
 }
 
 /// Opens PostgreSQL with explicit options (tests use a schema of their own through `search_path`).
-pub async fn open_postgres_with(opts: PgConnectOptions, url: &str) -> Result<PgStore, String> {
+pub async fn open_postgres_with(opts: PgConnectOptions, url: &str) -> Result<PgStore, Error> {
     let pool = PgPoolOptions::new()
         .max_connections(8)
         .acquire_timeout(Duration::from_secs(10))
         .connect_with(opts)
         .await
-        .map_err(|e| format!("cannot connect to PostgreSQL {}: {e}", redact_url(url)))?;
+        .map_err(|e| {
+            Error::Database(format!(
+                "cannot connect to PostgreSQL {}: {e}",
+                redact_url(url)
+            ))
+        })?;
     POSTGRES_MIGRATIONS
         .run(&pool)
         .await
-        .map_err(|e| format!("migrating PostgreSQL {}: {e}", redact_url(url)))?;
+        .map_err(|e| Error::Database(format!("migrating PostgreSQL {}: {e}", redact_url(url))))?;
     Ok(PgStore { pool })
 }
 
