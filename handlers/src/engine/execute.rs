@@ -149,22 +149,13 @@ impl Engine {
             step.started_at.get_or_insert(started);
             self.save(step).await?;
             if tries_this_time == 1 {
-                self.note(
+                self.announce(
                     run,
                     "step.started",
                     format!("Step {}/{total} started: {}", step.idx, step.description),
+                    format!("▶ {} step {}/{total}: {}", run.id, step.idx, step.name),
                 )
                 .await?;
-                self.outbox
-                    .post(
-                        &run.channel,
-                        Reply::channel(format!(
-                            "▶ {} step {}/{total}: {}",
-                            run.id, step.idx, step.name
-                        ))
-                        .about(&run.request),
-                    )
-                    .await;
             }
             let timeout = StdDuration::from_secs(step.timeout_seconds.max(1) as u64);
             let outcome =
@@ -183,25 +174,19 @@ impl Engine {
                     step.result = Some(result.clone());
                     self.save(step).await?;
                     let took = human_duration(finished - step.started_at.unwrap_or(started));
-                    self.note(
+                    self.announce(
                         run,
                         "step.done",
                         format!(
                             "Step {}/{total} done in {took}: {} — {result}",
                             step.idx, step.name
                         ),
+                        format!(
+                            "✔ {} step {}/{total} {} ({took}): {result}",
+                            run.id, step.idx, step.name
+                        ),
                     )
                     .await?;
-                    self.outbox
-                        .post(
-                            &run.channel,
-                            Reply::channel(format!(
-                                "✔ {} step {}/{total} {} ({took}): {result}",
-                                run.id, step.idx, step.name
-                            ))
-                            .about(&run.request),
-                        )
-                        .await;
                     return Ok(());
                 }
                 Err(e) if e.kind == FailureKind::Transient && tries_this_time < max_attempts => {
@@ -255,6 +240,24 @@ impl Engine {
             .save_step(step)
             .await
             .map_err(|e| ExecError::permanent(format!("could not record the step: {e}")))
+    }
+
+    /// Records a run event on the timeline and says it in the run's channel (on the request's card).
+    async fn announce(
+        &self,
+        run: &Run,
+        kind: &str,
+        timeline_text: String,
+        channel_text: String,
+    ) -> Result<(), ExecError> {
+        self.note(run, kind, timeline_text).await?;
+        self.outbox
+            .post(
+                &run.channel,
+                Reply::channel(channel_text).about(&run.request),
+            )
+            .await;
+        Ok(())
     }
 
     async fn note(&self, run: &Run, kind: &str, text: String) -> Result<(), ExecError> {
