@@ -61,12 +61,14 @@ pub async fn run(
         Ok(_) => {}
         Err(e) => tracing::error!(error = %e, "could not resume unfinished runs"),
     }
-    // The severity clocks: reminders and missed targets, posted in the incident channels.
+    // The severity clocks (reminders and missed targets) and approval expiry, in the background.
     let ticking = app.engine.clone();
     tokio::spawn(async move {
         let mut every = tokio::time::interval(std::time::Duration::from_secs(15));
         loop {
             every.tick().await;
+            // Requests left alone expire, and say so, even when nobody types anything.
+            ticking.expire_due().await;
             if let Err(e) = ticking.tick().await {
                 tracing::warn!(error = %e, "severity clock check failed");
             }
