@@ -5,13 +5,8 @@ use crate::app::{self, App};
 use crate::config::Config;
 use crate::console::{self, ConsoleOutbox, Screen, print_reply};
 use clap::{Parser, Subcommand};
-use erlmcp_handlers::approval::Actor;
 use erlmcp_handlers::clock::SystemClock;
-use erlmcp_handlers::engine::Request;
 use erlmcp_handlers::ids::IncidentId;
-use erlmcp_handlers::reply::Reply;
-use erlmcp_handlers::severity::Severity;
-use erlmcp_handlers::timeline::Source;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -102,7 +97,7 @@ pub enum PlaybooksCmd {
     List,
 }
 
-fn say(screen: &Screen, text: &str) {
+pub(crate) fn say(screen: &Screen, text: &str) {
     let mut out = screen.lock().unwrap_or_else(|p| p.into_inner());
     let _ = writeln!(out, "{text}");
 }
@@ -195,7 +190,7 @@ pub async fn run<R: AsyncBufRead + Unpin>(
             requester,
             approver,
         } => {
-            drill(
+            crate::drill::run(
                 &app,
                 &screen,
                 &playbook,
@@ -410,137 +405,6 @@ async fn show_timeline(app: &App, screen: &Screen, incident: &str) -> u8 {
             1
         }
     }
-}
-
-async fn drill(
-    app: &App,
-    screen: &Screen,
-    playbook: &str,
-    params: &[String],
-    severity: Option<&str>,
-    requester: &str,
-    approver: &str,
-) -> u8 {
-    let Some(pb) = app.engine.playbooks().get(playbook) else {
-        let names: Vec<&str> = app
-            .engine
-            .playbooks()
-            .playbooks
-            .keys()
-            .map(String::as_str)
-            .collect();
-        say(
-            screen,
-            &format!(
-                "error: there is no playbook `{playbook}`; playbooks: {}",
-                names.join(", ")
-            ),
-        );
-        return 2;
-    };
-    let severity = match severity {
-        Some(s) => match Severity::parse(s) {
-            Some(s) => s,
-            None => {
-                say(
-                    screen,
-                    &format!("error: `{s}` is not a severity; use p0, p1, p2 or p3"),
-                );
-                return 2;
-            }
-        },
-        None => pb.severities.iter().min().copied().unwrap_or(Severity::P1),
-    };
-    if app.simulated.is_none() {
-        say(
-            screen,
-            "error: drills run on the simulated world only; unset ERLMCP_EXECUTOR or set it to `simulated`.",
-        );
-        return 2;
-    }
-    if requester == approver {
-        say(
-            screen,
-            "error: the requester and the approver must be two different people.",
-        );
-        return 2;
-    }
-    let channel = format!("drill-{}", chrono::Utc::now().format("%Y%m%dT%H%M%S%.6f"));
-    let ask = |who: &str, text: String| Request {
-        actor: Actor::person(who),
-        source: Source::Console,
-        channel: channel.clone(),
-        text,
-    };
-    let show = |who: &str, text: &str, replies: &[Reply]| {
-        say(screen, &format!("{who}> {text}"));
-        replies.iter().for_each(|r| print_reply(screen, r));
-    };
-    let declare = ask(
-        requester,
-        format!("Drill: {} ({})", pb.name, pb.description),
-    );
-    match app.engine.declare_drill(&declare, severity).await {
-        Ok(replies) => show(
-            requester,
-            &format!("{} declare [DRILL] {}", severity.as_str(), pb.name),
-            &replies,
-        ),
-        Err(e) => {
-            say(screen, &format!("error: {e}"));
-            return 1;
-        }
-    }
-    let run_text = format!("/erlmcp run {playbook} {}", params.join(" "))
-        .trim_end()
-        .to_string();
-    let replies = app.engine.handle(&ask(requester, run_text.clone())).await;
-    show(requester, &run_text, &replies);
-    if replies.iter().any(|r| r.is_error) || !replies.iter().any(|r| r.is_request_card) {
-        return 1;
-    }
-    let replies = app
-        .engine
-        .handle(&ask(approver, "/erlmcp approve".into()))
-        .await;
-    show(approver, "/erlmcp approve", &replies);
-    let ok = !replies.iter().any(|r| r.is_error);
-    let outcome = if ok { "completed" } else { "failed" };
-    for text in [
-        format!("/erlmcp resolve Drill of {playbook} {outcome}"),
-        "/erlmcp close".to_string(),
-        "/erlmcp postmortem".to_string(),
-    ] {
-        let replies = app.engine.handle(&ask(requester, text.clone())).await;
-        show(requester, &text, &replies);
-    }
-    if let Some(sim) = &app.simulated {
-        let w = sim.world();
-        let mut lines = vec![format!(
-            "Simulated world after the drill: erlmcp.io -> {}; status page {}",
-            w.dns_region, w.status_page
-        )];
-        for (name, r) in &w.regions {
-            lines.push(format!(
-                "  {name:<15} {}/{} pods ready, image {}, database {}{}",
-                r.ready,
-                r.replicas,
-                r.image_version,
-                if r.db_in_recovery {
-                    "standby"
-                } else {
-                    "primary"
-                },
-                if r.network_policies.is_empty() {
-                    String::new()
-                } else {
-                    format!(", policies {:?}", r.network_policies)
-                }
-            ));
-        }
-        say(screen, &lines.join("\n"));
-    }
-    if ok { 0 } else { 1 }
 }
 
 /// The binary's `main`: logging to stderr, a runtime, stdin and stdout.

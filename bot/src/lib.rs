@@ -5,6 +5,7 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod console;
+pub mod drill;
 pub mod error;
 pub mod live;
 pub mod serve;
