@@ -6,6 +6,7 @@ mod approvals;
 mod execute;
 mod incidents;
 mod reminders;
+mod requests;
 
 use crate::approval::{Actor, Groups};
 use crate::clock::Clock;
