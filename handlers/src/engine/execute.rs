@@ -56,10 +56,6 @@ impl Engine {
                 } else {
                     not_done.join(", ")
                 };
-                let now = self.clock.now();
-                self.store
-                    .set_run_state(&run.id, RunState::Failed, Some(now))
-                    .await?;
                 let draft = self.system_draft(
                     "run.failed",
                     format!(
@@ -67,19 +63,15 @@ impl Engine {
                         run.id, steps[i].idx, steps[i].name, failure
                     ),
                 );
-                self.store
-                    .transition_request(
-                        &run.request,
-                        crate::store::StateChange {
-                            from: &[RequestState::Executing],
-                            to: RequestState::Failed,
-                            at: now,
-                            by: None,
-                            reason: Some(&failure.message),
-                        },
-                        vec![draft],
-                    )
-                    .await?;
+                self.finish(
+                    &run,
+                    RunState::Failed,
+                    RequestState::Failed,
+                    None,
+                    Some(&failure.message),
+                    draft,
+                )
+                .await?;
                 let mut reply = Reply::channel(format!(
                     "❌ {} ({}) failed at step {}/{total} `{}`: {}\nNot done: {remaining}\nThe state is as the completed steps left it; `/erlmcp timeline` has every step.",
                     run.id, run.playbook, steps[i].idx, steps[i].name, failure
@@ -89,9 +81,6 @@ impl Engine {
             }
         }
         let now = self.clock.now();
-        self.store
-            .set_run_state(&run.id, RunState::Done, Some(now))
-            .await?;
         let took = human_duration(now - run.started_at);
         let draft = self.system_draft(
             "run.done",
@@ -100,18 +89,7 @@ impl Engine {
                 run.id, run.playbook
             ),
         );
-        self.store
-            .transition_request(
-                &run.request,
-                crate::store::StateChange {
-                    from: &[RequestState::Executing],
-                    to: RequestState::Done,
-                    at: now,
-                    by: None,
-                    reason: None,
-                },
-                vec![draft],
-            )
+        self.finish(&run, RunState::Done, RequestState::Done, None, None, draft)
             .await?;
         let mut text = format!(
             "🏁 {} ({}) done: {total}/{total} steps in {took}.",
@@ -125,6 +103,33 @@ impl Engine {
             text.push_str(&format!("\nNext: {offer}"));
         }
         Ok(Reply::channel(text).about(&run.request))
+    }
+
+    /// Ends a run and its request together (done, failed or aborted), with the timeline entry.
+    async fn finish(
+        &self,
+        run: &Run,
+        run_state: RunState,
+        request_state: RequestState,
+        by: Option<&str>,
+        reason: Option<&str>,
+        draft: crate::timeline::Draft,
+    ) -> crate::Result<()> {
+        let at = self.clock.now();
+        self.store
+            .set_run_state(&run.id, run_state, Some(at))
+            .await?;
+        let change = crate::store::StateChange {
+            from: &[RequestState::Executing],
+            to: request_state,
+            at,
+            by,
+            reason,
+        };
+        self.store
+            .transition_request(&run.request, change, vec![draft])
+            .await?;
+        Ok(())
     }
 
     /// One step with its timeout and retries. The step is stored as running before the call,
@@ -403,9 +408,6 @@ impl Engine {
                 step.finished_at = Some(now);
                 step.result = Some(format!("interrupted; run aborted by {}", req.actor.name));
                 self.store.save_step(&step).await?;
-                self.store
-                    .set_run_state(&run.id, RunState::Aborted, Some(now))
-                    .await?;
                 let draft = self.draft(
                     &req.actor,
                     req.source,
@@ -415,19 +417,15 @@ impl Engine {
                         run.id, req.actor.name, step.idx, step.name
                     ),
                 );
-                self.store
-                    .transition_request(
-                        &run.request,
-                        crate::store::StateChange {
-                            from: &[RequestState::Executing],
-                            to: RequestState::Failed,
-                            at: now,
-                            by: Some(&req.actor.name),
-                            reason: Some("aborted"),
-                        },
-                        vec![draft],
-                    )
-                    .await?;
+                self.finish(
+                    &run,
+                    RunState::Aborted,
+                    RequestState::Failed,
+                    Some(&req.actor.name),
+                    Some("aborted"),
+                    draft,
+                )
+                .await?;
                 Ok(vec![
                     Reply::channel(format!(
                         "{} aborted by {}. Steps after {} were not run.",
