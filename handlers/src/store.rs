@@ -53,6 +53,8 @@ pub trait Store: Send + Sync {
     /// Appends entries to an incident's timeline.
     async fn append(&self, incident: &IncidentId, drafts: Vec<Draft>) -> Result<Vec<Entry>>;
     async fn timeline(&self, incident: &IncidentId) -> Result<Vec<Entry>>;
+    /// Whether the incident's timeline has an entry of this kind.
+    async fn has_entry(&self, incident: &IncidentId, kind: &str) -> Result<bool>;
     /// The chain length and last hash the incident row records.
     async fn timeline_head(&self, incident: &IncidentId) -> Result<Option<Head>>;
 

@@ -332,6 +332,16 @@ macro_rules! sql_store {
                     rows.iter().map(entry_from).collect()
                 }
 
+                async fn has_entry(&self, incident: &IncidentId, kind: &str) -> Result<bool> {
+                    let row = sqlx::query("SELECT 1 AS found FROM timeline WHERE incident_id = $1 AND kind = $2 LIMIT 1")
+                        .bind(incident.as_str())
+                        .bind(kind)
+                        .fetch_optional(&self.pool)
+                        .await
+                        .map_err(db)?;
+                    Ok(row.is_some())
+                }
+
                 async fn timeline_head(&self, incident: &IncidentId) -> Result<Option<Head>> {
                     let row = sqlx::query("SELECT timeline_len, timeline_head FROM incidents WHERE id = $1")
                         .bind(incident.as_str())

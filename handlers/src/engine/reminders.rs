@@ -26,14 +26,6 @@ impl Engine {
             if inc.status >= IncidentStatus::Resolved {
                 continue;
             }
-            let kinds: Vec<String> = self
-                .store
-                .timeline(&inc.id)
-                .await?
-                .into_iter()
-                .map(|e| e.kind)
-                .filter(|k| k.starts_with("clock."))
-                .collect();
             for clock in clocks(&inc) {
                 if clock.done {
                     continue;
@@ -72,7 +64,8 @@ impl Engine {
                     continue;
                 };
                 let kind = format!("clock.{}.{stage}", clock.name);
-                if kinds.contains(&kind) {
+                // Only a due notice costs a look at the timeline: one indexed existence check.
+                if self.store.has_entry(&inc.id, &kind).await? {
                     continue;
                 }
                 self.store
