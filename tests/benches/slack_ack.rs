@@ -1,9 +1,7 @@
 //! How fast Slack gets its answer: round trips of signed slash commands and events to the real
 //! server (Web API stand-in on loopback). Slack allows 3 s. `cargo bench -p erlmcp-tests --bench slack_ack`.
 
-use erlmcp_bot::config::Config;
-use erlmcp_bot::slack::SlackConfig;
-use erlmcp_tests::slack_fake::{FakeSlack, sign};
+use erlmcp_tests::slack_fake::{FakeSlack, bot_config, sign};
 use std::time::{Duration, Instant};
 
 const SECRET: &str = "bench-secret";
@@ -31,16 +29,8 @@ fn main() {
         let slack = FakeSlack::start().await;
         let dir = tempfile::tempdir().unwrap();
         let db = format!("sqlite://{}", dir.path().join("bot.db").display());
-        let api = slack.api_url();
-        let env = move |k: &str| match k {
-            "DATABASE_URL" => Some(db.clone()),
-            "SLACK_SIGNING_SECRET" => Some(SECRET.to_string()),
-            "SLACK_BOT_TOKEN" => Some("xoxb-bench".to_string()),
-            "SLACK_API_URL" => Some(api.clone()),
-            _ => None,
-        };
-        let config = Config::load(Some(std::path::Path::new("/dev/null")), &env).unwrap();
-        let (router, _app) = erlmcp_bot::serve::build(&config, &SlackConfig::from_env(&env).unwrap()).await.unwrap();
+        let (config, slack_config) = bot_config(&db, &slack.api_url(), SECRET);
+        let (router, _app) = erlmcp_bot::serve::build(&config, &slack_config).await.unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(async move {

@@ -197,3 +197,26 @@ pub fn sign(secret: &str, ts: i64, body: &str) -> String {
     mac.update(format!("v0:{ts}:{body}").as_bytes());
     format!("v0={}", hex::encode(mac.finalize().into_bytes()))
 }
+
+/// The configuration a bot under test runs with: SQLite at `db_url`, the Web API at `api_url`,
+/// requests signed with `secret`, `U_SAM` in the `security` group, and fast retries.
+pub fn bot_config(
+    db_url: &str,
+    api_url: &str,
+    secret: &str,
+) -> (erlmcp_bot::config::Config, erlmcp_bot::slack::SlackConfig) {
+    let (db, api, secret) = (db_url.to_string(), api_url.to_string(), secret.to_string());
+    let env = move |k: &str| match k {
+        "DATABASE_URL" => Some(db.clone()),
+        "SLACK_SIGNING_SECRET" => Some(secret.clone()),
+        "SLACK_BOT_TOKEN" => Some("xoxb-test".to_string()),
+        "SLACK_API_URL" => Some(api.clone()),
+        "ERLMCP_GROUPS" => Some("security:U_SAM".to_string()),
+        "ERLMCP_RETRY_BASE_MS" => Some("1".to_string()),
+        _ => None,
+    };
+    let config = erlmcp_bot::config::Config::load(Some(std::path::Path::new("/dev/null")), &env)
+        .expect("test configuration");
+    let slack = erlmcp_bot::slack::SlackConfig::from_env(&env).expect("test Slack configuration");
+    (config, slack)
+}

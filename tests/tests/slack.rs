@@ -1,11 +1,10 @@
 //! Issue 6: Slack, end to end: requests signed as Slack signs them, in Slack's documented payload
 //! formats, against the real HTTP server; a stand-in Web API behind `SLACK_API_URL`.
 
-use erlmcp_bot::config::Config;
 use erlmcp_bot::slack::SlackConfig;
 use erlmcp_handlers::approval::RequestState;
 use erlmcp_handlers::ids::{IncidentId, RequestId};
-use erlmcp_tests::slack_fake::{Call, FakeSlack, sign};
+use erlmcp_tests::slack_fake::{Call, FakeSlack, bot_config, sign};
 use serde_json::{Value, json};
 use std::sync::Arc;
 
@@ -24,18 +23,7 @@ async fn start() -> Bot {
     let slack = FakeSlack::start().await;
     let dir = tempfile::tempdir().unwrap();
     let db = format!("sqlite://{}", dir.path().join("bot.db").display());
-    let api = slack.api_url();
-    let env = move |k: &str| match k {
-        "DATABASE_URL" => Some(db.clone()),
-        "SLACK_SIGNING_SECRET" => Some(SECRET.to_string()),
-        "SLACK_BOT_TOKEN" => Some("xoxb-test".to_string()),
-        "SLACK_API_URL" => Some(api.clone()),
-        "ERLMCP_GROUPS" => Some("security:U_SAM".to_string()),
-        "ERLMCP_RETRY_BASE_MS" => Some("1".to_string()),
-        _ => None,
-    };
-    let config = Config::load(Some(std::path::Path::new("/dev/null")), &env).unwrap();
-    let slack_config = SlackConfig::from_env(&env).unwrap();
+    let (config, slack_config) = bot_config(&db, &slack.api_url(), SECRET);
     let (router, app) = erlmcp_bot::serve::build(&config, &slack_config)
         .await
         .unwrap();
@@ -879,16 +867,8 @@ async fn an_invalid_token_stops_serve_at_start_with_slacks_reason() {
     );
     let dir = tempfile::tempdir().unwrap();
     let db = format!("sqlite://{}", dir.path().join("bot.db").display());
-    let api = slack.api_url();
-    let env = move |k: &str| match k {
-        "DATABASE_URL" => Some(db.clone()),
-        "SLACK_SIGNING_SECRET" => Some(SECRET.into()),
-        "SLACK_BOT_TOKEN" => Some("xoxb-revoked".into()),
-        "SLACK_API_URL" => Some(api.clone()),
-        _ => None,
-    };
-    let config = Config::load(Some(std::path::Path::new("/dev/null")), &env).unwrap();
-    let err = erlmcp_bot::serve::build(&config, &SlackConfig::from_env(&env).unwrap())
+    let (config, slack_config) = bot_config(&db, &slack.api_url(), SECRET);
+    let err = erlmcp_bot::serve::build(&config, &slack_config)
         .await
         .err()
         .unwrap();
