@@ -47,6 +47,8 @@ pub trait Store: Send + Sync {
     /// Every incident that is not closed, newest first.
     async fn open_incidents(&self) -> Result<Vec<Incident>>;
     async fn all_incident_ids(&self) -> Result<Vec<IncidentId>>;
+    /// Every incident, newest first (reports).
+    async fn all_incidents(&self) -> Result<Vec<Incident>>;
     /// Stores the incident's new state if nobody changed it since `incident.version` was read
     /// (`Error::Conflict` otherwise) and appends the drafts, in one transaction.
     async fn update_incident(&self, incident: &Incident, drafts: Vec<Draft>) -> Result<Incident>;

@@ -277,6 +277,10 @@ macro_rules! sql_store {
                     self.incidents_where("WHERE channel = $1", Some(channel)).await
                 }
 
+                async fn all_incidents(&self) -> Result<Vec<Incident>> {
+                    self.incidents_where("", None).await
+                }
+
                 async fn open_incidents(&self) -> Result<Vec<Incident>> {
                     self.incidents_where("WHERE status <> 'closed'", None).await
                 }

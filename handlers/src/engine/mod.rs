@@ -280,12 +280,7 @@ impl Engine {
 
     /// The monthly SLA report over every recorded incident.
     pub async fn sla_report(&self, year: i32, month: u32) -> crate::Result<String> {
-        let mut incidents = Vec::new();
-        for id in self.store.all_incident_ids().await? {
-            if let Some(i) = self.store.incident(&id).await? {
-                incidents.push(i);
-            }
-        }
+        let incidents = self.store.all_incidents().await?;
         Ok(crate::report::sla_report(
             &incidents,
             year,
