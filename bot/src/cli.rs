@@ -1,12 +1,13 @@
-//! Command-line entry points: `console`, `drill`, `timeline verify`, `postmortem`, `playbooks check`.
+//! The command line: parses the subcommands and hands each to its module (`serve`, `console`,
+//! `drill` execute; `inspect` only reads).
 //! `run` takes its arguments, input and screen as parameters, so tests drive it like a user.
 
 use crate::app::{self, App};
 use crate::config::Config;
-use crate::console::{self, ConsoleOutbox, Screen, print_reply};
+use crate::console::{self, ConsoleOutbox, Screen, print_reply, say};
+use crate::inspect;
 use clap::{Parser, Subcommand};
 use erlmcp_handlers::clock::SystemClock;
-use erlmcp_handlers::ids::IncidentId;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -97,11 +98,6 @@ pub enum PlaybooksCmd {
     List,
 }
 
-pub(crate) fn say(screen: &Screen, text: &str) {
-    let mut out = screen.lock().unwrap_or_else(|p| p.into_inner());
-    let _ = writeln!(out, "{text}");
-}
-
 /// Runs one invocation. Returns the process exit code.
 pub async fn run<R: AsyncBufRead + Unpin>(
     args: Vec<String>,
@@ -127,61 +123,32 @@ pub async fn run<R: AsyncBufRead + Unpin>(
     if let Some(url) = cli.database_url {
         config.database_url = url;
     }
-    if let Cmd::Playbooks {
-        command: PlaybooksCmd::Check { files },
-    } = &cli.command
-    {
-        return check_playbooks(&config, files, &screen);
-    }
-    let console_screen = screen.clone();
-    let outbox = move |_| -> Arc<dyn erlmcp_handlers::reply::Outbox> {
-        Arc::new(ConsoleOutbox(console_screen.clone()))
-    };
-    let app = match app::build(&config, &outbox, Arc::new(SystemClock)).await {
-        Ok(a) => a,
-        Err(e) => {
-            say(&screen, &format!("error: {e}"));
-            return 2;
-        }
-    };
-    tracing::info!(store = %app.store_description, mode = ?config.mode, "erlmcp-bot ready");
-    // A run interrupted by a crash continues before anything else happens.
-    match app.engine.resume_unfinished().await {
-        Ok(replies) => replies.iter().for_each(|r| print_reply(&screen, r)),
-        Err(e) => say(
-            &screen,
-            &format!("warning: could not resume unfinished runs: {e}"),
-        ),
-    }
     match cli.command {
+        // Read-only: they open the database (or nothing) and never an executor.
+        Cmd::Timeline {
+            command: TimelineCmd::Verify { incident },
+        } => inspect::verify(&config, &screen, incident).await,
+        Cmd::Timeline {
+            command: TimelineCmd::Show { incident },
+        } => inspect::show_timeline(&config, &screen, &incident).await,
+        Cmd::Postmortem { incident } => inspect::postmortem(&config, &screen, &incident).await,
+        Cmd::Report { month } => inspect::report(&config, &screen, month).await,
+        Cmd::Playbooks {
+            command: PlaybooksCmd::List,
+        } => inspect::list_playbooks(&config, &screen),
+        Cmd::Playbooks {
+            command: PlaybooksCmd::Check { files },
+        } => inspect::check_playbooks(&config, &files, &screen),
+        // The processes that execute runs.
+        Cmd::Serve { listen } => match crate::serve::run(&config, listen, &process_env).await {
+            Ok(()) => 0,
+            Err(e) => {
+                say(&screen, &format!("error: {e}"));
+                2
+            }
+        },
         Cmd::Console { user, channel } => {
-            let user = user.unwrap_or_else(console::login_name);
-            if input_is_terminal {
-                say(
-                    &screen,
-                    &format!(
-                        "erlmcp-bot console — {} — executor {} — you are {user}. Type `help`; `as <user>` switches user; Ctrl-D ends.\n",
-                        app.store_description,
-                        config.mode.as_str()
-                    ),
-                );
-            }
-            match console::run(
-                &app.engine,
-                input,
-                screen.clone(),
-                user,
-                channel,
-                !input_is_terminal,
-            )
-            .await
-            {
-                Ok(()) => 0,
-                Err(e) => {
-                    say(&screen, &format!("error reading input: {e}"));
-                    1
-                }
-            }
+            console_command(&config, input, &screen, input_is_terminal, user, channel).await
         }
         Cmd::Drill {
             playbook,
@@ -190,6 +157,9 @@ pub async fn run<R: AsyncBufRead + Unpin>(
             requester,
             approver,
         } => {
+            let Some(app) = executing_app(&config, &screen).await else {
+                return 2;
+            };
             crate::drill::run(
                 &app,
                 &screen,
@@ -201,207 +171,74 @@ pub async fn run<R: AsyncBufRead + Unpin>(
             )
             .await
         }
-        Cmd::Timeline {
-            command: TimelineCmd::Verify { incident },
-        } => verify(&app, &screen, incident).await,
-        Cmd::Timeline {
-            command: TimelineCmd::Show { incident },
-        } => show_timeline(&app, &screen, &incident).await,
-        Cmd::Postmortem { incident } => match app
-            .engine
-            .postmortem_markdown(&IncidentId::new(incident.to_ascii_uppercase()))
-            .await
-        {
-            Ok(md) => {
-                say(&screen, &md);
-                0
-            }
-            Err(e) => {
-                say(&screen, &format!("error: {e}"));
-                1
-            }
-        },
-        Cmd::Report { month } => {
-            let now = chrono::Utc::now();
-            let ym = match month {
-                Some(m) => match erlmcp_handlers::report::parse_month(&m) {
-                    Some(ym) => ym,
-                    None => {
-                        say(
-                            &screen,
-                            &format!("error: `{m}` is not a month like 2026-11"),
-                        );
-                        return 2;
-                    }
-                },
-                None => (chrono::Datelike::year(&now), chrono::Datelike::month(&now)),
-            };
-            match app.engine.sla_report(ym.0, ym.1).await {
-                Ok(r) => {
-                    say(&screen, &r);
-                    0
-                }
-                Err(e) => {
-                    say(&screen, &format!("error: {e}"));
-                    1
-                }
-            }
-        }
-        Cmd::Playbooks {
-            command: PlaybooksCmd::List,
-        } => {
-            for p in app.engine.playbooks().playbooks.values() {
-                say(
-                    &screen,
-                    &format!(
-                        "{:<20} {:<6} {}  ({})",
-                        p.name, p.runbook, p.description, p.file
-                    ),
-                );
-            }
-            0
-        }
-        Cmd::Playbooks {
-            command: PlaybooksCmd::Check { .. },
-        }
-        | Cmd::Serve { .. } => unreachable!("handled before the store is opened"),
     }
 }
 
-fn check_playbooks(config: &Config, files: &[PathBuf], screen: &Screen) -> u8 {
-    let topo = config.topology.clone();
-    if files.is_empty() {
-        return match app::load_playbooks(config, &topo) {
-            Ok(set) => {
-                for p in set.playbooks.values() {
-                    say(
-                        screen,
-                        &format!("ok  {:<20} {} ({} steps)", p.name, p.file, p.steps.len()),
-                    );
-                }
-                say(screen, &format!("{} playbooks valid", set.playbooks.len()));
-                0
-            }
-            Err(e) => {
-                say(screen, &e.to_string());
-                1
-            }
-        };
-    }
-    let mut failed = false;
-    for f in files {
-        let text = match std::fs::read_to_string(f) {
-            Ok(t) => t,
-            Err(e) => {
-                say(screen, &format!("{}: cannot read: {e}", f.display()));
-                failed = true;
-                continue;
-            }
-        };
-        match erlmcp_handlers::playbook::parse_file(&f.display().to_string(), &text, &topo) {
-            Ok(p) => say(
-                screen,
-                &format!(
-                    "ok  {:<20} {} ({} steps)",
-                    p.name,
-                    f.display(),
-                    p.steps.len()
-                ),
-            ),
-            Err(errors) => {
-                failed = true;
-                say(screen, &app::format_load_errors(&errors));
-            }
-        }
-    }
-    u8::from(failed)
+/// The environment as configuration reads it: unset and empty are the same.
+pub fn process_env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
 }
 
-async fn verify(app: &App, screen: &Screen, incident: Option<String>) -> u8 {
-    let store = app.engine.store();
-    let ids = match incident {
-        Some(i) => vec![IncidentId::new(i.to_ascii_uppercase())],
-        None => match store.all_incident_ids().await {
-            Ok(ids) => ids,
-            Err(e) => {
-                say(screen, &format!("error: {e}"));
-                return 1;
-            }
-        },
+/// Builds the engine of a process that executes (console, drill), printing progress on the
+/// screen, and continues the runs a crashed process left behind.
+async fn executing_app(config: &Config, screen: &Screen) -> Option<App> {
+    let console_screen = screen.clone();
+    let outbox = move |_| -> Arc<dyn erlmcp_handlers::reply::Outbox> {
+        Arc::new(ConsoleOutbox(console_screen.clone()))
     };
-    if ids.is_empty() {
-        say(screen, "No incidents to verify.");
-        return 0;
-    }
-    let mut bad = false;
-    for id in ids {
-        match store.incident(&id).await {
-            Ok(Some(_)) => {}
-            Ok(None) => {
-                say(screen, &format!("{id}: no such incident"));
-                bad = true;
-                continue;
-            }
-            Err(e) => {
-                say(screen, &format!("{id}: cannot read: {e}"));
-                bad = true;
-                continue;
-            }
-        }
-        match app.engine.verify_timeline(&id).await {
-            Ok(breaks) if breaks.is_empty() => {
-                let n = store.timeline(&id).await.map(|t| t.len()).unwrap_or(0);
-                say(screen, &format!("{id}: intact ({n} entries)"));
-            }
-            Ok(breaks) => {
-                bad = true;
-                for b in breaks {
-                    say(screen, &format!("{id}: TAMPERED: {b}"));
-                }
-            }
-            Err(e) => {
-                bad = true;
-                say(screen, &format!("{id}: TAMPERED or unreadable: {e}"));
-            }
-        }
-    }
-    u8::from(bad)
-}
-
-async fn show_timeline(app: &App, screen: &Screen, incident: &str) -> u8 {
-    match app
-        .engine
-        .store()
-        .timeline(&IncidentId::new(incident.to_ascii_uppercase()))
-        .await
-    {
-        Ok(entries) if entries.is_empty() => {
-            say(
-                screen,
-                &format!("{incident}: no timeline (no such incident?)"),
-            );
-            1
-        }
-        Ok(entries) => {
-            for e in entries {
-                say(
-                    screen,
-                    &format!(
-                        "#{:<3} {} {:<10} {:<8} {:<18} {} [{}]",
-                        e.seq,
-                        e.at.format("%Y-%m-%d %H:%M:%S%.6f"),
-                        e.actor,
-                        e.source,
-                        e.kind,
-                        e.text,
-                        &e.hash[..12]
-                    ),
-                );
-            }
-            0
-        }
+    let app = match app::build(config, &outbox, Arc::new(SystemClock)).await {
+        Ok(a) => a,
         Err(e) => {
             say(screen, &format!("error: {e}"));
+            return None;
+        }
+    };
+    tracing::info!(store = %app.store_description, mode = ?config.mode, "erlmcp-bot ready");
+    match app.engine.resume_unfinished().await {
+        Ok(replies) => replies.iter().for_each(|r| print_reply(screen, r)),
+        Err(e) => say(
+            screen,
+            &format!("warning: could not resume unfinished runs: {e}"),
+        ),
+    }
+    Some(app)
+}
+
+async fn console_command<R: AsyncBufRead + Unpin>(
+    config: &Config,
+    input: R,
+    screen: &Screen,
+    input_is_terminal: bool,
+    user: Option<String>,
+    channel: String,
+) -> u8 {
+    let Some(app) = executing_app(config, screen).await else {
+        return 2;
+    };
+    let user = user.unwrap_or_else(console::login_name);
+    if input_is_terminal {
+        say(
+            screen,
+            &format!(
+                "erlmcp-bot console — {} — executor {} — you are {user}. Type `help`; `as <user>` switches user; Ctrl-D ends.\n",
+                app.store_description,
+                config.mode.as_str()
+            ),
+        );
+    }
+    match console::run(
+        &app.engine,
+        input,
+        screen.clone(),
+        user,
+        channel,
+        !input_is_terminal,
+    )
+    .await
+    {
+        Ok(()) => 0,
+        Err(e) => {
+            say(screen, &format!("error reading input: {e}"));
             1
         }
     }

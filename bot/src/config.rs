@@ -189,8 +189,9 @@ fn parse_groups_env(s: &str) -> Result<Groups, String> {
 }
 
 impl Config {
-    /// Reads `path` (or `erlmcp-bot.toml` if it exists), then the environment.
-    /// Reads `path` (or `erlmcp-bot.toml` if it exists), then the environment.
+    /// Reads `path` (or `ERLMCP_CONFIG`, or `erlmcp-bot.toml` if it exists), then the environment.
+    /// Precedence, for every setting: the environment (and command-line flags, applied by the
+    /// caller) over the file over the default.
     pub fn load(
         path: Option<&Path>,
         env: &dyn Fn(&str) -> Option<String>,
@@ -310,11 +311,10 @@ impl Config {
             .clone()
             .unwrap_or_else(|| "PAGERDUTY_ROUTING_KEY".into());
         let live = LiveSettings {
-            kubeconfig: file
-                .kube
-                .kubeconfig
-                .clone()
-                .or_else(|| env("KUBECONFIG").map(PathBuf::from)),
+            // One rule everywhere: the environment, then the file, then the default.
+            kubeconfig: env("KUBECONFIG")
+                .map(PathBuf::from)
+                .or_else(|| file.kube.kubeconfig.clone()),
             container: file
                 .kube
                 .container
@@ -331,12 +331,9 @@ impl Config {
                 .set_identifier
                 .clone()
                 .unwrap_or_else(|| "primary".into()),
-            route53_endpoint: file
-                .dns
-                .endpoint_url
-                .clone()
-                .or_else(|| env("AWS_ENDPOINT_URL_ROUTE_53"))
-                .or_else(|| env("AWS_ENDPOINT_URL")),
+            route53_endpoint: env("AWS_ENDPOINT_URL_ROUTE_53")
+                .or_else(|| env("AWS_ENDPOINT_URL"))
+                .or_else(|| file.dns.endpoint_url.clone()),
             dsns,
             dsn_sources,
             page_routing_key: env(&routing_var),
@@ -386,6 +383,81 @@ mod tests {
         assert_eq!(c.database_url, DEFAULT_DATABASE_URL);
         assert_eq!(c.mode, Mode::Simulated);
         assert_eq!(c.settings.approval_expiry_seconds, None);
+    }
+
+    /// The one precedence rule: environment over file over default, for every setting that has both.
+    #[test]
+    fn the_environment_beats_the_file_for_every_setting() {
+        let path =
+            std::env::temp_dir().join(format!("erlmcp-precedence-{}.toml", std::process::id()));
+        std::fs::write(
+            &path,
+            r#"
+database_url = "sqlite://from-file.db"
+executor = "dry-run"
+approval_expiry = "7m"
+playbooks_dir = "/from/file"
+bots = ["filebot"]
+[groups]
+security = ["U0FILE"]
+[kube]
+kubeconfig = "/from/file/kubeconfig"
+[dns]
+endpoint_url = "http://from-file:5000"
+[regions.us-west-2]
+database_dsn = "postgres://file@db/erlmcp"
+"#,
+        )
+        .unwrap();
+        let file_only = Config::load(Some(&path), &env_of(&[])).unwrap();
+        assert_eq!(file_only.database_url, "sqlite://from-file.db");
+        assert_eq!(file_only.mode, Mode::DryRun);
+        assert_eq!(file_only.settings.approval_expiry_seconds, Some(420));
+        assert_eq!(file_only.playbooks_dir, Some(PathBuf::from("/from/file")));
+        assert_eq!(
+            file_only.live.kubeconfig,
+            Some(PathBuf::from("/from/file/kubeconfig"))
+        );
+        assert_eq!(
+            file_only.live.route53_endpoint.as_deref(),
+            Some("http://from-file:5000")
+        );
+        assert_eq!(
+            file_only.live.dsns["us-west-2"],
+            "postgres://file@db/erlmcp"
+        );
+        assert!(file_only.settings.groups["security"].contains("U0FILE"));
+
+        let both = Config::load(
+            Some(&path),
+            &env_of(&[
+                ("DATABASE_URL", "sqlite://from-env.db"),
+                ("ERLMCP_EXECUTOR", "simulated"),
+                ("ERLMCP_APPROVAL_EXPIRY", "2m"),
+                ("ERLMCP_PLAYBOOKS_DIR", "/from/env"),
+                ("ERLMCP_GROUPS", "security:U0ENV"),
+                ("KUBECONFIG", "/from/env/kubeconfig"),
+                ("AWS_ENDPOINT_URL", "http://from-env:5000"),
+                ("ERLMCP_PG_US_WEST_2", "postgres://env@db/erlmcp"),
+            ]),
+        )
+        .unwrap();
+        std::fs::remove_file(&path).ok();
+        assert_eq!(both.database_url, "sqlite://from-env.db");
+        assert_eq!(both.mode, Mode::Simulated);
+        assert_eq!(both.settings.approval_expiry_seconds, Some(120));
+        assert_eq!(both.playbooks_dir, Some(PathBuf::from("/from/env")));
+        assert_eq!(
+            both.live.kubeconfig,
+            Some(PathBuf::from("/from/env/kubeconfig"))
+        );
+        assert_eq!(
+            both.live.route53_endpoint.as_deref(),
+            Some("http://from-env:5000")
+        );
+        assert_eq!(both.live.dsns["us-west-2"], "postgres://env@db/erlmcp");
+        assert!(both.settings.groups["security"].contains("U0ENV"));
+        assert!(!both.settings.groups["security"].contains("U0FILE"));
     }
 
     #[test]

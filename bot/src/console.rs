@@ -12,6 +12,13 @@ use tokio::io::{AsyncBufRead, AsyncBufReadExt};
 /// Where the console writes; shared with its outbox so progress and replies interleave in order.
 pub type Screen = Arc<Mutex<dyn Write + Send>>;
 
+/// Writes one line.
+pub fn say(screen: &Screen, text: &str) {
+    let mut out = screen.lock().unwrap_or_else(|p| p.into_inner());
+    let _ = writeln!(out, "{text}");
+    let _ = out.flush();
+}
+
 pub fn print_reply(screen: &Screen, reply: &Reply) {
     let mut out = screen.lock().unwrap_or_else(|p| p.into_inner());
     let marker = match (reply.is_error, reply.audience) {

@@ -3,8 +3,7 @@
 //! postmortem and the world it left behind.
 
 use crate::app::App;
-use crate::cli::say;
-use crate::console::{Screen, print_reply};
+use crate::console::{Screen, print_reply, say};
 use erlmcp_handlers::approval::Actor;
 use erlmcp_handlers::engine::Request;
 use erlmcp_handlers::reply::Reply;
@@ -71,20 +70,20 @@ pub async fn run(
         channel: channel.clone(),
         text,
     };
-    let show = |who: &str, text: &str, replies: &[Reply]| {
-        say(screen, &format!("{who}> {text}"));
-        replies.iter().for_each(|r| print_reply(screen, r));
-    };
+    // The prompt goes out before the command runs, so the transcript is in the order things
+    // happened: progress a command causes comes after it.
+    let prompt = |who: &str, text: &str| say(screen, &format!("{who}> {text}"));
+    let show = |replies: &[Reply]| replies.iter().for_each(|r| print_reply(screen, r));
     let declare = ask(
         requester,
         format!("Drill: {} ({})", pb.name, pb.description),
     );
+    prompt(
+        requester,
+        &format!("{} declare [DRILL] {}", severity.as_str(), pb.name),
+    );
     match app.engine.declare_drill(&declare, severity).await {
-        Ok(replies) => show(
-            requester,
-            &format!("{} declare [DRILL] {}", severity.as_str(), pb.name),
-            &replies,
-        ),
+        Ok(replies) => show(&replies),
         Err(e) => {
             say(screen, &format!("error: {e}"));
             return 1;
@@ -93,16 +92,18 @@ pub async fn run(
     let run_text = format!("/erlmcp run {playbook} {}", params.join(" "))
         .trim_end()
         .to_string();
+    prompt(requester, &run_text);
     let replies = app.engine.handle(&ask(requester, run_text.clone())).await;
-    show(requester, &run_text, &replies);
+    show(&replies);
     if replies.iter().any(|r| r.is_error) || !replies.iter().any(|r| r.is_request_card) {
         return 1;
     }
+    prompt(approver, "/erlmcp approve");
     let replies = app
         .engine
         .handle(&ask(approver, "/erlmcp approve".into()))
         .await;
-    show(approver, "/erlmcp approve", &replies);
+    show(&replies);
     let ok = !replies.iter().any(|r| r.is_error);
     let outcome = if ok { "completed" } else { "failed" };
     for text in [
@@ -110,8 +111,9 @@ pub async fn run(
         "/erlmcp close".to_string(),
         "/erlmcp postmortem".to_string(),
     ] {
+        prompt(requester, &text);
         let replies = app.engine.handle(&ask(requester, text.clone())).await;
-        show(requester, &text, &replies);
+        show(&replies);
     }
     if let Some(sim) = &app.simulated {
         let w = sim.world();

@@ -1,4 +1,6 @@
-//! `erlmcp-bot serve`: the Slack adapter over HTTP, wired to the engine.
+//! `erlmcp-bot serve`: the Slack adapter over HTTP (or Socket Mode), wired to the engine, with the
+//! background work an executing process owes: continuing interrupted runs, the severity clocks
+//! and request expiry.
 
 use crate::app;
 use crate::config::Config;
@@ -8,8 +10,13 @@ use crate::slack::poster::{Poster, SlackOutbox};
 use crate::slack::server::{AppState, router};
 use crate::slack::{Slack, SlackConfig};
 use erlmcp_handlers::clock::SystemClock;
+use erlmcp_handlers::engine::Engine;
 use erlmcp_handlers::reply::Outbox;
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+/// How often the severity clocks and request expiry are checked.
+const TICK_EVERY: Duration = Duration::from_secs(15);
 
 /// Everything `serve` runs, built but not yet listening (tests serve it on their own port).
 pub async fn build(
@@ -49,61 +56,87 @@ async fn build_parts(
     Ok((router(state), app, adapter))
 }
 
+/// Runs until SIGINT or SIGTERM (HTTP), or until the Socket Mode connection ends.
 pub async fn run(
     config: &Config,
     listen: Option<String>,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<(), Error> {
     let slack = SlackConfig::from_env(env)?;
-    let (router, app, state_adapter) = build_parts(config, &slack).await?;
-    match app.engine.resume_unfinished().await {
-        Ok(r) if !r.is_empty() => tracing::info!(runs = r.len(), "resumed unfinished runs"),
-        Ok(_) => {}
-        Err(e) => tracing::error!(error = %e, "could not resume unfinished runs"),
-    }
-    // The severity clocks (reminders and missed targets) and approval expiry, in the background.
-    let ticking = app.engine.clone();
-    tokio::spawn(async move {
-        let mut every = tokio::time::interval(std::time::Duration::from_secs(15));
-        loop {
-            every.tick().await;
-            // Requests left alone expire, and say so, even when nobody types anything.
-            ticking.expire_due().await;
-            if let Err(e) = ticking.tick().await {
-                tracing::warn!(error = %e, "severity clock check failed");
-            }
-        }
-    });
+    let (router, app, adapter) = build_parts(config, &slack).await?;
     let addr = listen.unwrap_or(slack.listen.clone());
-    if let Some(token) = &slack.app_token {
-        // Socket Mode: no public endpoint; the probes are still served.
-        let adapter = state_adapter.clone();
-        let api_url = slack.api_url.clone();
-        let token = token.clone();
-        let probes = tokio::net::TcpListener::bind(&addr)
-            .await
-            .map_err(|e| Error::Io(format!("cannot listen on {addr}: {e}")))?;
-        tokio::spawn(async move {
-            let _ = axum::serve(probes, router).await;
-        });
-        eprintln!(
-            "erlmcp-bot connected to Slack in Socket Mode; probes on http://{addr} ({})",
-            app.store_description
-        );
-        return crate::slack::socket_mode::run(adapter, &token, &api_url).await;
-    }
     let listener = tokio::net::TcpListener::bind(&addr)
         .await
         .map_err(|e| Error::Io(format!("cannot listen on {addr}: {e}")))?;
+    let bound = listener.local_addr().map(|a| a.to_string()).unwrap_or(addr);
+    // Listening first: the probes answer while interrupted runs continue in the background.
+    spawn_background_work(app.engine.clone());
+    if let Some(token) = &slack.app_token {
+        // Socket Mode: no public endpoint; the probes are still served.
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, router).await {
+                tracing::error!(error = %e, "the probe listener stopped");
+            }
+        });
+        eprintln!(
+            "erlmcp-bot serving Slack in Socket Mode; probes on http://{bound} ({}, executor {})",
+            app.store_description,
+            config.mode.as_str()
+        );
+        return crate::slack::socket_mode::run(adapter, token, &slack.api_url).await;
+    }
     eprintln!(
-        "erlmcp-bot serving Slack on http://{addr} ({}, executor {})",
+        "erlmcp-bot serving Slack on http://{bound} ({}, executor {})",
         app.store_description,
         config.mode.as_str()
     );
     axum::serve(listener, router)
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
+        .with_graceful_shutdown(shutdown_signal())
         .await
         .map_err(|e| Error::Io(format!("server stopped: {e}")))
+}
+
+/// Interrupted runs, then the periodic checks, in tasks of their own.
+fn spawn_background_work(engine: Engine) {
+    let resuming = engine.clone();
+    tokio::spawn(async move {
+        match resuming.resume_unfinished().await {
+            Ok(r) if !r.is_empty() => tracing::info!(runs = r.len(), "resumed unfinished runs"),
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, "could not resume unfinished runs"),
+        }
+    });
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(TICK_EVERY);
+        loop {
+            every.tick().await;
+            // Requests left alone expire, and say so, even when nobody types anything.
+            engine.expire_due().await;
+            if let Err(e) = engine.tick().await {
+                tracing::warn!(error = %e, "severity clock check failed");
+            }
+        }
+    });
+}
+
+/// Ctrl-C, or the SIGTERM Kubernetes sends before it stops a pod.
+async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {},
+        () = terminate => {},
+    }
 }

@@ -12,6 +12,7 @@ pub mod ids;
 pub mod incident;
 pub mod playbook;
 pub mod postmortem;
+pub mod reads;
 pub mod reply;
 pub mod report;
 pub mod run;

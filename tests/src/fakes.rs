@@ -41,7 +41,13 @@ pub struct KubeState {
     pub config_maps: BTreeMap<String, Value>,
     /// Requests answered 403 (method, path suffix), like an RBAC denial.
     pub forbid: Vec<(String, String)>,
+    /// Requests that wait (method, path suffix) until the test releases them: a slow step.
+    pub holds: Vec<(String, String, tokio::sync::watch::Receiver<bool>)>,
+    /// Every request as it arrived.
     pub seen: Vec<Seen>,
+    /// Changing requests (anything but GET) that the server carried out and answered. A request
+    /// whose client went away while it was held is in `seen` but not here: it changed nothing.
+    pub applied: Vec<Seen>,
 }
 
 #[derive(Clone)]
@@ -93,8 +99,7 @@ async fn kube_handler(
 ) -> Response {
     let path = uri.path().to_string();
     let body = String::from_utf8_lossy(&body).to_string();
-    let mut s = state.lock().unwrap();
-    s.seen.push(Seen {
+    let seen = Seen {
         method: method.to_string(),
         path: path.clone(),
         query: uri.query().unwrap_or("").to_string(),
@@ -104,7 +109,29 @@ async fn kube_handler(
             .unwrap_or("")
             .to_string(),
         body: body.clone(),
-    });
+    };
+    let hold = {
+        let mut s = state.lock().unwrap();
+        s.seen.push(seen.clone());
+        s.holds
+            .iter()
+            .find(|(m, suffix, released)| {
+                *m == method.as_str() && path.ends_with(suffix.as_str()) && !*released.borrow()
+            })
+            .map(|(_, _, released)| released.clone())
+    };
+    if let Some(mut released) = hold {
+        // If the client goes away meanwhile, this future is dropped and nothing is applied.
+        let _ = released.wait_for(|r| *r).await;
+    }
+    let response = handle_kube(&mut state.lock().unwrap(), &method, &path, &body);
+    if method != Method::GET && response.status().is_success() {
+        state.lock().unwrap().applied.push(seen);
+    }
+    response
+}
+
+fn handle_kube(s: &mut KubeState, method: &Method, path: &str, body: &str) -> Response {
     if s.forbid
         .iter()
         .any(|(m, suffix)| *m == method.as_str() && path.ends_with(suffix.as_str()))
@@ -126,7 +153,7 @@ async fn kube_handler(
         );
     }
     let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    let patch: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+    let patch: Value = serde_json::from_str(body).unwrap_or(Value::Null);
     match (method.as_str(), parts.as_slice()) {
         (
             "GET",
@@ -164,7 +191,7 @@ async fn kube_handler(
         }
         ("GET", ["apis", "apps", "v1", "namespaces", ns, "statefulsets", name]) => {
             // Pods become ready one poll at a time, so waiting really waits.
-            let v = statefulset(ns, name, &s);
+            let v = statefulset(ns, name, s);
             if s.ready < s.replicas {
                 s.ready += 1;
             }
@@ -190,7 +217,7 @@ async fn kube_handler(
                 s.ready = 0;
             }
             s.generation += 1;
-            ok(statefulset(ns, name, &s))
+            ok(statefulset(ns, name, s))
         }
         ("GET", ["api", "v1", "namespaces", _ns, "pods"]) => {
             let items: Vec<Value> = (0..s.replicas)
@@ -212,16 +239,9 @@ async fn kube_handler(
                 "networkpolicies",
                 name,
             ],
-        ) => object(
-            &mut s,
-            m,
-            name,
-            patch,
-            "networkpolicies",
-            "networking.k8s.io",
-        ),
+        ) => object(s, m, name, patch, "networkpolicies", "networking.k8s.io"),
         (m, ["api", "v1", "namespaces", _ns, "configmaps", name]) => {
-            object(&mut s, m, name, patch, "configmaps", "")
+            object(s, m, name, patch, "configmaps", "")
         }
         _ => status(
             404,
@@ -295,7 +315,9 @@ impl FakeKube {
             network_policies: BTreeMap::new(),
             config_maps: BTreeMap::new(),
             forbid: Vec::new(),
+            holds: Vec::new(),
             seen: Vec::new(),
+            applied: Vec::new(),
         }));
         let router = Router::new()
             .fallback(kube_handler)
@@ -313,6 +335,63 @@ impl FakeKube {
 
     pub fn seen(&self) -> Vec<Seen> {
         self.state.lock().unwrap().seen.clone()
+    }
+
+    /// Changing requests the server carried out (not those abandoned while held).
+    pub fn applied(&self) -> Vec<Seen> {
+        self.state.lock().unwrap().applied.clone()
+    }
+
+    /// From now on, requests of `method` to a path ending in `path_suffix` wait until the
+    /// returned sender is given `true` (or dropped: then they wait for ever, as a hung API would).
+    pub fn hold(&self, method: &str, path_suffix: &str) -> tokio::sync::watch::Sender<bool> {
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        self.state
+            .lock()
+            .unwrap()
+            .holds
+            .push((method.into(), path_suffix.into(), rx));
+        tx
+    }
+
+    /// Waits (bounded) until `n` requests matching `method` and `path_suffix` have arrived.
+    pub async fn wait_for_arrivals(&self, method: &str, path_suffix: &str, n: usize) {
+        for _ in 0..1200 {
+            let count = self
+                .seen()
+                .iter()
+                .filter(|s| s.method == method && s.path.ends_with(path_suffix))
+                .count();
+            if count >= n {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        panic!(
+            "never saw {n} {method} …{path_suffix}; seen: {:?}",
+            self.seen()
+                .iter()
+                .map(|s| format!("{} {}", s.method, s.path))
+                .collect::<Vec<_>>()
+        );
+    }
+
+    /// A kubeconfig with one context per runbook region, all pointing at this server.
+    pub fn write_kubeconfig(&self, dir: &std::path::Path) -> std::path::PathBuf {
+        let mut kc = format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: {}\nusers:\n- name: bot\n  user:\n    token: not-a-real-token\ncontexts:\n",
+            self.url
+        );
+        for r in erlmcp_handlers::topology::Topology::runbook_default().regions {
+            kc.push_str(&format!(
+                "- name: {}\n  context:\n    cluster: fake\n    user: bot\n    namespace: erlmcp-prod\n",
+                r.name
+            ));
+        }
+        kc.push_str("current-context: us-east-1\n");
+        let path = dir.join("kubeconfig");
+        std::fs::write(&path, kc).unwrap();
+        path
     }
 
     pub fn forbid(&self, method: &str, path_suffix: &str) {

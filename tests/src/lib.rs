@@ -6,6 +6,7 @@
 //! there; without it, it is skipped with a note.
 
 pub mod fakes;
+pub mod proxy;
 pub mod slack_fake;
 
 use erlmcp_bot::store::{self, PgStore, SqliteStore};

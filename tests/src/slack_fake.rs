@@ -30,6 +30,8 @@ pub struct FakeSlackState {
     next_channel: u64,
     /// users.info waits for this before answering, when set.
     pub hold_users_info: Option<Arc<tokio::sync::Notify>>,
+    /// What `apps.connections.open` hands out (Socket Mode), when a socket is running.
+    pub socket_url: Option<String>,
 }
 
 #[derive(Clone)]
@@ -83,7 +85,13 @@ async fn api(
     }
     let mut s = state.lock().unwrap();
     let answer = match method.as_str() {
-        "auth.test" => json!({ "ok": true, "user_id": "UBOT", "team": "T1" }),
+        "auth.test" => {
+            json!({ "ok": true, "user_id": "UBOT", "team": "acme", "team_id": "T1", "bot_id": "B1" })
+        }
+        "apps.connections.open" => match &s.socket_url {
+            Some(url) => json!({ "ok": true, "url": url }),
+            None => json!({ "ok": false, "error": "not_allowed_token_type" }),
+        },
         "users.info" => {
             json!({ "ok": true, "user": user(form.get("user").map(String::as_str).unwrap_or("")) })
         }
@@ -219,4 +227,255 @@ pub fn bot_config(
         .expect("test configuration");
     let slack = erlmcp_bot::slack::SlackConfig::from_env(&env).expect("test Slack configuration");
     (config, slack)
+}
+
+/// Sends requests to a bot as Slack does: signed, in Slack's documented payload formats
+/// (form-encoded slash commands, `payload=` interactions, JSON event callbacks).
+#[derive(Clone)]
+pub struct SignedSlack {
+    pub http: reqwest::Client,
+    /// The bot's base URL, `http://127.0.0.1:PORT`.
+    pub bot_url: String,
+    /// The Web API stand-in's base URL (response URLs point there).
+    pub fake_url: String,
+    pub secret: String,
+    pub team_id: String,
+    pub app_id: String,
+}
+
+impl SignedSlack {
+    pub fn new(bot_url: &str, fake: &FakeSlack, secret: &str) -> Self {
+        Self {
+            http: reqwest::Client::new(),
+            bot_url: bot_url.to_string(),
+            fake_url: fake.url.clone(),
+            secret: secret.to_string(),
+            team_id: "T1".into(),
+            app_id: "A1".into(),
+        }
+    }
+
+    pub fn now() -> i64 {
+        chrono::Utc::now().timestamp()
+    }
+
+    /// Posts `body` to `path` signed with the secret at time `ts`.
+    pub async fn post_signed(
+        &self,
+        path: &str,
+        body: &str,
+        content_type: &str,
+        ts: i64,
+        extra: &[(&str, &str)],
+    ) -> reqwest::Response {
+        let mut req = self
+            .http
+            .post(format!("{}{path}", self.bot_url))
+            .header("content-type", content_type)
+            .header("x-slack-request-timestamp", ts.to_string())
+            .header("x-slack-signature", sign(&self.secret, ts, body))
+            .body(body.to_string());
+        for (k, v) in extra {
+            req = req.header(*k, *v);
+        }
+        req.send().await.expect("the bot answers")
+    }
+
+    /// The form body of a slash command.
+    pub fn command_body(&self, user: &str, channel: &str, command: &str, text: &str) -> String {
+        url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("token", "deprecated")
+            .append_pair("team_id", &self.team_id)
+            .append_pair("team_domain", "acme")
+            .append_pair("channel_id", channel)
+            .append_pair("channel_name", "general")
+            .append_pair("user_id", user)
+            .append_pair("user_name", &user.to_lowercase())
+            .append_pair("command", command)
+            .append_pair("text", text)
+            .append_pair("api_app_id", &self.app_id)
+            .append_pair("is_enterprise_install", "false")
+            .append_pair(
+                "response_url",
+                &format!("{}/response/{user}", self.fake_url),
+            )
+            .append_pair("trigger_id", "13345224609.738474920.8088930838d88f008e0")
+            .finish()
+    }
+
+    /// A slash command; returns the whole HTTP answer.
+    pub async fn command(
+        &self,
+        user: &str,
+        channel: &str,
+        command: &str,
+        text: &str,
+    ) -> reqwest::Response {
+        let body = self.command_body(user, channel, command, text);
+        self.post_signed(
+            "/slack/commands",
+            &body,
+            "application/x-www-form-urlencoded",
+            Self::now(),
+            &[],
+        )
+        .await
+    }
+
+    /// A `block_actions` button press on a request card.
+    pub async fn button(
+        &self,
+        user: &str,
+        channel: &str,
+        action: &str,
+        request: &str,
+    ) -> reqwest::Response {
+        let payload = json!({
+            "type": "block_actions",
+            "user": { "id": user, "username": user.to_lowercase(), "name": user.to_lowercase(), "team_id": self.team_id },
+            "api_app_id": self.app_id, "team": { "id": self.team_id, "domain": "acme" },
+            "container": { "type": "message", "message_ts": "1700000000.000001", "channel_id": channel },
+            "channel": { "id": channel, "name": "inc" },
+            "response_url": format!("{}/response/{user}", self.fake_url),
+            "actions": [ { "action_id": action, "block_id": format!("request:{request}"), "value": request, "type": "button", "action_ts": "1700000002.1" } ]
+        });
+        let body = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("payload", &payload.to_string())
+            .finish();
+        self.post_signed(
+            "/slack/interactions",
+            &body,
+            "application/x-www-form-urlencoded",
+            Self::now(),
+            &[],
+        )
+        .await
+    }
+
+    /// An Events API callback carrying `event`.
+    pub async fn event(&self, event_id: &str, event: Value) -> reqwest::Response {
+        let body = json!({ "token": "x", "team_id": self.team_id, "api_app_id": self.app_id, "type": "event_callback",
+                           "event_id": event_id, "event_time": Self::now(), "event": event })
+        .to_string();
+        self.post_signed("/slack/events", &body, "application/json", Self::now(), &[])
+            .await
+    }
+
+    /// A `reaction_added` event on the message `ts` of `channel`.
+    pub async fn reaction(
+        &self,
+        event_id: &str,
+        user: &str,
+        reaction: &str,
+        channel: &str,
+        ts: &str,
+    ) -> reqwest::Response {
+        let event = json!({ "type": "reaction_added", "user": user, "reaction": reaction, "item_user": "UBOT",
+                            "item": { "type": "message", "channel": channel, "ts": ts }, "event_ts": "1700000001.000100" });
+        self.event(event_id, event).await
+    }
+}
+
+/// Slack's Socket Mode end, for one bot: a WebSocket that says `hello`, carries the envelopes the
+/// test sends, and records what the bot answers (acknowledgements carry the envelope id).
+#[derive(Clone)]
+pub struct FakeSocket {
+    to_bot: tokio::sync::broadcast::Sender<String>,
+    from_bot: Arc<Mutex<Vec<Value>>>,
+    connections: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl FakeSocket {
+    /// Starts the socket and makes `apps.connections.open` on `slack` hand out its URL.
+    pub async fn start(slack: &FakeSlack) -> FakeSocket {
+        use futures_util::{SinkExt, StreamExt};
+        use tokio_tungstenite::tungstenite::Message;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("ws://{}/link", listener.local_addr().unwrap());
+        slack.state.lock().unwrap().socket_url = Some(url);
+        let (to_bot, _) = tokio::sync::broadcast::channel::<String>(64);
+        let sock = FakeSocket {
+            to_bot: to_bot.clone(),
+            from_bot: Arc::default(),
+            connections: Arc::default(),
+        };
+        let (from_bot, connections) = (sock.from_bot.clone(), sock.connections.clone());
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let Ok(ws) = tokio_tungstenite::accept_async(tcp).await else {
+                    continue;
+                };
+                let (mut tx, mut rx) = ws.split();
+                let mut envelopes = to_bot.subscribe();
+                let from_bot = from_bot.clone();
+                let hello = json!({ "type": "hello", "num_connections": 1,
+                    "debug_info": { "host": "applink-test", "approximate_connection_time": 18060 },
+                    "connection_info": { "app_id": "A1" } });
+                if tx
+                    .send(Message::Text(hello.to_string().into()))
+                    .await
+                    .is_err()
+                {
+                    continue;
+                }
+                connections.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                tokio::spawn(async move {
+                    loop {
+                        tokio::select! {
+                            out = envelopes.recv() => match out {
+                                Ok(text) => if tx.send(Message::Text(text.into())).await.is_err() { break },
+                                Err(_) => break,
+                            },
+                            got = rx.next() => match got {
+                                Some(Ok(Message::Text(t))) => {
+                                    if let Ok(v) = serde_json::from_str::<Value>(&t) {
+                                        from_bot.lock().unwrap().push(v);
+                                    }
+                                }
+                                Some(Ok(Message::Ping(p))) => { let _ = tx.send(Message::Pong(p)).await; }
+                                Some(Ok(_)) => {}
+                                _ => break,
+                            },
+                        }
+                    }
+                });
+            }
+        });
+        sock
+    }
+
+    /// Waits (bounded) until the bot has connected.
+    pub async fn connected(&self) {
+        for _ in 0..400 {
+            if self.connections.load(std::sync::atomic::Ordering::SeqCst) > 0 {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        panic!("the bot never opened the Socket Mode connection");
+    }
+
+    /// Sends an envelope as Slack does: `{envelope_id, type, payload, accepts_response_payload}`.
+    pub fn send(&self, envelope_id: &str, kind: &str, payload: Value) {
+        let envelope = json!({ "envelope_id": envelope_id, "type": kind, "payload": payload,
+                               "accepts_response_payload": kind != "events_api", "retry_attempt": 0, "retry_reason": "" });
+        let _ = self.to_bot.send(envelope.to_string());
+    }
+
+    /// Waits (bounded) for the bot's acknowledgement of an envelope.
+    pub async fn acked(&self, envelope_id: &str) -> Value {
+        for _ in 0..400 {
+            if let Some(v) = self
+                .from_bot
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|v| v["envelope_id"] == envelope_id)
+            {
+                return v.clone();
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        panic!("envelope {envelope_id} was never acknowledged");
+    }
 }

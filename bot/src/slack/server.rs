@@ -69,32 +69,64 @@ fn verified(state: &AppState, headers: &HeaderMap, body: &Bytes) -> Result<Strin
     Ok(text.to_string())
 }
 
+/// Why a request was not taken.
+enum NotTaken {
+    /// A replay, or otherwise not from Slack: the answer to give.
+    Refused(Box<Response>),
+    /// The database did not record it: nothing happened; the person must be told.
+    DatabaseDown(String),
+}
+
 /// Slack never re-sends a slash command or a button press, so a second request with the same
 /// signature is a replay (a signature stays valid for the 5-minute window): refused.
-async fn not_replayed(state: &AppState, headers: &HeaderMap) -> Result<(), Box<Response>> {
+async fn not_replayed(state: &AppState, headers: &HeaderMap) -> Result<(), NotTaken> {
     let signature = headers
         .get("x-slack-signature")
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
-    match state
-        .slack
-        .poster
-        .chat
-        .first_delivery("slack-signature", signature)
-        .await
-    {
+    let recorded = tokio::time::timeout(
+        DATABASE_PATIENCE,
+        state
+            .slack
+            .poster
+            .chat
+            .first_delivery("slack-signature", signature),
+    )
+    .await
+    .unwrap_or_else(|_| {
+        Err(crate::error::Error::Database(format!(
+            "no answer within {} s",
+            DATABASE_PATIENCE.as_secs()
+        )))
+    });
+    match recorded {
         Ok(true) => Ok(()),
-        Ok(false) => Err(Box::new(unauthorized(
+        Ok(false) => Err(NotTaken::Refused(Box::new(unauthorized(
             "replayed request: this signature was already used".into(),
-        ))),
-        Err(e) => Err(Box::new(
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!("database unreachable: {e}"),
-            )
-                .into_response(),
-        )),
+        )))),
+        Err(e) => {
+            tracing::error!(error = %e, "the database is unreachable; a request was refused unrecorded");
+            Err(NotTaken::DatabaseDown(e.to_string()))
+        }
     }
+}
+
+/// How long the request path waits for the database before telling the person it is down:
+/// Slack gives up on an answer after 3 seconds.
+const DATABASE_PATIENCE: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// What the person is told when the database could not record their request.
+fn database_down_text(why: &str) -> String {
+    format!(
+        "⚠ erlmcp-bot cannot reach its database ({why}). Nothing was recorded and nothing was changed. Try again in a moment; if it persists, run `erlmcp-bot console` against the standby database (`DATABASE_URL=...`)."
+    )
+}
+
+/// The answer to a command that could not be recorded: a 200 whose body Slack shows to the
+/// person only (a 5xx would show only Slack's generic error).
+fn database_unreachable(why: &str) -> Response {
+    axum::Json(json!({ "response_type": "ephemeral", "text": database_down_text(why) }))
+        .into_response()
 }
 
 fn form(text: &str) -> HashMap<String, String> {
@@ -108,8 +140,10 @@ async fn commands(State(state): State<AppState>, headers: HeaderMap, body: Bytes
         Ok(t) => t,
         Err(r) => return *r,
     };
-    if let Err(r) = not_replayed(&state, &headers).await {
-        return *r;
+    match not_replayed(&state, &headers).await {
+        Ok(()) => {}
+        Err(NotTaken::Refused(r)) => return *r,
+        Err(NotTaken::DatabaseDown(why)) => return database_unreachable(&why),
     }
     match dispatch_command(&state.slack, form(&text)) {
         // An empty 200 acknowledges at once; the answers follow through the Web API.
@@ -123,15 +157,29 @@ async fn interactions(State(state): State<AppState>, headers: HeaderMap, body: B
         Ok(t) => t,
         Err(r) => return *r,
     };
-    if let Err(r) = not_replayed(&state, &headers).await {
-        return *r;
-    }
     let Some(payload) = form(&text).remove("payload") else {
         return bad_request("an interaction needs a payload field");
     };
     let Ok(p) = serde_json::from_str::<Value>(&payload) else {
         return bad_request("the payload is not JSON");
     };
+    match not_replayed(&state, &headers).await {
+        Ok(()) => {}
+        Err(NotTaken::Refused(r)) => return *r,
+        Err(NotTaken::DatabaseDown(why)) => {
+            // A button's answer body is not shown: tell the person through its response URL.
+            if let Some(url) = p["response_url"].as_str().map(str::to_string) {
+                let api = state.slack.api().clone();
+                tokio::spawn(async move {
+                    let body = json!({ "response_type": "ephemeral", "replace_original": false, "text": database_down_text(&why) });
+                    if let Err(e) = api.respond(&url, &body).await {
+                        tracing::warn!(error = %e, "could not tell the person the database is down");
+                    }
+                });
+            }
+            return StatusCode::OK.into_response();
+        }
+    }
     match dispatch_interaction(&state.slack, &p) {
         Ok(()) => StatusCode::OK.into_response(),
         Err(why) => bad_request(why),
@@ -248,12 +296,21 @@ pub fn dispatch_event(slack: &Slack, v: Value) -> Result<(), &'static str> {
     Ok(())
 }
 
+/// Readiness answers within a second whatever the database does: a probe that hangs is
+/// worse than one that says why it fails.
+const READY_PATIENCE: std::time::Duration = std::time::Duration::from_secs(1);
+
 async fn ready(State(state): State<AppState>) -> Response {
-    match (state.ping)().await {
-        Ok(()) => (StatusCode::OK, "ready").into_response(),
-        Err(e) => (
+    match tokio::time::timeout(READY_PATIENCE, (state.ping)()).await {
+        Ok(Ok(())) => (StatusCode::OK, "ready").into_response(),
+        Ok(Err(e)) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            format!("database unreachable: {e}"),
+            format!("not ready: database unreachable: {e}"),
+        )
+            .into_response(),
+        Err(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: the database did not answer within 1 s",
         )
             .into_response(),
     }

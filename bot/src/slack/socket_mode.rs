@@ -66,13 +66,17 @@ async fn on_push(
 
 /// Connects with the app-level token (`xapp-…`) and serves until interrupted.
 pub async fn run(slack: Slack, app_token: &str, api_url: &str) -> Result<(), crate::error::Error> {
-    let connector = SlackClientHyperConnector::new()
+    let tls = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_native_roots()
         .map_err(|e| crate::error::Error::Io(format!("Socket Mode: cannot set up TLS: {e}")))?;
-    let connector = if api_url == super::api::DEFAULT_API_URL {
-        connector
+    // slack-morphism's own connector speaks HTTPS only; a plain-HTTP base (a gateway, the tests'
+    // stand-in) is allowed when configured, never by default.
+    let https = if api_url.starts_with("http://") {
+        tls.https_or_http().enable_http1().build()
     } else {
-        connector.with_slack_api_url(api_url)
+        tls.https_only().enable_http1().build()
     };
+    let connector = SlackClientHyperConnector::with_connector(https).with_slack_api_url(api_url);
     let client = Arc::new(SlackClient::new(connector));
     let environment =
         Arc::new(SlackClientEventsListenerEnvironment::new(client).with_user_state(slack));

@@ -6,11 +6,10 @@ use crate::command::Command;
 use crate::error::Error;
 use crate::ids::IncidentId;
 use crate::incident::{Incident, Transition};
-use crate::postmortem::{self, RequestRecord};
 use crate::reply::Reply;
 use crate::severity::{Severity, human_duration};
 use crate::store::NewIncident;
-use crate::timeline::{self, Break, Draft};
+use crate::timeline::{Break, Draft};
 
 impl Engine {
     pub(crate) async fn declare(
@@ -210,7 +209,10 @@ impl Engine {
                     }])
                 }
             }
-            _ => unreachable!("dispatch sends only incident commands here"),
+            other => Err(crate::incident::Refusal(format!(
+                "`{}` is not a command about an incident's state; `/erlmcp help` lists the commands ({other:?}).",
+                req.text.trim()
+            ))),
         };
         let transitions = match outcome {
             Ok(t) => t,
@@ -342,43 +344,12 @@ impl Engine {
 
     /// The postmortem draft of an incident, in Markdown.
     pub async fn postmortem_markdown(&self, id: &IncidentId) -> crate::Result<String> {
-        let inc = self
-            .store
-            .incident(id)
-            .await?
-            .ok_or_else(|| Error::NotFound(id.to_string()))?;
-        let entries = self.store.timeline(id).await?;
-        let mut records = Vec::new();
-        for request in self.store.requests_for_incident(id).await? {
-            let approvals = self.store.approvals(&request.id).await?;
-            let run = match self.store.run_for_request(&request.id).await? {
-                Some(run) => {
-                    let steps = self.store.steps(&run.id).await?;
-                    Some((run, steps))
-                }
-                None => None,
-            };
-            records.push(RequestRecord {
-                request,
-                approvals,
-                run,
-            });
-        }
-        Ok(postmortem::render(&inc, &entries, &records))
+        crate::reads::postmortem_markdown(self.store.as_ref(), id).await
     }
 
-    /// Checks an incident's hash chain, and that its row says what its timeline says; an empty
-    /// list means intact.
+    /// Checks an incident's hash chain and its row against it; an empty list means intact.
     pub async fn verify_timeline(&self, id: &IncidentId) -> crate::Result<Vec<Break>> {
-        let entries = self.store.timeline(id).await?;
-        let head = self.store.timeline_head(id).await?;
-        let mut breaks = timeline::verify(&entries, head.as_ref());
-        if breaks.is_empty()
-            && let Some(inc) = self.store.incident(id).await?
-        {
-            breaks.extend(timeline::verify_row(&inc, &entries));
-        }
-        Ok(breaks)
+        crate::reads::verify_timeline(self.store.as_ref(), id).await
     }
 }
 

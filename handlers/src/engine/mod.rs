@@ -280,13 +280,7 @@ impl Engine {
 
     /// The monthly SLA report over every recorded incident.
     pub async fn sla_report(&self, year: i32, month: u32) -> crate::Result<String> {
-        let incidents = self.store.all_incidents().await?;
-        Ok(crate::report::sla_report(
-            &incidents,
-            year,
-            month,
-            self.clock.now(),
-        ))
+        crate::reads::sla_report(self.store.as_ref(), year, month, self.clock.now()).await
     }
 
     fn list_playbooks(&self) -> String {

@@ -70,7 +70,11 @@ impl Engine {
             Ok(p) => p,
             Err(m) => return Ok(vec![Reply::error(format!("`{}`: {m}", req.text.trim()))]),
         };
-        let pb = self.playbooks.get(playbook).expect("planned above");
+        let Some(pb) = self.playbooks.get(playbook) else {
+            return Ok(vec![Reply::error(format!(
+                "there is no playbook `{playbook}`"
+            ))]);
+        };
         let policy = Policy {
             expiry_seconds: self
                 .settings

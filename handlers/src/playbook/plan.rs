@@ -213,7 +213,12 @@ pub async fn make_plan(
             &vars,
         ) {
             Ok(Value::Object(o)) => o,
-            Ok(_) => unreachable!("rendering an object yields an object"),
+            Ok(other) => {
+                return Err(PlanError::Invalid(format!(
+                    "step `{}`: its arguments rendered to {other}, not a mapping",
+                    step.name
+                )));
+            }
             Err(e) => return Err(PlanError::Invalid(format!("step `{}`: {e}", step.name))),
         };
         args.insert("kind".into(), Value::String(step.kind.clone()));

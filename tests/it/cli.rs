@@ -132,7 +132,10 @@ async fn postmortem_command_and_unknown_incident() {
     )
     .await;
     assert_eq!(code, 1);
-    assert_eq!(out.trim(), "error: INC-19990101-1 not found");
+    assert_eq!(
+        out.trim(),
+        "error: there is no incident INC-19990101-1; incident ids look like INC-20261128-1 (`erlmcp-bot timeline verify` lists them)"
+    );
 }
 
 #[tokio::test]
@@ -334,7 +337,10 @@ async fn the_monthly_sla_report_counts_incidents_and_leaves_drills_out() {
     .await;
     assert_eq!(
         (code, out.trim()),
-        (2, "error: `2026-13` is not a month like 2026-11")
+        (
+            2,
+            "error: `2026-13` is not a month; use the form 2026-11 (`--month 2026-11`)"
+        )
     );
     let (code, out) = cli(
         &["--database-url", &url, "console"],

@@ -1,0 +1,252 @@
+//! The read-only subcommands: `timeline verify|show`, `postmortem`, `report`, `playbooks
+//! list|check`. They open the database (or nothing at all) and never an executor, so running one
+//! beside a live failover cannot execute, resume or change anything.
+
+use crate::app;
+use crate::config::Config;
+use crate::console::{Screen, say};
+use crate::store;
+use erlmcp_handlers::ids::IncidentId;
+use erlmcp_handlers::reads;
+use erlmcp_handlers::store::Store;
+use std::path::PathBuf;
+
+/// Opens the database for reading: migrations are applied (a new file gets its schema), nothing
+/// else runs.
+async fn open(config: &Config, screen: &Screen) -> Option<std::sync::Arc<dyn Store>> {
+    match store::open(&config.database_url).await {
+        Ok(o) => Some(o.store),
+        Err(e) => {
+            say(screen, &format!("error: {e}"));
+            None
+        }
+    }
+}
+
+pub async fn verify(config: &Config, screen: &Screen, incident: Option<String>) -> u8 {
+    let Some(store) = open(config, screen).await else {
+        return 2;
+    };
+    let ids = match incident {
+        Some(i) => vec![IncidentId::new(i.to_ascii_uppercase())],
+        None => match store.all_incident_ids().await {
+            Ok(ids) => ids,
+            Err(e) => {
+                say(screen, &format!("error: {e}"));
+                return 1;
+            }
+        },
+    };
+    if ids.is_empty() {
+        say(screen, "No incidents to verify.");
+        return 0;
+    }
+    let mut bad = false;
+    for id in ids {
+        match store.incident(&id).await {
+            Ok(Some(_)) => {}
+            Ok(None) => {
+                say(screen, &format!("{id}: no such incident"));
+                bad = true;
+                continue;
+            }
+            Err(e) => {
+                say(screen, &format!("{id}: cannot read: {e}"));
+                bad = true;
+                continue;
+            }
+        }
+        match reads::verify_timeline(store.as_ref(), &id).await {
+            Ok(breaks) if breaks.is_empty() => {
+                let n = store
+                    .timeline_head(&id)
+                    .await
+                    .ok()
+                    .flatten()
+                    .map_or(0, |h| h.len);
+                say(screen, &format!("{id}: intact ({n} entries)"));
+            }
+            Ok(breaks) => {
+                bad = true;
+                for b in breaks {
+                    say(screen, &format!("{id}: TAMPERED: {b}"));
+                }
+            }
+            Err(e) => {
+                bad = true;
+                say(screen, &format!("{id}: TAMPERED or unreadable: {e}"));
+            }
+        }
+    }
+    u8::from(bad)
+}
+
+pub async fn show_timeline(config: &Config, screen: &Screen, incident: &str) -> u8 {
+    let Some(store) = open(config, screen).await else {
+        return 2;
+    };
+    match store
+        .timeline(&IncidentId::new(incident.to_ascii_uppercase()))
+        .await
+    {
+        Ok(entries) if entries.is_empty() => {
+            say(
+                screen,
+                &format!(
+                    "{incident}: no such incident (`erlmcp-bot timeline verify` lists every incident)"
+                ),
+            );
+            1
+        }
+        Ok(entries) => {
+            for e in entries {
+                say(
+                    screen,
+                    &format!(
+                        "#{:<3} {} {:<10} {:<8} {:<18} {} [{}]",
+                        e.seq,
+                        e.at.format("%Y-%m-%d %H:%M:%S%.6f"),
+                        e.actor,
+                        e.source,
+                        e.kind,
+                        e.text,
+                        e.hash.get(..12).unwrap_or(&e.hash)
+                    ),
+                );
+            }
+            0
+        }
+        Err(e) => {
+            say(screen, &format!("error: {e}"));
+            1
+        }
+    }
+}
+
+pub async fn postmortem(config: &Config, screen: &Screen, incident: &str) -> u8 {
+    let Some(store) = open(config, screen).await else {
+        return 2;
+    };
+    let id = IncidentId::new(incident.to_ascii_uppercase());
+    match reads::postmortem_markdown(store.as_ref(), &id).await {
+        Ok(md) => {
+            say(screen, &md);
+            0
+        }
+        Err(erlmcp_handlers::Error::NotFound(_)) => {
+            say(
+                screen,
+                &format!(
+                    "error: there is no incident {id}; incident ids look like INC-20261128-1 (`erlmcp-bot timeline verify` lists them)"
+                ),
+            );
+            1
+        }
+        Err(e) => {
+            say(screen, &format!("error: {e}"));
+            1
+        }
+    }
+}
+
+pub async fn report(config: &Config, screen: &Screen, month: Option<String>) -> u8 {
+    let now = chrono::Utc::now();
+    let (year, month) = match month {
+        Some(m) => match erlmcp_handlers::report::parse_month(&m) {
+            Some(ym) => ym,
+            None => {
+                say(
+                    screen,
+                    &format!(
+                        "error: `{m}` is not a month; use the form 2026-11 (`--month 2026-11`)"
+                    ),
+                );
+                return 2;
+            }
+        },
+        None => (chrono::Datelike::year(&now), chrono::Datelike::month(&now)),
+    };
+    let Some(store) = open(config, screen).await else {
+        return 2;
+    };
+    match reads::sla_report(store.as_ref(), year, month, now).await {
+        Ok(r) => {
+            say(screen, &r);
+            0
+        }
+        Err(e) => {
+            say(screen, &format!("error: {e}"));
+            1
+        }
+    }
+}
+
+pub fn list_playbooks(config: &Config, screen: &Screen) -> u8 {
+    match app::load_playbooks(config, &config.topology) {
+        Ok(set) => {
+            for p in set.playbooks.values() {
+                say(
+                    screen,
+                    &format!(
+                        "{:<20} {:<6} {}  ({})",
+                        p.name, p.runbook, p.description, p.file
+                    ),
+                );
+            }
+            0
+        }
+        Err(e) => {
+            say(screen, &e.to_string());
+            1
+        }
+    }
+}
+
+pub fn check_playbooks(config: &Config, files: &[PathBuf], screen: &Screen) -> u8 {
+    let topo = &config.topology;
+    if files.is_empty() {
+        return match app::load_playbooks(config, topo) {
+            Ok(set) => {
+                for p in set.playbooks.values() {
+                    say(
+                        screen,
+                        &format!("ok  {:<20} {} ({} steps)", p.name, p.file, p.steps.len()),
+                    );
+                }
+                say(screen, &format!("{} playbooks valid", set.playbooks.len()));
+                0
+            }
+            Err(e) => {
+                say(screen, &e.to_string());
+                1
+            }
+        };
+    }
+    let mut failed = false;
+    for f in files {
+        let text = match std::fs::read_to_string(f) {
+            Ok(t) => t,
+            Err(e) => {
+                say(screen, &format!("{}: cannot read: {e}", f.display()));
+                failed = true;
+                continue;
+            }
+        };
+        match erlmcp_handlers::playbook::parse_file(&f.display().to_string(), &text, topo) {
+            Ok(p) => say(
+                screen,
+                &format!(
+                    "ok  {:<20} {} ({} steps)",
+                    p.name,
+                    f.display(),
+                    p.steps.len()
+                ),
+            ),
+            Err(errors) => {
+                failed = true;
+                say(screen, &app::format_load_errors(&errors));
+            }
+        }
+    }
+    u8::from(failed)
+}

@@ -1,0 +1,14 @@
+//! The end-to-end tests, in one binary (linking every crate once is what costs on 2 cores).
+//! Modules that start the built `erlmcp-bot` program (`env!("CARGO_BIN_EXE_erlmcp-bot")`) test
+//! it as users run it; the others drive the library directly, on SQLite and PostgreSQL.
+
+mod approvals;
+mod chat_store;
+mod cli;
+mod incidents;
+mod live;
+mod playbooks;
+mod program;
+mod readme;
+mod shipped;
+mod slack;
