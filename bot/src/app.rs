@@ -104,6 +104,10 @@ pub async fn build(
         ),
         Mode::Live => (Arc::new(Live::connect(config).await?), None),
     };
+    let settings = erlmcp_handlers::engine::Settings {
+        owner: process_owner(),
+        ..config.settings.clone()
+    };
     let engine = Engine::new(
         opened.store,
         executor,
@@ -111,7 +115,7 @@ pub async fn build(
         clock,
         Arc::new(topo),
         Arc::new(playbooks),
-        config.settings.clone(),
+        settings,
     );
     Ok(App {
         engine,
@@ -120,4 +124,27 @@ pub async fn build(
         ping: opened.ping,
         chat: opened.chat,
     })
+}
+
+/// This process as a run owner: `host/pid/token`. The host and pid tell people where a run
+/// executes; the token (the start time) tells a restarted process with a reused pid (pid 1 in a
+/// container) from the one before it.
+pub fn process_owner() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty() && !h.contains('/'))
+        .unwrap_or_else(|| "localhost".to_string());
+    let started = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    format!("{host}/{}/{started:x}", std::process::id())
+}
+
+/// Starts the background duty of a process that executes: taking over the runs of dead owners,
+/// the severity clocks, request expiry.
+pub fn start_supervisor(engine: &Engine) {
+    tokio::spawn(engine.clone().supervise());
 }

@@ -4,7 +4,7 @@
 
 use crate::app::{self, App};
 use crate::config::Config;
-use crate::console::{self, ConsoleOutbox, Screen, print_reply, say};
+use crate::console::{self, ConsoleOutbox, Screen, say};
 use crate::inspect;
 use clap::{Parser, Subcommand};
 use erlmcp_handlers::clock::SystemClock;
@@ -180,7 +180,7 @@ pub fn process_env(name: &str) -> Option<String> {
 }
 
 /// Builds the engine of a process that executes (console, drill), printing progress on the
-/// screen, and continues the runs a crashed process left behind.
+/// screen, and starts its background duty (runs whose owner died, the severity clocks).
 async fn executing_app(config: &Config, screen: &Screen) -> Option<App> {
     let console_screen = screen.clone();
     let outbox = move |_| -> Arc<dyn erlmcp_handlers::reply::Outbox> {
@@ -194,13 +194,7 @@ async fn executing_app(config: &Config, screen: &Screen) -> Option<App> {
         }
     };
     tracing::info!(store = %app.store_description, mode = ?config.mode, "erlmcp-bot ready");
-    match app.engine.resume_unfinished().await {
-        Ok(replies) => replies.iter().for_each(|r| print_reply(screen, r)),
-        Err(e) => say(
-            screen,
-            &format!("warning: could not resume unfinished runs: {e}"),
-        ),
-    }
+    app::start_supervisor(&app.engine);
     Some(app)
 }
 

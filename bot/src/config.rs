@@ -20,6 +20,10 @@ pub struct FileConfig {
     pub executor: Option<String>,
     pub approval_expiry: Option<String>,
     pub playbooks_dir: Option<PathBuf>,
+    /// How long a claim on a run holds without renewal (default 30s).
+    pub run_lease: Option<String>,
+    /// How often the severity clocks and request expiry are checked (default 15s).
+    pub tick_every: Option<String>,
     #[serde(default)]
     pub bots: Vec<String>,
     #[serde(default)]
@@ -256,6 +260,23 @@ impl Config {
             })?,
             None => Settings::default().retry_base_ms,
         };
+        let seconds = |name: &str, value: Option<String>, default: i64| -> Result<i64, String> {
+            match value {
+                Some(v) => erlmcp_handlers::playbook::parse_duration(&v)
+                    .ok_or_else(|| format!("{name} `{v}` is not a duration like 30s or 1m")),
+                None => Ok(default),
+            }
+        };
+        let lease_seconds = seconds(
+            "run lease (ERLMCP_RUN_LEASE / run_lease)",
+            env("ERLMCP_RUN_LEASE").or(file.run_lease),
+            erlmcp_handlers::engine::DEFAULT_LEASE_SECONDS,
+        )?;
+        let tick_seconds = seconds(
+            "tick interval (ERLMCP_TICK_EVERY / tick_every)",
+            env("ERLMCP_TICK_EVERY").or(file.tick_every),
+            15,
+        )?;
         let mut topology = erlmcp_handlers::topology::Topology::runbook_default();
         for name in file.regions.keys() {
             if topology.region(name).is_none() {
@@ -354,6 +375,10 @@ impl Config {
                 groups,
                 bots,
                 retry_base_ms,
+                lease_seconds,
+                tick_seconds: tick_seconds as u64,
+                // Who this process is, as a run owner, is set when it starts (`app::build`).
+                ..Settings::default()
             },
             sources,
         })

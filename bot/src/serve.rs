@@ -1,6 +1,6 @@
 //! `erlmcp-bot serve`: the Slack adapter over HTTP (or Socket Mode), wired to the engine, with the
-//! background work an executing process owes: continuing interrupted runs, the severity clocks
-//! and request expiry.
+//! background duty an executing process owes (`Engine::supervise`): taking over runs whose owner
+//! died, the severity clocks and request expiry.
 
 use crate::app;
 use crate::config::Config;
@@ -10,13 +10,8 @@ use crate::slack::poster::{Poster, SlackOutbox};
 use crate::slack::server::{AppState, router};
 use crate::slack::{Slack, SlackConfig};
 use erlmcp_handlers::clock::SystemClock;
-use erlmcp_handlers::engine::Engine;
 use erlmcp_handlers::reply::Outbox;
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
-
-/// How often the severity clocks and request expiry are checked.
-const TICK_EVERY: Duration = Duration::from_secs(15);
 
 /// Everything `serve` runs, built but not yet listening (tests serve it on their own port).
 pub async fn build(
@@ -69,8 +64,8 @@ pub async fn run(
         .await
         .map_err(|e| Error::Io(format!("cannot listen on {addr}: {e}")))?;
     let bound = listener.local_addr().map(|a| a.to_string()).unwrap_or(addr);
-    // Listening first: the probes answer while interrupted runs continue in the background.
-    spawn_background_work(app.engine.clone());
+    // Listening first: the probes answer while runs of dead owners continue in the background.
+    app::start_supervisor(&app.engine);
     if let Some(token) = &slack.app_token {
         // Socket Mode: no public endpoint; the probes are still served.
         tokio::spawn(async move {
@@ -94,29 +89,6 @@ pub async fn run(
         .with_graceful_shutdown(shutdown_signal())
         .await
         .map_err(|e| Error::Io(format!("server stopped: {e}")))
-}
-
-/// Interrupted runs, then the periodic checks, in tasks of their own.
-fn spawn_background_work(engine: Engine) {
-    let resuming = engine.clone();
-    tokio::spawn(async move {
-        match resuming.resume_unfinished().await {
-            Ok(r) if !r.is_empty() => tracing::info!(runs = r.len(), "resumed unfinished runs"),
-            Ok(_) => {}
-            Err(e) => tracing::error!(error = %e, "could not resume unfinished runs"),
-        }
-    });
-    tokio::spawn(async move {
-        let mut every = tokio::time::interval(TICK_EVERY);
-        loop {
-            every.tick().await;
-            // Requests left alone expire, and say so, even when nobody types anything.
-            engine.expire_due().await;
-            if let Err(e) = engine.tick().await {
-                tracing::warn!(error = %e, "severity clock check failed");
-            }
-        }
-    });
 }
 
 /// Ctrl-C, or the SIGTERM Kubernetes sends before it stops a pod.

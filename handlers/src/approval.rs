@@ -126,6 +126,9 @@ pub struct ApprovalRequest {
     pub decided_at: Option<DateTime<Utc>>,
     pub decided_by: Option<String>,
     pub reason: Option<String>,
+    /// Set when the request is to run a stopped run's interrupted step again (`resume retry` of a
+    /// step that is not safe to run twice): the run and the step's position.
+    pub retry_of: Option<(crate::ids::RunId, i64)>,
 }
 
 impl ApprovalRequest {
@@ -266,6 +269,7 @@ mod tests {
             decided_at: None,
             decided_by: None,
             reason: None,
+            retry_of: None,
         }
     }
 

@@ -82,6 +82,52 @@ pub struct Run {
     pub state: RunState,
     pub started_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
+    /// The process executing it (see `Lease`), while it is running.
+    pub owner: Option<String>,
+    /// Until when the owner's claim holds unless renewed.
+    pub lease_until: Option<DateTime<Utc>>,
+    /// The executor mode it was approved under (`live`, `dry-run`, `simulated`): only a process
+    /// of the same mode may take it over.
+    pub mode: Option<String>,
+    /// The last person who decided how the stopped run goes on, and when.
+    pub decided_by: Option<String>,
+    pub decided_at: Option<DateTime<Utc>>,
+}
+
+impl Run {
+    /// A run's owner as people read it: `host/pid` without the incarnation token.
+    pub fn owner_label(&self) -> String {
+        self.owner
+            .as_deref()
+            .map(owner_label)
+            .unwrap_or_else(|| "nobody".to_string())
+    }
+}
+
+/// `host/pid/token` → `host (pid pid)`.
+pub fn owner_label(owner: &str) -> String {
+    let mut parts = owner.split('/');
+    match (parts.next(), parts.next()) {
+        (Some(host), Some(pid)) => format!("{host} (pid {pid})"),
+        _ => owner.to_string(),
+    }
+}
+
+/// A process's claim on a run: who, and until when unless renewed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Lease {
+    pub owner: String,
+    pub until: DateTime<Utc>,
+}
+
+/// A run another process held until its lease expired, now claimed by this one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TakenOver {
+    /// The run as it is now (owned by this process).
+    pub run: Run,
+    /// Who held it before, and until when.
+    pub previous_owner: Option<String>,
+    pub previous_lease: Option<DateTime<Utc>>,
 }
 
 /// A step as planned and approved, and what became of it.

@@ -5,7 +5,7 @@ use crate::approval::{Approval, ApprovalRequest, RequestState};
 use crate::error::Result;
 use crate::ids::{IncidentId, RequestId, RunId};
 use crate::incident::Incident;
-use crate::run::{Run, RunState, StepRecord};
+use crate::run::{Lease, Run, RunState, StepRecord, TakenOver};
 use crate::timeline::{Draft, Entry, Head};
 use chrono::{DateTime, Utc};
 
@@ -35,7 +35,7 @@ pub struct NewIncident {
 }
 
 #[async_trait::async_trait]
-pub trait Store: Send + Sync {
+pub trait Store: RunStore {
     // Incidents and their timeline.
 
     /// Allocates the next `INC-YYYYMMDD-N` for the declaration day and stores the incident with its
@@ -71,14 +71,42 @@ pub trait Store: Send + Sync {
     async fn request(&self, id: &RequestId) -> Result<Option<ApprovalRequest>>;
     /// Requests of an incident, oldest first.
     async fn requests_for_incident(&self, incident: &IncidentId) -> Result<Vec<ApprovalRequest>>;
-    /// Records an approval; `false` if this approver had already approved (one person counts once).
-    async fn add_approval(&self, approval: &Approval, drafts: Vec<Draft>) -> Result<bool>;
+    /// Records an approval, only while the request is still pending (a compare-and-set on its
+    /// state) and only once per person.
+    async fn add_approval(&self, approval: &Approval, drafts: Vec<Draft>) -> Result<Recorded>;
     async fn approvals(&self, id: &RequestId) -> Result<Vec<Approval>>;
     /// Requests in a state, across incidents, oldest first (the expiry sweep reads pending ones).
     async fn requests_in_state(&self, state: RequestState) -> Result<Vec<ApprovalRequest>>;
+    /// Moves the request to `to` only if it is in one of `from`; `true` if this call made the
+    /// change. This compare-and-set is what makes a request decided once across replicas.
+    async fn transition_request(
+        &self,
+        id: &RequestId,
+        change: StateChange<'_>,
+        drafts: Vec<Draft>,
+    ) -> Result<bool>;
+
+    // Periodic notices.
+
+    /// Records a notice (`key`, e.g. `clock.response.missed`) for an incident with its timeline
+    /// entries, only if it was never recorded; `true` if this call recorded it (and should send it).
+    async fn record_notice_once(
+        &self,
+        incident: &IncidentId,
+        key: &str,
+        at: DateTime<Utc>,
+        drafts: Vec<Draft>,
+    ) -> Result<bool>;
+}
+
+/// Playbook runs: starting them exactly once, owning them under a lease, and continuing them.
+/// Part of `Store`; a trait of its own so each backend's implementation stays in a file of its own.
+#[async_trait::async_trait]
+pub trait RunStore: Send + Sync {
     /// The deciding approval: moves the request from `pending` to `executing` and stores the run
-    /// with its steps, in one transaction, only if the request is still pending. `None` if another
-    /// approval (on this replica or another) got there first. This is the exactly-once guarantee.
+    /// (owned by `run.owner` until `run.lease_until`) with its steps, in one transaction, only if
+    /// the request is still pending. `None` if another approval (on this replica or another) got
+    /// there first. This is the exactly-once guarantee for starting.
     async fn begin_execution(
         &self,
         id: &RequestId,
@@ -88,27 +116,83 @@ pub trait Store: Send + Sync {
         steps: Vec<StepRecord>,
         drafts: Vec<Draft>,
     ) -> Result<Option<Run>>;
-    /// Moves the request to `to` only if it is in one of `from`; `true` if this call made the
-    /// change. This compare-and-set is what makes a request execute once across replicas.
-    async fn transition_request(
-        &self,
-        id: &RequestId,
-        change: StateChange<'_>,
-        drafts: Vec<Draft>,
-    ) -> Result<bool>;
-
-    // Playbook runs.
-
     async fn run(&self, id: &RunId) -> Result<Option<Run>>;
     async fn run_for_request(&self, request: &RequestId) -> Result<Option<Run>>;
     async fn runs_in_state(&self, state: RunState) -> Result<Vec<Run>>;
     async fn steps(&self, run: &RunId) -> Result<Vec<StepRecord>>;
+    /// Claims one running run of executor `mode` whose lease expired before `now` (or that has
+    /// none), for `lease`; on PostgreSQL with `FOR UPDATE SKIP LOCKED`, so replicas scanning at
+    /// once claim different runs. `None` when there is nothing to take over.
+    async fn claim_expired_run(
+        &self,
+        mode: &str,
+        now: DateTime<Utc>,
+        lease: &Lease,
+    ) -> Result<Option<TakenOver>>;
+    /// Extends the owner's lease; `false` if the run is no longer running under this owner.
+    async fn renew_lease(&self, run: &RunId, lease: &Lease) -> Result<bool>;
+    /// Marks a step running, only while `owner` still owns the running run (the fence against a
+    /// process that lost its lease); `false` otherwise, and nothing is written.
+    async fn start_step(&self, step: &StepRecord, owner: &str) -> Result<bool>;
     /// Saves a step's state, attempts, times and result.
     async fn save_step(&self, step: &StepRecord) -> Result<()>;
-    async fn set_run_state(
+    /// Stops a running run of `owner` for a person to decide (`blocked`, no owner), with the
+    /// timeline entries; `false` if it was not running under this owner.
+    async fn block_run(&self, run: &RunId, owner: &str, drafts: Vec<Draft>) -> Result<bool>;
+    /// Ends a run and its request together, in one transaction, if the run is still in `from`
+    /// (and, for a running run, still owned by `owner`); `false` otherwise.
+    async fn end_run(&self, end: RunEnd<'_>, drafts: Vec<Draft>) -> Result<bool>;
+    /// A person's decision on a blocked run: it becomes running again under `lease` with `step`
+    /// saved as given (done, or pending to run again), if it is still blocked; `false` if
+    /// someone else decided first.
+    async fn resume_run(
         &self,
         run: &RunId,
-        state: RunState,
-        finished_at: Option<DateTime<Utc>>,
-    ) -> Result<()>;
+        step: &StepRecord,
+        decided_by: &str,
+        at: DateTime<Utc>,
+        lease: &Lease,
+        drafts: Vec<Draft>,
+    ) -> Result<bool>;
+    /// The approved retry of a blocked run's step: the retry request goes from pending to done and
+    /// the run from blocked to running under `lease`, its step back to pending, in one
+    /// transaction; `false` (and nothing changes) if either was already decided.
+    async fn begin_retry(
+        &self,
+        request: &RequestId,
+        at: DateTime<Utc>,
+        by: &str,
+        step: &StepRecord,
+        lease: &Lease,
+        drafts: Vec<Draft>,
+    ) -> Result<bool>;
+
+}
+
+/// What `add_approval` did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Recorded {
+    Recorded,
+    /// This person had already approved; one person counts once.
+    Duplicate,
+    /// The request was decided (approved, denied, cancelled, expired) meanwhile.
+    NotPending,
+}
+
+/// How a run ends (`end_run`).
+#[derive(Clone, Copy, Debug)]
+pub struct RunEnd<'a> {
+    pub run: &'a RunId,
+    pub request: &'a RequestId,
+    /// The state the run must be in: `Running` (then owned by `owner`) or `Blocked`.
+    pub from: RunState,
+    pub owner: Option<&'a str>,
+    pub to: RunState,
+    pub request_to: RequestState,
+    pub at: DateTime<Utc>,
+    /// Who decided it (an abort), if a person did.
+    pub by: Option<&'a str>,
+    pub reason: Option<&'a str>,
+    /// A step to save in the same transaction (the interrupted step an abort fails).
+    pub step: Option<&'a StepRecord>,
 }

@@ -300,6 +300,14 @@ async fn crash_during(t: &TestApp, kind: &str, after_effect: bool) -> Gate {
     gate
 }
 
+/// Another process takes over once the crashed one's lease has run out: the clock moves past it.
+async fn take_over(t: &TestApp, engine: &erlmcp_handlers::engine::Engine) -> Vec<erlmcp_handlers::reply::Reply> {
+    t.clock.advance(chrono::Duration::seconds(
+        erlmcp_handlers::engine::DEFAULT_LEASE_SECONDS + 1,
+    ));
+    engine.take_over_expired_runs().await.unwrap()
+}
+
 async fn steps(t: &TestApp) -> Vec<(StepState, i64)> {
     t.db.store
         .steps(&RunId::new("RUN-20261128-1"))
@@ -319,7 +327,11 @@ async fn crash_mid_idempotent_step_reruns_it_and_nothing_else(b: Backend) {
     assert_eq!(s[2], (StepState::Running, 1), "{s:?}");
     assert_eq!(t.sim.applies_of("pg.promote"), 1);
     let engine = restarted(&t, Arc::new(t.sim.clone())).await;
-    let replies = engine.resume_unfinished().await.unwrap();
+    assert!(
+        engine.take_over_expired_runs().await.unwrap().is_empty(),
+        "nobody takes over while the owner's lease holds"
+    );
+    let replies = take_over(&t, &engine).await;
     assert!(replies[0].text.contains("🏁"), "{replies:?}");
     assert_eq!(
         t.sim.applies_of("notify.status-page"),
@@ -340,7 +352,7 @@ async fn crash_mid_idempotent_step_reruns_it_and_nothing_else(b: Backend) {
     let tl = t.db.store.timeline(&IncidentId::new(INC)).await.unwrap();
     let kinds: Vec<&str> = tl.iter().map(|e| e.kind.as_str()).collect();
     assert!(
-        kinds.contains(&"step.interrupted") && kinds.contains(&"run.resumed"),
+        kinds.contains(&"step.interrupted") && kinds.contains(&"run.taken_over"),
         "{kinds:?}"
     );
     assert_eq!(
@@ -364,7 +376,7 @@ async fn crash_mid_non_idempotent_step_waits_for_a_person(b: Backend) {
     // The promotion took effect, then the process died before recording it.
     crash_during(&t, "pg.promote", true).await;
     let engine = restarted(&t, Arc::new(t.sim.clone())).await;
-    let replies = engine.resume_unfinished().await.unwrap();
+    let replies = take_over(&t, &engine).await;
     assert!(
         replies[0].is_error
             && replies[0].text.contains(
@@ -382,14 +394,8 @@ async fn crash_mid_non_idempotent_step_waits_for_a_person(b: Backend) {
         RunState::Blocked
     );
     // Restarting again does not run it either.
-    assert!(
-        restarted(&t, Arc::new(t.sim.clone()))
-            .await
-            .resume_unfinished()
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    let again = restarted(&t, Arc::new(t.sim.clone())).await;
+    assert!(take_over(&t, &again).await.is_empty());
     assert_eq!(t.sim.applies_of("pg.promote"), 1);
     // A person checked: it did complete.
     let r = engine.handle(&request("carol", "resume done")).await;
@@ -419,11 +425,7 @@ async fn crash_between_steps_resumes_at_the_next_step(b: Backend) {
         ]
     );
     let engine = restarted(&t, Arc::new(t.sim.clone())).await;
-    assert!(
-        engine.resume_unfinished().await.unwrap()[0]
-            .text
-            .contains("🏁")
-    );
+    assert!(take_over(&t, &engine).await[0].text.contains("🏁"));
     assert_eq!(
         (
             t.sim.applies_of("pg.promote"),
@@ -441,15 +443,23 @@ async fn a_blocked_run_can_be_retried_or_aborted(b: Backend) {
     // Died before the promotion took effect: retry is right.
     crash_during(&t, "pg.promote", false).await;
     let engine = restarted(&t, Arc::new(t.sim.clone())).await;
-    engine.resume_unfinished().await.unwrap();
+    take_over(&t, &engine).await;
     assert!(
         engine.handle(&request("bob", "resume maybe")).await[0]
             .text
             .contains("`maybe` is not one of done, retry, abort")
     );
+    // Promotion is not safe to run twice: running it again is a change a second person approves.
     let r = engine
         .handle(&request("bob", "resume RUN-20261128-1 retry"))
         .await;
+    assert!(r[0].is_request_card, "{r:?}");
+    assert!(r[0].text.contains("REQ-20261128-2"), "{r:?}");
+    assert!(r[0].text.contains("not safe to run twice"), "{r:?}");
+    assert_eq!(t.sim.applies_of("pg.promote"), 0);
+    let r = engine.handle(&request("bob", "approve REQ-20261128-2")).await;
+    assert!(r[0].is_error && r[0].text.contains("a second person"), "{r:?}");
+    let r = engine.handle(&request("carol", "approve REQ-20261128-2")).await;
     assert!(r[0].text.contains("🏁"), "{r:?}");
     assert_eq!(t.sim.applies_of("pg.promote"), 1);
 
@@ -458,7 +468,7 @@ async fn a_blocked_run_can_be_retried_or_aborted(b: Backend) {
     };
     crash_during(&t2, "pg.promote", false).await;
     let engine = restarted(&t2, Arc::new(t2.sim.clone())).await;
-    engine.resume_unfinished().await.unwrap();
+    take_over(&t2, &engine).await;
     let r = engine.handle(&request("bob", "resume abort")).await;
     assert!(r[0].text.contains("RUN-20261128-1 aborted by bob"), "{r:?}");
     assert_eq!(

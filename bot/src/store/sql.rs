@@ -11,9 +11,8 @@ macro_rules! sql_store {
             use erlmcp_handlers::error::{Error, Result};
             use erlmcp_handlers::ids::{IncidentId, RequestId, RunId};
             use erlmcp_handlers::incident::{Incident, IncidentStatus};
-            use erlmcp_handlers::run::{Run, RunState, StepRecord, StepState};
-            use erlmcp_handlers::severity::Severity;
-            use erlmcp_handlers::store::{ID_PLACEHOLDER, NewIncident, StateChange, Store};
+                        use erlmcp_handlers::severity::Severity;
+            use erlmcp_handlers::store::{ID_PLACEHOLDER, NewIncident, Recorded, StateChange, Store};
             use erlmcp_handlers::timeline::{self, Draft, Entry, GENESIS_HASH, Head, Source};
             use sqlx::{AssertSqlSafe, Row};
 
@@ -21,9 +20,7 @@ macro_rules! sql_store {
             type DbRow = <$db as sqlx::Database>::Row;
 
             const INCIDENT_COLUMNS: &str = "id, title, severity, status, channel, drill, declared_by, declared_at, acknowledged_at, acknowledged_by, mitigated_at, resolved_at, closed_at, summary, roles, version";
-            const REQUEST_COLUMNS: &str = "id, incident_id, channel, requester_id, requester_name, command, playbook, params, severity, plan_text, plan_digest, policy, state, created_at, expires_at, decided_at, decided_by, reason";
-            const RUN_COLUMNS: &str = "id, request_id, incident_id, playbook, channel, state, started_at, finished_at";
-            const STEP_COLUMNS: &str = "run_id, idx, name, action, description, changes_state, idempotent, timeout_seconds, retries, state, attempts, started_at, finished_at, result";
+            const REQUEST_COLUMNS: &str = "id, incident_id, channel, requester_id, requester_name, command, playbook, params, severity, plan_text, plan_digest, policy, state, created_at, expires_at, decided_at, decided_by, reason, retry_run, retry_step";
 
             fn incident_from(row: &DbRow) -> Result<Incident> {
                 let sev: String = row.try_get("severity").map_err(db)?;
@@ -89,41 +86,13 @@ macro_rules! sql_store {
                     decided_at: row.try_get("decided_at").map_err(db)?,
                     decided_by: row.try_get("decided_by").map_err(db)?,
                     reason: row.try_get("reason").map_err(db)?,
-                })
-            }
-
-            fn run_from(row: &DbRow) -> Result<Run> {
-                let state: String = row.try_get("state").map_err(db)?;
-                Ok(Run {
-                    id: RunId::new(row.try_get::<String, _>("id").map_err(db)?),
-                    request: RequestId::new(row.try_get::<String, _>("request_id").map_err(db)?),
-                    incident: IncidentId::new(row.try_get::<String, _>("incident_id").map_err(db)?),
-                    playbook: row.try_get("playbook").map_err(db)?,
-                    channel: row.try_get("channel").map_err(db)?,
-                    state: RunState::parse(&state).ok_or_else(|| bad("state", &state))?,
-                    started_at: row.try_get("started_at").map_err(db)?,
-                    finished_at: row.try_get("finished_at").map_err(db)?,
-                })
-            }
-
-            fn step_from(row: &DbRow) -> Result<StepRecord> {
-                let action: String = row.try_get("action").map_err(db)?;
-                let state: String = row.try_get("state").map_err(db)?;
-                Ok(StepRecord {
-                    run: RunId::new(row.try_get::<String, _>("run_id").map_err(db)?),
-                    idx: row.try_get("idx").map_err(db)?,
-                    name: row.try_get("name").map_err(db)?,
-                    action: serde_json::from_str(&action).map_err(|_| bad("action", &action))?,
-                    description: row.try_get("description").map_err(db)?,
-                    changes_state: row.try_get("changes_state").map_err(db)?,
-                    idempotent: row.try_get("idempotent").map_err(db)?,
-                    timeout_seconds: row.try_get("timeout_seconds").map_err(db)?,
-                    retries: row.try_get("retries").map_err(db)?,
-                    state: StepState::parse(&state).ok_or_else(|| bad("state", &state))?,
-                    attempts: row.try_get("attempts").map_err(db)?,
-                    started_at: row.try_get("started_at").map_err(db)?,
-                    finished_at: row.try_get("finished_at").map_err(db)?,
-                    result: row.try_get("result").map_err(db)?,
+                    retry_of: match (
+                        row.try_get::<Option<String>, _>("retry_run").map_err(db)?,
+                        row.try_get::<Option<i64>, _>("retry_step").map_err(db)?,
+                    ) {
+                        (Some(run), Some(step)) => Some((RunId::new(run), step)),
+                        _ => None,
+                    },
                 })
             }
 
@@ -366,7 +335,7 @@ macro_rules! sql_store {
                         let params = serde_json::to_string(&r.params).map_err(|e| Error::Store(e.to_string()))?;
                         let policy = serde_json::to_string(&r.policy).map_err(|e| Error::Store(e.to_string()))?;
                         let res = sqlx::query(
-                            "INSERT INTO approval_requests (id, day, day_seq, incident_id, channel, requester_id, requester_name, command, playbook, params, severity, plan_text, plan_digest, policy, state, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
+                            "INSERT INTO approval_requests (id, day, day_seq, incident_id, channel, requester_id, requester_name, command, playbook, params, severity, plan_text, plan_digest, policy, state, created_at, expires_at, retry_run, retry_step) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)",
                         )
                         .bind(id.as_str())
                         .bind(day.to_string())
@@ -385,6 +354,8 @@ macro_rules! sql_store {
                         .bind(r.state.as_str())
                         .bind(timeline::normalise_time(r.created_at))
                         .bind(timeline::normalise_time(r.expires_at))
+                        .bind(r.retry_of.as_ref().map(|(run, _)| run.as_str().to_string()))
+                        .bind(r.retry_of.as_ref().map(|(_, step)| *step))
                         .execute(&mut *tx)
                         .await;
                         match res {
@@ -433,8 +404,22 @@ macro_rules! sql_store {
                     rows.iter().map(request_from).collect()
                 }
 
-                async fn add_approval(&self, a: &Approval, drafts: Vec<Draft>) -> Result<bool> {
+                async fn add_approval(&self, a: &Approval, drafts: Vec<Draft>) -> Result<Recorded> {
                     let mut tx = self.begin().await?;
+                    // A compare-and-set on the request's state: an approval arriving after the
+                    // request was decided (on any replica) is not recorded.
+                    let sql = format!("SELECT incident_id, state FROM approval_requests WHERE id = $1{}", $for_update);
+                    let row = sqlx::query(AssertSqlSafe(sql))
+                        .bind(a.request.as_str())
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(db)?
+                        .ok_or_else(|| Error::NotFound(a.request.to_string()))?;
+                    let state: String = row.try_get("state").map_err(db)?;
+                    if state != RequestState::Pending.as_str() {
+                        return Ok(Recorded::NotPending);
+                    }
+                    let incident: String = row.try_get("incident_id").map_err(db)?;
                     let res = sqlx::query(
                         "INSERT INTO approvals (request_id, approver_id, approver_name, digest, at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (request_id, approver_id) DO NOTHING",
                     )
@@ -447,16 +432,26 @@ macro_rules! sql_store {
                     .await
                     .map_err(db)?;
                     if res.rows_affected() == 0 {
+                        return Ok(Recorded::Duplicate);
+                    }
+                    Self::append_in(&mut tx, &IncidentId::new(incident), drafts).await?;
+                    tx.commit().await.map_err(db)?;
+                    Ok(Recorded::Recorded)
+                }
+
+                async fn record_notice_once(&self, incident: &IncidentId, key: &str, at: DateTime<Utc>, drafts: Vec<Draft>) -> Result<bool> {
+                    let mut tx = self.begin().await?;
+                    let res = sqlx::query("INSERT INTO notices (incident_id, kind, sent_at) VALUES ($1, $2, $3) ON CONFLICT (incident_id, kind) DO NOTHING")
+                        .bind(incident.as_str())
+                        .bind(key)
+                        .bind(timeline::normalise_time(at))
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db)?;
+                    if res.rows_affected() == 0 {
                         return Ok(false);
                     }
-                    let incident: String = sqlx::query("SELECT incident_id FROM approval_requests WHERE id = $1")
-                        .bind(a.request.as_str())
-                        .fetch_one(&mut *tx)
-                        .await
-                        .map_err(db)?
-                        .try_get("incident_id")
-                        .map_err(db)?;
-                    Self::append_in(&mut tx, &IncidentId::new(incident), drafts).await?;
+                    Self::append_in(&mut tx, incident, drafts).await?;
                     tx.commit().await.map_err(db)?;
                     Ok(true)
                 }
@@ -517,130 +512,6 @@ macro_rules! sql_store {
                     Self::append_in(&mut tx, &IncidentId::new(incident), drafts).await?;
                     tx.commit().await.map_err(db)?;
                     Ok(true)
-                }
-
-                async fn begin_execution(
-                    &self,
-                    id: &RequestId,
-                    at: DateTime<Utc>,
-                    by: &str,
-                    run: Run,
-                    steps: Vec<StepRecord>,
-                    drafts: Vec<Draft>,
-                ) -> Result<Option<Run>> {
-                    for _ in 0..ID_RETRIES {
-                        let mut tx = self.begin().await?;
-                        // The compare-and-set: of all approvals racing on any replica, one moves the request.
-                        let res = sqlx::query(
-                            "UPDATE approval_requests SET state = 'executing', decided_at = $1, decided_by = $2 WHERE id = $3 AND state = 'pending'",
-                        )
-                        .bind(timeline::normalise_time(at))
-                        .bind(by)
-                        .bind(id.as_str())
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(db)?;
-                        if res.rows_affected() != 1 {
-                            return Ok(None);
-                        }
-                        let day = at.date_naive();
-                        let seq = Self::next_day_seq(&mut tx, "runs", day).await?;
-                        let run_id = RunId::for_day(day, seq);
-                        let inserted = sqlx::query(
-                            "INSERT INTO runs (id, day, day_seq, request_id, incident_id, playbook, channel, state, started_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-                        )
-                        .bind(run_id.as_str())
-                        .bind(day.to_string())
-                        .bind(seq)
-                        .bind(id.as_str())
-                        .bind(run.incident.as_str())
-                        .bind(&run.playbook)
-                        .bind(&run.channel)
-                        .bind(RunState::Running.as_str())
-                        .bind(timeline::normalise_time(run.started_at))
-                        .execute(&mut *tx)
-                        .await;
-                        match inserted {
-                            Err(e) if is_unique_violation(&e) => continue,
-                            Err(e) => return Err(db(e)),
-                            Ok(_) => {}
-                        }
-                        for s in &steps {
-                            let action = serde_json::to_string(&s.action).map_err(|e| Error::Store(e.to_string()))?;
-                            sqlx::query(
-                                "INSERT INTO run_steps (run_id, idx, name, action, description, changes_state, idempotent, timeout_seconds, retries, state, attempts) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 0)",
-                            )
-                            .bind(run_id.as_str())
-                            .bind(s.idx)
-                            .bind(&s.name)
-                            .bind(action)
-                            .bind(&s.description)
-                            .bind(s.changes_state)
-                            .bind(s.idempotent)
-                            .bind(s.timeout_seconds)
-                            .bind(s.retries)
-                            .bind(StepState::Pending.as_str())
-                            .execute(&mut *tx)
-                            .await
-                            .map_err(db)?;
-                        }
-                        let drafts = drafts.iter().cloned().map(|mut d| {
-                            d.text = d.text.replacen(ID_PLACEHOLDER, run_id.as_str(), 1);
-                            d
-                        }).collect();
-                        Self::append_in(&mut tx, &run.incident, drafts).await?;
-                        tx.commit().await.map_err(db)?;
-                        return Ok(Some(Run { id: run_id, started_at: timeline::normalise_time(run.started_at), ..run }));
-                    }
-                    Err(Error::Store("could not allocate a run id".into()))
-                }
-
-                async fn run(&self, id: &RunId) -> Result<Option<Run>> {
-                    let sql = format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = $1");
-                    sqlx::query(AssertSqlSafe(sql)).bind(id.as_str()).fetch_optional(&self.pool).await.map_err(db)?.as_ref().map(run_from).transpose()
-                }
-
-                async fn run_for_request(&self, request: &RequestId) -> Result<Option<Run>> {
-                    let sql = format!("SELECT {RUN_COLUMNS} FROM runs WHERE request_id = $1");
-                    sqlx::query(AssertSqlSafe(sql)).bind(request.as_str()).fetch_optional(&self.pool).await.map_err(db)?.as_ref().map(run_from).transpose()
-                }
-
-                async fn runs_in_state(&self, state: RunState) -> Result<Vec<Run>> {
-                    let sql = format!("SELECT {RUN_COLUMNS} FROM runs WHERE state = $1 ORDER BY started_at, day_seq");
-                    let rows = sqlx::query(AssertSqlSafe(sql)).bind(state.as_str()).fetch_all(&self.pool).await.map_err(db)?;
-                    rows.iter().map(run_from).collect()
-                }
-
-                async fn steps(&self, run: &RunId) -> Result<Vec<StepRecord>> {
-                    let sql = format!("SELECT {STEP_COLUMNS} FROM run_steps WHERE run_id = $1 ORDER BY idx");
-                    let rows = sqlx::query(AssertSqlSafe(sql)).bind(run.as_str()).fetch_all(&self.pool).await.map_err(db)?;
-                    rows.iter().map(step_from).collect()
-                }
-
-                async fn save_step(&self, s: &StepRecord) -> Result<()> {
-                    sqlx::query("UPDATE run_steps SET state = $1, attempts = $2, started_at = $3, finished_at = $4, result = $5 WHERE run_id = $6 AND idx = $7")
-                        .bind(s.state.as_str())
-                        .bind(s.attempts)
-                        .bind(s.started_at.map(timeline::normalise_time))
-                        .bind(s.finished_at.map(timeline::normalise_time))
-                        .bind(&s.result)
-                        .bind(s.run.as_str())
-                        .bind(s.idx)
-                        .execute(&self.pool)
-                        .await
-                        .map_err(db)?;
-                    Ok(())
-                }
-
-                async fn set_run_state(&self, run: &RunId, state: RunState, finished_at: Option<DateTime<Utc>>) -> Result<()> {
-                    sqlx::query("UPDATE runs SET state = $1, finished_at = $2 WHERE id = $3")
-                        .bind(state.as_str())
-                        .bind(finished_at.map(timeline::normalise_time))
-                        .bind(run.as_str())
-                        .execute(&self.pool)
-                        .await
-                        .map_err(db)?;
-                    Ok(())
                 }
             }
         };

@@ -6,6 +6,7 @@ use crate::approval::{Approval, ApprovalRequest, RequestState, Verdict, judge_ap
 use crate::ids::{IncidentId, RequestId, RunId};
 use crate::reply::Reply;
 use crate::run::{Run, RunState, StepRecord, StepState};
+use crate::store::Recorded;
 
 impl Engine {
     async fn expire_if_due(&self, r: &ApprovalRequest) -> crate::Result<bool> {
@@ -110,11 +111,19 @@ impl Engine {
                 r.short_digest()
             ),
         );
-        if !self.store.add_approval(&approval, vec![draft]).await? {
-            return Ok(vec![Reply::error(format!(
-                "You have already approved {}; one person counts once.",
-                r.id
-            ))]);
+        match self.store.add_approval(&approval, vec![draft]).await? {
+            Recorded::Recorded => {}
+            Recorded::Duplicate => {
+                return Ok(vec![Reply::error(format!(
+                    "You have already approved {}; one person counts once.",
+                    r.id
+                ))]);
+            }
+            // Decided meanwhile (on this replica or another): say how it ended.
+            Recorded::NotPending => {
+                let now = self.store.request(&r.id).await?.unwrap_or(r);
+                return Ok(vec![Reply::error(self.not_pending(&now))]);
+            }
         }
         if !complete {
             let have = existing.len() + 1;
@@ -138,6 +147,9 @@ impl Engine {
         req: &Request,
         r: ApprovalRequest,
     ) -> crate::Result<Vec<Reply>> {
+        if let Some((run, idx)) = r.retry_of.clone() {
+            return self.execute_retry(req, r, run, idx).await;
+        }
         let inc = self
             .store
             .incident(&r.incident)
@@ -190,6 +202,11 @@ impl Engine {
             state: RunState::Running,
             started_at: now,
             finished_at: None,
+            owner: Some(self.settings.owner.clone()),
+            lease_until: Some(self.lease().until),
+            mode: Some(self.executor.mode().as_str().to_string()),
+            decided_by: None,
+            decided_at: None,
         };
         let steps: Vec<StepRecord> = plan
             .steps
@@ -211,13 +228,13 @@ impl Engine {
                 result: None,
             })
             .collect();
-        let approvers: Vec<String> = self
-            .store
-            .approvals(&r.id)
-            .await?
-            .into_iter()
-            .map(|a| a.approver_name)
+        let approvals = self.store.approvals(&r.id).await?;
+        // The timeline names each approver with their platform id; the channel by name.
+        let approvers: Vec<String> = approvals
+            .iter()
+            .map(|a| format!("{} ({})", a.approver_name, a.approver_id))
             .collect();
+        let names: Vec<&str> = approvals.iter().map(|a| a.approver_name.as_str()).collect();
         let drafts = vec![
             self.draft(
                 &req.actor,
@@ -233,12 +250,13 @@ impl Engine {
             self.system_draft(
                 "run.started",
                 format!(
-                    "{}: executing {} for {} ({} steps, executor {})",
+                    "{}: executing {} for {} ({} steps, executor {}) on {}",
                     crate::store::ID_PLACEHOLDER,
                     r.playbook,
                     r.id,
                     steps.len(),
-                    self.executor.mode().as_str()
+                    self.executor.mode().as_str(),
+                    crate::run::owner_label(&self.settings.owner)
                 ),
             ),
         ];
@@ -258,7 +276,7 @@ impl Engine {
                 Reply::channel(format!(
                     "✅ {} approved by {}; running {} as {} ({} mode).",
                     r.id,
-                    approvers.join(", "),
+                    names.join(", "),
                     r.playbook,
                     run.id,
                     self.executor.mode().as_str()
@@ -382,7 +400,7 @@ impl Engine {
 impl Engine {
     /// Ends a pending request (expired, void, denied, cancelled) with its timeline entry; `false`
     /// if it was no longer pending (someone else decided it first).
-    async fn settle(
+    pub(crate) async fn settle(
         &self,
         id: &RequestId,
         to: RequestState,

@@ -1,85 +1,163 @@
-//! Running approved plans step by step, durably: each step's state is stored before and after it
-//! runs, so a restart resumes where the run stopped. A finished step never runs again; a step
-//! interrupted mid-way runs again only if it is idempotent, otherwise a person decides.
+//! Running approved plans step by step, durably and by one process at a time. Each step's state
+//! is stored before and after it runs, so another process can continue where this one stopped.
+//! The run is owned under a lease this process renews while it executes; every step starts only
+//! if the lease is still ours (a fenced write), so a process that lost its claim never starts
+//! another step.
 
-use super::{Engine, Request};
+use super::Engine;
 use crate::approval::RequestState;
-use crate::command::ResumeDecision;
 use crate::executor::{ExecError, FailureKind};
-use crate::ids::{IncidentId, RunId};
+use crate::ids::RunId;
 use crate::reply::Reply;
-use crate::run::{Run, RunState, StepRecord, StepState};
+use crate::run::{Lease, Run, RunState, StepRecord, StepState};
 use crate::severity::human_duration;
+use crate::store::RunEnd;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration as StdDuration;
 
 /// The longest wait between retries, whatever the backoff says.
 const MAX_BACKOFF_MS: u64 = 30_000;
 
+/// Why a step did not complete.
+enum Stop {
+    /// The step failed (or timed out) with this error.
+    Failed(ExecError),
+    /// This process no longer owns the run: another one continues it.
+    Lost,
+}
+
+impl From<ExecError> for Stop {
+    fn from(e: ExecError) -> Self {
+        Stop::Failed(e)
+    }
+}
+
+/// Renews this process's lease on a run in the background while it executes; stops on drop.
+struct LeaseKeeper {
+    lost: Arc<AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl LeaseKeeper {
+    fn start(engine: &Engine, run: &RunId) -> Self {
+        let lost = Arc::new(AtomicBool::new(false));
+        let every = StdDuration::from_millis((engine.settings.lease_seconds.max(1) as u64) * 333);
+        let (engine, run, flag) = (engine.clone(), run.clone(), lost.clone());
+        let task = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                match engine.store.renew_lease(&run, &engine.lease()).await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        tracing::warn!(run = %run, "lost the lease on the run; another process continues it");
+                        flag.store(true, Ordering::SeqCst);
+                        return;
+                    }
+                    // The database is away: keep trying. If the lease runs out meanwhile, the next
+                    // step's fenced start tells us.
+                    Err(e) => tracing::warn!(run = %run, error = %e, "could not renew the lease"),
+                }
+            }
+        });
+        Self { lost, task }
+    }
+
+    fn lost(&self) -> bool {
+        self.lost.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for LeaseKeeper {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
 impl Engine {
-    /// Runs the pending steps of a run in order and returns the closing summary.
+    /// This process's claim on a run, from now.
+    pub(crate) fn lease(&self) -> Lease {
+        Lease {
+            owner: self.settings.owner.clone(),
+            until: self.clock.now() + chrono::Duration::seconds(self.settings.lease_seconds),
+        }
+    }
+
+    /// Runs the pending steps of a run this process owns, in order, and returns the closing summary.
     pub async fn execute_run(&self, run_id: &RunId) -> crate::Result<Reply> {
         let run = self
             .store
             .run(run_id)
             .await?
             .ok_or_else(|| crate::Error::NotFound(run_id.to_string()))?;
+        if run.state != RunState::Running || run.owner.as_deref() != Some(&self.settings.owner) {
+            return Ok(self.not_ours(&run));
+        }
+        let keeper = LeaseKeeper::start(self, &run.id);
         let mut steps = self.store.steps(run_id).await?;
         let total = steps.len();
         for i in 0..steps.len() {
             if matches!(steps[i].state, StepState::Done | StepState::Skipped) {
                 continue;
             }
-            if let Err(failure) = self.run_step(&run, &mut steps[i], total).await {
-                if failure.kind == FailureKind::Timeout {
-                    // Partly done, perhaps: a person looks, then resumes, retries or aborts.
-                    self.block(&run, &steps[i], &failure.message).await?;
-                    let mut reply = self.blocked_reply(&run, &steps[i]);
-                    reply.text = format!(
-                        "⏱ {} step {} `{}` {failure}.\n{}",
-                        run.id,
-                        steps[i].idx,
-                        steps[i].name,
-                        reply
-                            .text
-                            .split_once('\n')
-                            .map(|(_, rest)| rest)
-                            .unwrap_or("")
-                    );
-                    return Ok(reply);
+            if keeper.lost() {
+                return self.lost(&run).await;
+            }
+            let failure = match self.run_step(&run, &mut steps[i], total).await {
+                Ok(()) => continue,
+                Err(Stop::Lost) => return self.lost(&run).await,
+                Err(Stop::Failed(f)) => f,
+            };
+            if failure.kind == FailureKind::Timeout {
+                // Partly done, perhaps: a person looks, then resumes, retries or aborts.
+                if !self.block(&run, &steps[i], &failure.message).await? {
+                    return self.lost(&run).await;
                 }
-                let not_done: Vec<String> = steps[i + 1..]
-                    .iter()
-                    .map(|s| format!("{}. {}", s.idx, s.name))
-                    .collect();
-                let remaining = if not_done.is_empty() {
-                    "none".to_string()
-                } else {
-                    not_done.join(", ")
-                };
-                let draft = self.system_draft(
-                    "run.failed",
-                    format!(
-                        "{} failed at step {} ({}): {}. Not done: {remaining}",
-                        run.id, steps[i].idx, steps[i].name, failure
-                    ),
+                let mut reply = self.blocked_reply(&run, &steps[i]);
+                reply.text = format!(
+                    "⏱ {} step {} `{}` {failure}.\n{}",
+                    run.id,
+                    steps[i].idx,
+                    steps[i].name,
+                    reply
+                        .text
+                        .split_once('\n')
+                        .map(|(_, rest)| rest)
+                        .unwrap_or("")
                 );
-                self.finish(
-                    &run,
-                    RunState::Failed,
-                    RequestState::Failed,
-                    None,
-                    Some(&failure.message),
-                    draft,
-                )
-                .await?;
-                let mut reply = Reply::channel(format!(
-                    "❌ {} ({}) failed at step {}/{total} `{}`: {}\nNot done: {remaining}\nThe state is as the completed steps left it; `/erlmcp timeline` has every step.",
-                    run.id, run.playbook, steps[i].idx, steps[i].name, failure
-                )).about(&run.request);
-                reply.is_error = true;
                 return Ok(reply);
             }
+            let not_done: Vec<String> = steps[i + 1..]
+                .iter()
+                .map(|s| format!("{}. {}", s.idx, s.name))
+                .collect();
+            let remaining = if not_done.is_empty() {
+                "none".to_string()
+            } else {
+                not_done.join(", ")
+            };
+            let draft = self.system_draft(
+                "run.failed",
+                format!(
+                    "{} failed at step {} ({}): {}. Not done: {remaining}",
+                    run.id, steps[i].idx, steps[i].name, failure
+                ),
+            );
+            if !self
+                .finish(&run, RunState::Failed, RequestState::Failed, Some(&failure.message), draft)
+                .await?
+            {
+                return self.lost(&run).await;
+            }
+            let mut reply = Reply::channel(format!(
+                "❌ {} ({}) failed at step {}/{total} `{}`: {}\nNot done: {remaining}\nThe state is as the completed steps left it; `/erlmcp timeline` has every step.",
+                run.id, run.playbook, steps[i].idx, steps[i].name, failure
+            ))
+            .about(&run.request);
+            reply.is_error = true;
+            return Ok(reply);
         }
+        drop(keeper);
         let now = self.clock.now();
         let took = human_duration(now - run.started_at);
         let draft = self.system_draft(
@@ -89,8 +167,12 @@ impl Engine {
                 run.id, run.playbook
             ),
         );
-        self.finish(&run, RunState::Done, RequestState::Done, None, None, draft)
-            .await?;
+        if !self
+            .finish(&run, RunState::Done, RequestState::Done, None, draft)
+            .await?
+        {
+            return self.lost(&run).await;
+        }
         let mut text = format!(
             "🏁 {} ({}) done: {total}/{total} steps in {took}.",
             run.id, run.playbook
@@ -105,41 +187,76 @@ impl Engine {
         Ok(Reply::channel(text).about(&run.request))
     }
 
-    /// Ends a run and its request together (done, failed or aborted), with the timeline entry.
+    /// Ends a run this process owns and its request together (done or failed). `false` if the
+    /// run is no longer ours.
     async fn finish(
         &self,
         run: &Run,
-        run_state: RunState,
-        request_state: RequestState,
-        by: Option<&str>,
+        to: RunState,
+        request_to: RequestState,
         reason: Option<&str>,
         draft: crate::timeline::Draft,
-    ) -> crate::Result<()> {
-        let at = self.clock.now();
-        self.store
-            .set_run_state(&run.id, run_state, Some(at))
-            .await?;
-        let change = crate::store::StateChange {
-            from: &[RequestState::Executing],
-            to: request_state,
-            at,
-            by,
+    ) -> crate::Result<bool> {
+        let end = RunEnd {
+            run: &run.id,
+            request: &run.request,
+            from: RunState::Running,
+            owner: Some(&self.settings.owner),
+            to,
+            request_to,
+            at: self.clock.now(),
+            by: None,
             reason,
+            step: None,
         };
-        self.store
-            .transition_request(&run.request, change, vec![draft])
-            .await?;
-        Ok(())
+        self.store.end_run(end, vec![draft]).await
     }
 
-    /// One step with its timeout and retries. The step is stored as running before the call,
-    /// which is what lets a restart tell "interrupted mid-way" from "not started".
-    async fn run_step(
-        &self,
-        run: &Run,
-        step: &mut StepRecord,
-        total: usize,
-    ) -> Result<(), ExecError> {
+    /// What this process says when it finds a run is not (or no longer) its own.
+    fn not_ours(&self, run: &Run) -> Reply {
+        let mut r = Reply::private(match run.state {
+            RunState::Running => format!(
+                "{} is executing on {}; this process leaves it alone.",
+                run.id,
+                run.owner_label()
+            ),
+            other => format!("{} is {}; nothing to execute.", run.id, other.as_str()),
+        })
+        .about(&run.request);
+        r.is_error = true;
+        r
+    }
+
+    /// This process lost its claim while executing: it stops and says who continues.
+    async fn lost(&self, run: &Run) -> crate::Result<Reply> {
+        let now = self.store.run(&run.id).await?.unwrap_or_else(|| run.clone());
+        let draft = self.system_draft(
+            "run.lost",
+            format!(
+                "{} stopped executing {}: its lease expired and {} holds the run now ({})",
+                crate::run::owner_label(&self.settings.owner),
+                run.id,
+                now.owner_label(),
+                now.state.as_str()
+            ),
+        );
+        self.store.append(&run.incident, vec![draft]).await?;
+        let mut r = Reply::channel(format!(
+            "⚠ {} lost {} (its lease expired, perhaps while the database was away); it is {} under {} now, and this process does nothing more for it.",
+            crate::run::owner_label(&self.settings.owner),
+            run.id,
+            now.state.as_str(),
+            now.owner_label()
+        ))
+        .about(&run.request);
+        r.is_error = true;
+        Ok(r)
+    }
+
+    /// One step with its timeout and retries. The step is stored as running before the call
+    /// (fenced by our lease), which is what lets another process tell "interrupted mid-way" from
+    /// "not started".
+    async fn run_step(&self, run: &Run, step: &mut StepRecord, total: usize) -> Result<(), Stop> {
         let max_attempts = if step.idempotent {
             step.retries.max(0) + 1
         } else {
@@ -152,7 +269,15 @@ impl Engine {
             step.attempts += 1;
             let started = self.clock.now();
             step.started_at.get_or_insert(started);
-            self.save(step).await?;
+            match self.store.start_step(step, &self.settings.owner).await {
+                Ok(true) => {}
+                Ok(false) => return Err(Stop::Lost),
+                Err(e) => {
+                    return Err(Stop::Failed(ExecError::permanent(format!(
+                        "could not record the step: {e}"
+                    ))));
+                }
+            }
             if tries_this_time == 1 {
                 self.announce(
                     run,
@@ -218,7 +343,7 @@ impl Engine {
                         format!("Step {}/{total} {}: {e}", step.idx, step.name),
                     )
                     .await?;
-                    return Err(e);
+                    return Err(Stop::Failed(e));
                 }
                 Err(e) => {
                     step.state = StepState::Failed;
@@ -234,7 +359,7 @@ impl Engine {
                         ),
                     )
                     .await?;
-                    return Err(e);
+                    return Err(Stop::Failed(e));
                 }
             }
         }
@@ -274,51 +399,13 @@ impl Engine {
             .map_err(|e| ExecError::permanent(format!("could not write the timeline: {e}")))
     }
 
-    /// After a restart: continue every run that was running. Returns what was said about each.
-    pub async fn resume_unfinished(&self) -> crate::Result<Vec<Reply>> {
-        let mut out = Vec::new();
-        for run in self.store.runs_in_state(RunState::Running).await? {
-            let steps = self.store.steps(&run.id).await?;
-            if let Some(interrupted) = steps.iter().find(|s| s.state == StepState::Running) {
-                let mut step = interrupted.clone();
-                if step.idempotent {
-                    let draft = self.system_draft(
-                        "step.interrupted",
-                        format!("{} step {} ({}) was interrupted mid-way by a restart; it is safe to re-run, so it runs again", run.id, step.idx, step.name),
-                    );
-                    self.store.append(&run.incident, vec![draft]).await?;
-                    step.state = StepState::Pending;
-                    self.store.save_step(&step).await?;
-                } else {
-                    self.block(
-                        &run,
-                        &step,
-                        "was interrupted mid-way by a restart and is not safe to re-run",
-                    )
-                    .await?;
-                    out.push(self.blocked_reply(&run, &step));
-                    continue;
-                }
-            }
-            let draft =
-                self.system_draft("run.resumed", format!("{} resumed after a restart", run.id));
-            self.store.append(&run.incident, vec![draft]).await?;
-            self.outbox
-                .post(
-                    &run.channel,
-                    Reply::channel(format!("↻ {} resumed after a restart.", run.id))
-                        .about(&run.request),
-                )
-                .await;
-            out.push(self.execute_run(&run.id).await?);
-        }
-        Ok(out)
-    }
-
-    async fn block(&self, run: &Run, step: &StepRecord, why: &str) -> crate::Result<()> {
-        self.store
-            .set_run_state(&run.id, RunState::Blocked, None)
-            .await?;
+    /// Stops a run this process owns for a person to decide; `false` if it was not ours.
+    pub(crate) async fn block(
+        &self,
+        run: &Run,
+        step: &StepRecord,
+        why: &str,
+    ) -> crate::Result<bool> {
         let draft = self.system_draft(
             "step.interrupted",
             format!(
@@ -326,151 +413,23 @@ impl Engine {
                 run.id, step.idx, step.name
             ),
         );
-        self.store.append(&run.incident, vec![draft]).await?;
-        Ok(())
+        self.store
+            .block_run(&run.id, &self.settings.owner, vec![draft])
+            .await
     }
 
-    fn blocked_reply(&self, run: &Run, step: &StepRecord) -> Reply {
+    pub(crate) fn blocked_reply(&self, run: &Run, step: &StepRecord) -> Reply {
+        let retry = if step.idempotent {
+            "run it again".to_string()
+        } else {
+            "run it again; not safe to run twice, so a second person approves the retry".to_string()
+        };
         let mut r = Reply::channel(format!(
-            "⚠ {} stopped: step {} `{}` was interrupted mid-way and is not safe to run twice.\nCheck whether it took effect ({}), then say `/erlmcp resume {} done` (it did), `/erlmcp resume {} retry` (run it again) or `/erlmcp resume {} abort`.",
+            "⚠ {} stopped: step {} `{}` was interrupted mid-way and is not safe to run twice.\nCheck whether it took effect ({}), then say `/erlmcp resume {} done` (it did), `/erlmcp resume {} retry` ({retry}) or `/erlmcp resume {} abort`.",
             run.id, step.idx, step.name, step.description, run.id, run.id, run.id
-        )).about(&run.request);
+        ))
+        .about(&run.request);
         r.is_error = true;
         r
-    }
-
-    pub(crate) async fn resume_command(
-        &self,
-        req: &Request,
-        incident: Option<IncidentId>,
-        run: Option<String>,
-        decision: ResumeDecision,
-    ) -> crate::Result<Vec<Reply>> {
-        if req.actor.is_bot {
-            return Ok(vec![Reply::error(
-                "Bots cannot decide how a run goes on; a person must.",
-            )]);
-        }
-        let run = match run {
-            Some(id) => match self.store.run(&RunId::new(id.clone())).await? {
-                Some(r) => r,
-                None => return Ok(vec![Reply::error(format!("There is no run {id}."))]),
-            },
-            None => {
-                let inc = match self.target_incident(req, incident, false).await? {
-                    Ok(i) => i,
-                    Err(reply) => return Ok(vec![reply]),
-                };
-                let blocked: Vec<Run> = self
-                    .store
-                    .runs_in_state(RunState::Blocked)
-                    .await?
-                    .into_iter()
-                    .filter(|r| r.incident == inc.id)
-                    .collect();
-                match blocked.as_slice() {
-                    [one] => one.clone(),
-                    [] => {
-                        return Ok(vec![Reply::error(format!(
-                            "No run of {} is waiting for a decision.",
-                            inc.id
-                        ))]);
-                    }
-                    several => {
-                        let ids: Vec<String> = several.iter().map(|r| r.id.to_string()).collect();
-                        return Ok(vec![Reply::error(format!(
-                            "Several runs wait for a decision: {}. Name one: `/erlmcp resume {} retry`.",
-                            ids.join(", "),
-                            ids[0]
-                        ))]);
-                    }
-                }
-            }
-        };
-        if run.state != RunState::Blocked {
-            return Ok(vec![Reply::error(format!(
-                "{} is {}, not waiting for a decision.",
-                run.id,
-                run.state.as_str()
-            ))]);
-        }
-        let steps = self.store.steps(&run.id).await?;
-        let Some(mut step) = steps.into_iter().find(|s| s.state == StepState::Running) else {
-            return Ok(vec![Reply::error(format!(
-                "{} has no interrupted step.",
-                run.id
-            ))]);
-        };
-        let now = self.clock.now();
-        match decision {
-            ResumeDecision::Abort => {
-                step.state = StepState::Failed;
-                step.finished_at = Some(now);
-                step.result = Some(format!("interrupted; run aborted by {}", req.actor.name));
-                self.store.save_step(&step).await?;
-                let draft = self.draft(
-                    &req.actor,
-                    req.source,
-                    "run.aborted",
-                    format!(
-                        "{} aborted by {} at step {} ({})",
-                        run.id, req.actor.name, step.idx, step.name
-                    ),
-                );
-                self.finish(
-                    &run,
-                    RunState::Aborted,
-                    RequestState::Failed,
-                    Some(&req.actor.name),
-                    Some("aborted"),
-                    draft,
-                )
-                .await?;
-                Ok(vec![
-                    Reply::channel(format!(
-                        "{} aborted by {}. Steps after {} were not run.",
-                        run.id, req.actor.name, step.idx
-                    ))
-                    .about(&run.request),
-                ])
-            }
-            ResumeDecision::Done | ResumeDecision::Retry => {
-                let (kind, text) = if decision == ResumeDecision::Done {
-                    step.state = StepState::Done;
-                    step.finished_at = Some(now);
-                    step.result = Some(format!(
-                        "interrupted; {} confirmed it completed",
-                        req.actor.name
-                    ));
-                    (
-                        "step.confirmed",
-                        format!(
-                            "{} confirmed that {} step {} ({}) completed",
-                            req.actor.name, run.id, step.idx, step.name
-                        ),
-                    )
-                } else {
-                    step.state = StepState::Pending;
-                    (
-                        "step.retry",
-                        format!(
-                            "{} asked to run {} step {} ({}) again",
-                            req.actor.name, run.id, step.idx, step.name
-                        ),
-                    )
-                };
-                self.store.save_step(&step).await?;
-                self.store
-                    .set_run_state(&run.id, RunState::Running, None)
-                    .await?;
-                self.store
-                    .append(
-                        &run.incident,
-                        vec![self.draft(&req.actor, req.source, kind, text)],
-                    )
-                    .await?;
-                Ok(vec![self.execute_run(&run.id).await?])
-            }
-        }
     }
 }

@@ -7,6 +7,10 @@ mod execute;
 mod incidents;
 mod reminders;
 mod requests;
+mod resume;
+mod supervise;
+
+pub use supervise::TakeOver;
 
 use crate::approval::{Actor, Groups};
 use crate::clock::Clock;
@@ -33,15 +37,33 @@ pub struct Settings {
     pub bots: BTreeSet<String>,
     /// First retry delay for transient step failures; doubles on each retry.
     pub retry_base_ms: u64,
+    /// Who this process is, as a run owner: `host/pid/token`, unique per process start.
+    pub owner: String,
+    /// How long a claim on a run holds without renewal; another process takes the run over only
+    /// after that. The owner renews it every third of it while it executes.
+    pub lease_seconds: i64,
+    /// How often the periodic work (severity clocks, request expiry) runs.
+    pub tick_seconds: u64,
 }
+
+/// The default lease: at most 30 s, so a run of a dead replica continues within half a minute.
+pub const DEFAULT_LEASE_SECONDS: i64 = 30;
 
 impl Default for Settings {
     fn default() -> Self {
+        static ENGINES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         Self {
             approval_expiry_seconds: None,
             groups: Groups::new(),
             bots: BTreeSet::new(),
             retry_base_ms: 500,
+            owner: format!(
+                "local/{}/e{}",
+                std::process::id(),
+                ENGINES.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            ),
+            lease_seconds: DEFAULT_LEASE_SECONDS,
+            tick_seconds: 15,
         }
     }
 }

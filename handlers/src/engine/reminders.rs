@@ -1,5 +1,6 @@
 //! The severity clocks (runbook §8.1): an open incident whose response or resolution target is
-//! near, or missed, is called out in its channel and on its timeline, once per clock and stage.
+//! near, or missed, is called out in its channel and on its timeline, once per clock and stage,
+//! however many replicas tick (the notice is unique in the database).
 
 use super::Engine;
 use crate::incident::{Incident, IncidentStatus};
@@ -68,9 +69,15 @@ impl Engine {
                 if self.store.has_entry(&inc.id, &kind).await? {
                     continue;
                 }
-                self.store
-                    .append(&inc.id, vec![self.system_draft(&kind, text.clone())])
+                // Every replica ticks; the notice is recorded once, by whichever gets there
+                // first, and only that one sends it.
+                let recorded = self
+                    .store
+                    .record_notice_once(&inc.id, &kind, now, vec![self.system_draft(&kind, text.clone())])
                     .await?;
+                if !recorded {
+                    continue;
+                }
                 self.outbox.post(&inc.channel, Reply::channel(text)).await;
                 sent += 1;
             }

@@ -102,6 +102,7 @@ impl Engine {
             decided_at: None,
             decided_by: None,
             reason: None,
+            retry_of: None,
         };
         let draft = self.draft(
             &req.actor,
