@@ -166,7 +166,6 @@ pub trait RunStore: Send + Sync {
         lease: &Lease,
         drafts: Vec<Draft>,
     ) -> Result<bool>;
-
 }
 
 /// What `add_approval` did.

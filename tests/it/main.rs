@@ -10,5 +10,6 @@ mod live;
 mod playbooks;
 mod program;
 mod readme;
+mod replicas;
 mod shipped;
 mod slack;

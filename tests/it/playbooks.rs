@@ -301,7 +301,10 @@ async fn crash_during(t: &TestApp, kind: &str, after_effect: bool) -> Gate {
 }
 
 /// Another process takes over once the crashed one's lease has run out: the clock moves past it.
-async fn take_over(t: &TestApp, engine: &erlmcp_handlers::engine::Engine) -> Vec<erlmcp_handlers::reply::Reply> {
+async fn take_over(
+    t: &TestApp,
+    engine: &erlmcp_handlers::engine::Engine,
+) -> Vec<erlmcp_handlers::reply::Reply> {
     t.clock.advance(chrono::Duration::seconds(
         erlmcp_handlers::engine::DEFAULT_LEASE_SECONDS + 1,
     ));
@@ -457,9 +460,16 @@ async fn a_blocked_run_can_be_retried_or_aborted(b: Backend) {
     assert!(r[0].text.contains("REQ-20261128-2"), "{r:?}");
     assert!(r[0].text.contains("not safe to run twice"), "{r:?}");
     assert_eq!(t.sim.applies_of("pg.promote"), 0);
-    let r = engine.handle(&request("bob", "approve REQ-20261128-2")).await;
-    assert!(r[0].is_error && r[0].text.contains("a second person"), "{r:?}");
-    let r = engine.handle(&request("carol", "approve REQ-20261128-2")).await;
+    let r = engine
+        .handle(&request("bob", "approve REQ-20261128-2"))
+        .await;
+    assert!(
+        r[0].is_error && r[0].text.contains("a second person"),
+        "{r:?}"
+    );
+    let r = engine
+        .handle(&request("carol", "approve REQ-20261128-2"))
+        .await;
     assert!(r[0].text.contains("🏁"), "{r:?}");
     assert_eq!(t.sim.applies_of("pg.promote"), 1);
 

@@ -94,15 +94,24 @@ pub async fn run(cwd: &Path, env: &Env, args: &[&str], stdin: &str) -> Output {
 /// A running `erlmcp-bot` process (a `serve`, or a console in the middle of a run).
 pub struct Running {
     child: tokio::process::Child,
+    /// Standard input, kept open for `send` when the process was started without a script.
+    input: Option<tokio::process::ChildStdin>,
     log: Arc<Mutex<String>>,
     /// Set by the first line that contains the `watch` text given at spawn.
     seen: Option<tokio::sync::oneshot::Receiver<String>>,
 }
 
 impl Running {
-    /// Starts `erlmcp-bot ARGS` with `stdin` (closed after it is written); output is collected.
-    /// The first output line containing `watch` can be awaited with `wait_for_line`.
-    pub fn spawn(cwd: &Path, env: &Env, args: &[&str], stdin: &str, watch: &str) -> Running {
+    /// Starts `erlmcp-bot ARGS`; with `Some(script)` standard input gets the script and closes,
+    /// with `None` it stays open for `send`. Output is collected; the first line containing
+    /// `watch` can be awaited with `wait_for_line`.
+    pub fn spawn(
+        cwd: &Path,
+        env: &Env,
+        args: &[&str],
+        stdin: Option<&str>,
+        watch: &str,
+    ) -> Running {
         let mut cmd = tokio::process::Command::new(EXE);
         cmd.args(args)
             .current_dir(cwd)
@@ -112,11 +121,15 @@ impl Running {
             .kill_on_drop(true);
         env.apply(&mut cmd);
         let mut child = cmd.spawn().expect("start erlmcp-bot");
-        let mut input = child.stdin.take().expect("stdin");
-        let text = stdin.to_string();
-        tokio::spawn(async move {
-            let _ = input.write_all(text.as_bytes()).await;
-        });
+        let mut input = child.stdin.take();
+        if let Some(script) = stdin
+            && let Some(mut pipe) = input.take()
+        {
+            let text = script.to_string();
+            tokio::spawn(async move {
+                let _ = pipe.write_all(text.as_bytes()).await;
+            });
+        }
         let log = Arc::new(Mutex::new(String::new()));
         let (tx, rx) = tokio::sync::oneshot::channel::<String>();
         let tx = Arc::new(Mutex::new(Some(tx)));
@@ -147,9 +160,32 @@ impl Running {
         collect(stdout, log.clone(), watch.to_string(), tx);
         Running {
             child,
+            input,
             log,
             seen: Some(rx),
         }
+    }
+
+    /// Types a line on standard input (a process started without a script).
+    pub async fn send(&mut self, line: &str) {
+        let pipe = self.input.as_mut().expect("started without a script");
+        pipe.write_all(format!("{line}\n").as_bytes())
+            .await
+            .expect("write to stdin");
+        pipe.flush().await.expect("flush stdin");
+    }
+
+    /// Waits (bounded) until the output contains `text`; returns the output.
+    pub async fn wait_for_output(&self, text: &str, limit: Duration) -> String {
+        let start = std::time::Instant::now();
+        while start.elapsed() < limit {
+            let log = self.log();
+            if log.contains(text) {
+                return log;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("{text:?} never appeared within {limit:?}:\n{}", self.log());
     }
 
     /// Waits (at most 60 s) for the output line containing the text given at spawn.
@@ -191,6 +227,11 @@ impl Running {
         self.wait(Duration::from_secs(20)).await
     }
 
+    /// Whether the process is still running.
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
     /// Waits for the process to end by itself; its exit code, or `None` if it did not end.
     pub async fn wait(&mut self, limit: Duration) -> Option<i32> {
         tokio::time::timeout(limit, self.child.wait())
@@ -227,7 +268,7 @@ impl Served {
     pub async fn start(cwd: &Path, env: &Env, extra: &[&str]) -> Served {
         let mut args = vec!["serve", "--listen", "127.0.0.1:0"];
         args.extend_from_slice(extra);
-        let mut process = Running::spawn(cwd, env, &args, "", "erlmcp-bot serving");
+        let mut process = Running::spawn(cwd, env, &args, Some(""), "erlmcp-bot serving");
         let line = process.wait_for_line().await;
         let url = line
             .split_whitespace()

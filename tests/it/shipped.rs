@@ -539,7 +539,8 @@ async fn read_only_subcommands_never_execute_beside_a_live_run() {
     let release = kube.hold("PATCH", "/statefulsets/erlmcp-cluster/scale");
     let env = live_env(&kube, &w, &w.db_url());
     let script = "as alice\n/erlmcp p1 declare scale up for load\n/erlmcp scale us-east-1 5\nas bob\n/erlmcp approve\n";
-    let mut console = crate::program::Running::spawn(w.path(), &env, &["console"], script, "");
+    let mut console =
+        crate::program::Running::spawn(w.path(), &env, &["console"], Some(script), "");
     kube.wait_for_arrivals("PATCH", "/scale", 1).await;
     let before = kube.seen().len();
 
@@ -630,6 +631,56 @@ async fn serve_in_socket_mode_takes_commands_over_the_websocket() {
                 && c.form
                     .get("blocks")
                     .is_some_and(|b| b.contains("erlmcp_approve"))
+        })
+    })
+    .await;
+}
+
+/// `serve` started beside a run whose owner died answers its probes at once; taking the run over
+/// happens in the background (here it is stuck at the API server, and readiness does not care).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_taken_over_at_start_does_not_delay_readiness() {
+    let w = Workdir::new();
+    let kube = erlmcp_tests::fakes::FakeKube::start(3).await;
+    let release = kube.hold("PATCH", "/statefulsets/erlmcp-cluster/scale");
+    let env = live_env(&kube, &w, &w.db_url()).set("ERLMCP_RUN_LEASE", "1s");
+    let script = "as alice\n/erlmcp p1 declare scale up\n/erlmcp scale us-east-1 5\nas bob\n/erlmcp approve\n";
+    let mut console =
+        crate::program::Running::spawn(w.path(), &env, &["console"], Some(script), "");
+    kube.wait_for_arrivals("PATCH", "/scale", 1).await;
+    console.kill9().await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+
+    let fake = FakeSlack::start().await;
+    let mut serve_env = env.clone();
+    for (k, v) in slack_env(&fake, &w.db_url()).0 {
+        serve_env = serve_env.set(&k, v);
+    }
+    let bot = Served::start(w.path(), &serve_env, &[]).await;
+    let http = reqwest::Client::new();
+    let t = Instant::now();
+    let ready = http
+        .get(format!("{}/readyz", bot.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 200, "{}", bot.log());
+    assert!(t.elapsed() < Duration::from_secs(1));
+    // The takeover's own PATCH reaches the API server and waits there.
+    kube.wait_for_arrivals("PATCH", "/scale", 2).await;
+    let t = Instant::now();
+    let ready = http
+        .get(format!("{}/readyz", bot.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 200);
+    assert!(t.elapsed() < Duration::from_secs(1));
+    release.send(true).unwrap();
+    fake.wait_until("the run taken over finishes", |c| {
+        c.iter().any(|c| {
+            c.method == "chat.postMessage"
+                && c.form.get("text").is_some_and(|t| t.contains("🏁 RUN-"))
         })
     })
     .await;

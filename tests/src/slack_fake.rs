@@ -32,6 +32,16 @@ pub struct FakeSlackState {
     pub hold_users_info: Option<Arc<tokio::sync::Notify>>,
     /// What `apps.connections.open` hands out (Socket Mode), when a socket is running.
     pub socket_url: Option<String>,
+    /// One-shot holds: the first call matching a predicate waits until released.
+    pub holds: Vec<Hold>,
+}
+
+/// A call that waits (see `FakeSlack::hold`).
+pub struct Hold {
+    pub matches: Box<dyn Fn(&Call) -> bool + Send>,
+    pub released: tokio::sync::watch::Receiver<bool>,
+    /// Tells the test the held call has arrived.
+    pub arrived: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 #[derive(Clone)]
@@ -58,6 +68,22 @@ async fn api(
     body: Bytes,
 ) -> Response {
     let form: HashMap<String, String> = url::form_urlencoded::parse(&body).into_owned().collect();
+    let held = {
+        let mut s = state.lock().unwrap();
+        let call = Call {
+            method: method.clone(),
+            form: form.clone(),
+        };
+        let i = s.holds.iter().position(|h| (h.matches)(&call));
+        i.map(|i| s.holds.remove(i))
+    };
+    if let Some(mut hold) = held {
+        if let Some(tx) = hold.arrived.take() {
+            let _ = tx.send(());
+        }
+        // If the caller dies meanwhile, this future is dropped with its connection.
+        let _ = hold.released.wait_for(|r| *r).await;
+    }
     let hold = {
         let mut s = state.lock().unwrap();
         s.calls.push(Call {
@@ -169,6 +195,25 @@ impl FakeSlack {
             .collect()
     }
 
+    /// The first call for which `matches` holds waits until the returned sender says `true`;
+    /// the receiver fires when it arrives.
+    pub fn hold(
+        &self,
+        matches: impl Fn(&Call) -> bool + Send + 'static,
+    ) -> (
+        tokio::sync::watch::Sender<bool>,
+        tokio::sync::oneshot::Receiver<()>,
+    ) {
+        let (release, released) = tokio::sync::watch::channel(false);
+        let (arrived_tx, arrived) = tokio::sync::oneshot::channel();
+        self.state.lock().unwrap().holds.push(Hold {
+            matches: Box::new(matches),
+            released,
+            arrived: Some(arrived_tx),
+        });
+        (release, arrived)
+    }
+
     pub fn fail(&self, method: &str, status: u16, body: &str, retry_after: Option<u64>) {
         self.state
             .lock()
@@ -181,7 +226,8 @@ impl FakeSlack {
 
     /// Waits (bounded) until `check` holds on the calls so far; panics with them if it never does.
     pub async fn wait_until(&self, what: &str, check: impl Fn(&[Call]) -> bool) {
-        for _ in 0..400 {
+        // 30 s: generous, for a loaded 2-core machine; a pass returns as soon as it holds.
+        for _ in 0..1200 {
             if check(&self.state.lock().unwrap().calls) {
                 return;
             }
@@ -227,6 +273,17 @@ pub fn bot_config(
         .expect("test configuration");
     let slack = erlmcp_bot::slack::SlackConfig::from_env(&env).expect("test Slack configuration");
     (config, slack)
+}
+
+/// Slack gives every command and interaction a trigger id of its own, so no two bodies are alike.
+fn unique_trigger() -> String {
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    format!(
+        "{}.{}.{:x}",
+        std::process::id(),
+        N.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+        chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default()
+    )
 }
 
 /// Sends requests to a bot as Slack does: signed, in Slack's documented payload formats
@@ -299,7 +356,7 @@ impl SignedSlack {
                 "response_url",
                 &format!("{}/response/{user}", self.fake_url),
             )
-            .append_pair("trigger_id", "13345224609.738474920.8088930838d88f008e0")
+            .append_pair("trigger_id", &unique_trigger())
             .finish()
     }
 
@@ -337,7 +394,8 @@ impl SignedSlack {
             "container": { "type": "message", "message_ts": "1700000000.000001", "channel_id": channel },
             "channel": { "id": channel, "name": "inc" },
             "response_url": format!("{}/response/{user}", self.fake_url),
-            "actions": [ { "action_id": action, "block_id": format!("request:{request}"), "value": request, "type": "button", "action_ts": "1700000002.1" } ]
+            "actions": [ { "action_id": action, "block_id": format!("request:{request}"), "value": request, "type": "button", "action_ts": "1700000002.1" } ],
+            "trigger_id": unique_trigger()
         });
         let body = url::form_urlencoded::Serializer::new(String::new())
             .append_pair("payload", &payload.to_string())

@@ -45,7 +45,12 @@ impl PgStore {
 sql_store!(SqliteStore, sqlx::Sqlite, "BEGIN IMMEDIATE", "");
 sql_store!(PgStore, sqlx::Postgres, "BEGIN", " FOR UPDATE");
 run_store!(SqliteStore, sqlx::Sqlite, "", "");
-run_store!(PgStore, sqlx::Postgres, " FOR UPDATE", " FOR UPDATE SKIP LOCKED");
+run_store!(
+    PgStore,
+    sqlx::Postgres,
+    " FOR UPDATE",
+    " FOR UPDATE SKIP LOCKED"
+);
 
 /// A connected store, and what to say about it at start.
 pub struct Opened {

@@ -144,7 +144,13 @@ impl Engine {
                 ),
             );
             if !self
-                .finish(&run, RunState::Failed, RequestState::Failed, Some(&failure.message), draft)
+                .finish(
+                    &run,
+                    RunState::Failed,
+                    RequestState::Failed,
+                    Some(&failure.message),
+                    draft,
+                )
                 .await?
             {
                 return self.lost(&run).await;
@@ -229,7 +235,11 @@ impl Engine {
 
     /// This process lost its claim while executing: it stops and says who continues.
     async fn lost(&self, run: &Run) -> crate::Result<Reply> {
-        let now = self.store.run(&run.id).await?.unwrap_or_else(|| run.clone());
+        let now = self
+            .store
+            .run(&run.id)
+            .await?
+            .unwrap_or_else(|| run.clone());
         let draft = self.system_draft(
             "run.lost",
             format!(

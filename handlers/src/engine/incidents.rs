@@ -7,6 +7,7 @@ use crate::error::Error;
 use crate::ids::IncidentId;
 use crate::incident::{Incident, Transition};
 use crate::reply::Reply;
+use crate::run::{RunState, StepState};
 use crate::severity::{Severity, human_duration};
 use crate::store::NewIncident;
 use crate::timeline::{Break, Draft};
@@ -177,7 +178,11 @@ impl Engine {
                 self.store.append(&inc.id, vec![query]).await?;
             }
             return Ok(vec![match cmd {
-                Command::Status => Reply::channel(self.status_text(&inc)),
+                Command::Status => Reply::channel(format!(
+                    "{}{}",
+                    self.status_text(&inc),
+                    self.runs_text(&inc.id).await?
+                )),
                 Command::Timeline => Reply::channel(self.timeline_text(&inc.id).await?),
                 _ => Reply::channel(self.postmortem_markdown(&inc.id).await?),
             }]);
@@ -325,6 +330,40 @@ impl Engine {
             }
         }
         s
+    }
+
+    /// The incident's runs that are not over: where each executes, or that it waits for a person.
+    async fn runs_text(&self, id: &IncidentId) -> crate::Result<String> {
+        let mut s = String::new();
+        for state in [RunState::Running, RunState::Blocked] {
+            for run in self.store.runs_in_state(state).await? {
+                if &run.incident != id {
+                    continue;
+                }
+                let steps = self.store.steps(&run.id).await?;
+                let at = steps
+                    .iter()
+                    .find(|s| !matches!(s.state, StepState::Done | StepState::Skipped))
+                    .map(|s| format!("step {}/{} `{}`", s.idx, steps.len(), s.name))
+                    .unwrap_or_else(|| "its last step".into());
+                s.push_str(&match state {
+                    RunState::Running => format!(
+                        "\nRun {} ({}): executing {at} on {} (lease until {} UTC)",
+                        run.id,
+                        run.playbook,
+                        run.owner_label(),
+                        run.lease_until
+                            .map(|t| t.format("%H:%M:%S").to_string())
+                            .unwrap_or_else(|| "-".into())
+                    ),
+                    _ => format!(
+                        "\nRun {} ({}): stopped at {at}, waiting for `/erlmcp resume {} done|retry|abort`",
+                        run.id, run.playbook, run.id
+                    ),
+                });
+            }
+        }
+        Ok(s)
     }
 
     async fn timeline_text(&self, id: &IncidentId) -> crate::Result<String> {

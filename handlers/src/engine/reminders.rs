@@ -73,7 +73,12 @@ impl Engine {
                 // first, and only that one sends it.
                 let recorded = self
                     .store
-                    .record_notice_once(&inc.id, &kind, now, vec![self.system_draft(&kind, text.clone())])
+                    .record_notice_once(
+                        &inc.id,
+                        &kind,
+                        now,
+                        vec![self.system_draft(&kind, text.clone())],
+                    )
                     .await?;
                 if !recorded {
                     continue;

@@ -78,9 +78,7 @@ impl Engine {
                     .about(&run.request),
                 ])
             }
-            ResumeDecision::Retry if !step.idempotent => {
-                self.request_retry(req, &run, &step).await
-            }
+            ResumeDecision::Retry if !step.idempotent => self.request_retry(req, &run, &step).await,
             ResumeDecision::Done | ResumeDecision::Retry => {
                 let (kind, text) = if decision == ResumeDecision::Done {
                     step.state = StepState::Done;
@@ -142,8 +140,25 @@ impl Engine {
             .into_iter()
             .filter(|r| r.incident == inc.id)
             .collect();
+        let running: Vec<Run> = if blocked.is_empty() {
+            self.store
+                .runs_in_state(RunState::Running)
+                .await?
+                .into_iter()
+                .filter(|r| r.incident == inc.id)
+                .collect()
+        } else {
+            Vec::new()
+        };
         Ok(match blocked.as_slice() {
             [one] => Ok(one.clone()),
+            [] if !running.is_empty() => Err(Reply::error(
+                running
+                    .iter()
+                    .map(|r| self.not_waiting(r))
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            )),
             [] => Err(Reply::error(format!(
                 "No run of {} is waiting for a decision.",
                 inc.id
@@ -162,10 +177,7 @@ impl Engine {
     /// Why a run is not waiting for a decision, naming who holds or decided it.
     fn not_waiting(&self, run: &Run) -> String {
         let decided = match (&run.decided_by, run.decided_at) {
-            (Some(by), Some(at)) => format!(
-                " ({by} decided at {} UTC)",
-                at.format("%H:%M:%S")
-            ),
+            (Some(by), Some(at)) => format!(" ({by} decided at {} UTC)", at.format("%H:%M:%S")),
             _ => String::new(),
         };
         match run.state {
@@ -291,10 +303,8 @@ impl Engine {
         let fresh = step.map(|s| digest(&retry_plan(&run, &steps, s)));
         let Some(step) = step.filter(|_| fresh.as_deref() == Some(r.plan_digest.as_str())) else {
             let why = self.not_waiting(&run);
-            let draft = self.system_draft(
-                "approval.void",
-                format!("{} void at approval: {why}", r.id),
-            );
+            let draft =
+                self.system_draft("approval.void", format!("{} void at approval: {why}", r.id));
             self.settle(
                 &r.id,
                 RequestState::Void,
@@ -304,11 +314,9 @@ impl Engine {
                 draft,
             )
             .await?;
-            return Ok(vec![Reply::error(format!(
-                "{} is void and will not run: {why}",
-                r.id
-            ))
-            .about(&r.id)]);
+            return Ok(vec![
+                Reply::error(format!("{} is void and will not run: {why}", r.id)).about(&r.id),
+            ]);
         };
         let mut step = step.clone();
         step.state = StepState::Pending;
@@ -378,7 +386,10 @@ fn retry_plan(run: &Run, steps: &[StepRecord], step: &StepRecord) -> String {
             }
         ));
     }
-    text.push_str(&format!("Step {} attempts so far: {}\n", step.idx, step.attempts));
+    text.push_str(&format!(
+        "Step {} attempts so far: {}\n",
+        step.idx, step.attempts
+    ));
     text
 }
 

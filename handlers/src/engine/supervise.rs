@@ -51,7 +51,10 @@ impl Engine {
             .unwrap_or_else(|| "its end".into());
         let draft = self.system_draft(
             "run.taken_over",
-            format!("{} taken over by {me}: {why}; continuing from {from}", run.id),
+            format!(
+                "{} taken over by {me}: {why}; continuing from {from}",
+                run.id
+            ),
         );
         self.store.append(&run.incident, vec![draft]).await?;
         self.outbox
@@ -140,7 +143,9 @@ impl Engine {
                                     engine.outbox.post(&run.channel, summary).await;
                                 }
                             }
-                            Err(e) => tracing::error!(run = %id, error = %e, "a run taken over failed to execute"),
+                            Err(e) => {
+                                tracing::error!(run = %id, error = %e, "a run taken over failed to execute")
+                            }
                         }
                     });
                 }
