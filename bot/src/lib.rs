@@ -7,6 +7,7 @@ pub mod config;
 pub mod console;
 pub mod drill;
 pub mod error;
+pub mod http;
 pub mod inspect;
 pub mod live;
 pub mod serve;

@@ -8,6 +8,7 @@ use crate::error::Error;
 use crate::slack::api::WebApi;
 use crate::slack::poster::{Poster, SlackOutbox};
 use crate::slack::server::{AppState, router};
+use crate::slack::workspace::Workspace;
 use crate::slack::{Slack, SlackConfig};
 use erlmcp_handlers::clock::SystemClock;
 use erlmcp_handlers::reply::Outbox;
@@ -29,11 +30,13 @@ async fn build_parts(
 ) -> Result<(axum::Router, app::App, Slack), Error> {
     let api = WebApi::new(&slack.api_url, &slack.bot_token);
     // Fails at start, clearly, on a wrong token or an unreachable API.
-    let me = api
-        .call("auth.test", &[])
-        .await
-        .map_err(|e| Error::Config(format!("cannot use the Slack bot token: {e}")))?;
-    let bot_user = me["user_id"].as_str().unwrap_or_default().to_string();
+    let workspace = Workspace::discover(
+        &api,
+        slack.team_id.as_deref(),
+        slack.app_id.as_deref(),
+        slack.allowed_teams.clone(),
+    )
+    .await?;
     let poster_cell: OnceLock<Poster> = OnceLock::new();
     let make_outbox = |chat| -> Arc<dyn Outbox> {
         let poster = poster_cell
@@ -46,7 +49,7 @@ async fn build_parts(
         .get()
         .cloned()
         .ok_or_else(|| Error::Config("the outbox was not built".into()))?;
-    let adapter = Slack::new(app.engine.clone(), poster, bot_user);
+    let adapter = Slack::new(app.engine.clone(), poster, workspace);
     let state = AppState::new(adapter.clone(), &slack.signing_secret, app.ping.clone());
     Ok((router(state), app, adapter))
 }
@@ -69,7 +72,8 @@ pub async fn run(
     if let Some(token) = &slack.app_token {
         // Socket Mode: no public endpoint; the probes are still served.
         tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, router).await {
+            if let Err(e) = crate::http::serve(listener, router, std::future::pending::<()>()).await
+            {
                 tracing::error!(error = %e, "the probe listener stopped");
             }
         });
@@ -85,8 +89,7 @@ pub async fn run(
         app.store_description,
         config.mode.as_str()
     );
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown_signal())
+    crate::http::serve(listener, router, shutdown_signal())
         .await
         .map_err(|e| Error::Io(format!("server stopped: {e}")))
 }

@@ -143,37 +143,112 @@ pub struct Approval {
     pub request: RequestId,
     pub approver_id: String,
     pub approver_name: String,
+    /// Where the approver's id comes from (`None` for approvals recorded before it was kept).
+    pub approver_platform: Option<Platform>,
     pub digest: String,
     pub at: DateTime<Utc>,
+}
+
+/// Where a user id comes from: ids are unique only within their platform.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Platform {
+    Console,
+    Slack,
+    Discord,
+}
+
+impl Platform {
+    pub const ALL: [Platform; 3] = [Platform::Console, Platform::Slack, Platform::Discord];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Platform::Console => "console",
+            Platform::Slack => "slack",
+            Platform::Discord => "discord",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.as_str() == s)
+    }
 }
 
 /// Who is acting, as the transport identified them.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Actor {
-    /// Stable id (Slack `U…`, Discord snowflake, console login name).
+    /// Stable id within its platform (Slack `U…`, Discord snowflake, console login name).
     pub id: String,
+    /// Display name: shown to people, never used to authorize anything.
     pub name: String,
     /// Bots and apps never count as a person.
     pub is_bot: bool,
+    pub platform: Platform,
+    /// Role ids the platform reports for this user (Discord); approver groups may name them.
+    pub roles: Vec<String>,
+    /// Set when the transport could not tell whether this is a person or a bot (its user
+    /// lookup failed): such an actor's approvals and decisions are refused, with this reason.
+    pub unverified: Option<String>,
 }
 
 impl Actor {
+    /// Someone at the console: the console's operator is trusted to say who they are.
     pub fn person(name: &str) -> Self {
+        Self::on(Platform::Console, name, name)
+    }
+
+    /// A person on a platform, identified by its id.
+    pub fn on(platform: Platform, id: &str, name: &str) -> Self {
         Self {
-            id: name.to_string(),
+            id: id.to_string(),
             name: name.to_string(),
             is_bot: false,
+            platform,
+            roles: Vec::new(),
+            unverified: None,
         }
+    }
+
+    /// `name (platform:id)`, as the timeline and postmortem name people.
+    pub fn label(&self) -> String {
+        format!("{} ({}:{})", self.name, self.platform.as_str(), self.id)
     }
 }
 
-/// Group membership from configuration: group name -> user ids or names.
+/// Group membership from configuration: group name -> user ids. An entry is a platform user id,
+/// bare (`U0SEC`, any platform) or qualified (`slack:U0SEC`, `discord:81234…`), or a platform role
+/// (`discord-role:…`). Display names never match: anyone can set theirs.
 pub type Groups = BTreeMap<String, BTreeSet<String>>;
 
+/// Whether a group entry names this user (by id, or by a role they hold).
+fn member_matches(entry: &str, id: &str, platform: Option<Platform>, roles: &[String]) -> bool {
+    if let Some(role) = entry.strip_prefix("discord-role:") {
+        return platform == Some(Platform::Discord) && roles.iter().any(|r| r == role);
+    }
+    match entry
+        .split_once(':')
+        .and_then(|(p, rest)| Some((Platform::parse(p)?, rest)))
+    {
+        Some((p, rest)) => platform == Some(p) && rest == id,
+        None => entry == id,
+    }
+}
+
 fn in_group(groups: &Groups, group: &str, actor: &Actor) -> bool {
-    groups
-        .get(group)
-        .is_some_and(|members| members.contains(&actor.id) || members.contains(&actor.name))
+    groups.get(group).is_some_and(|members| {
+        members
+            .iter()
+            .any(|m| member_matches(m, &actor.id, Some(actor.platform), &actor.roles))
+    })
+}
+
+/// Whether an approval already recorded fills a group (its approver's roles are not kept, so
+/// only id entries count for it).
+fn approval_in_group(groups: &Groups, group: &str, a: &Approval) -> bool {
+    groups.get(group).is_some_and(|members| {
+        members
+            .iter()
+            .any(|m| member_matches(m, &a.approver_id, a.approver_platform, &[]))
+    })
 }
 
 /// The result of asking whether `actor` may approve.
@@ -197,6 +272,11 @@ pub fn judge_approval(
     if actor.is_bot {
         return Verdict::Refused("bots and apps cannot approve; a person must.".into());
     }
+    if let Some(why) = &actor.unverified {
+        return Verdict::Refused(format!(
+            "the bot could not check that you are a person ({why}); your approval was not counted. Try again in a moment."
+        ));
+    }
     if actor.id == req.requester_id || actor.name == req.requester_name {
         return Verdict::Refused(format!(
             "you requested {}; a second person must approve it.",
@@ -210,19 +290,11 @@ pub fn judge_approval(
             req.policy.approvals as usize - existing.len().min(req.policy.approvals as usize)
         ));
     }
-    let approvers: Vec<Actor> = existing
-        .iter()
-        .map(|a| Actor {
-            id: a.approver_id.clone(),
-            name: a.approver_name.clone(),
-            is_bot: false,
-        })
-        .collect();
     let unmet: Vec<&String> = req
         .policy
         .groups
         .iter()
-        .filter(|g| !approvers.iter().any(|a| in_group(groups, g, a)))
+        .filter(|g| !existing.iter().any(|a| approval_in_group(groups, g, a)))
         .collect();
     let fills_group = unmet.iter().any(|g| in_group(groups, g, actor));
     let slots_left = (req.policy.approvals as usize).saturating_sub(existing.len());
@@ -278,6 +350,7 @@ mod tests {
             request: RequestId::new("REQ-20261128-1"),
             approver_id: who.into(),
             approver_name: who.into(),
+            approver_platform: Some(Platform::Console),
             digest: "d".repeat(64),
             at: Utc::now(),
         }
@@ -295,11 +368,7 @@ mod tests {
         assert!(
             matches!(judge_approval(&r, &[], &Actor::person("alice"), &groups()), Verdict::Refused(m) if m.contains("second person"))
         );
-        let same_name_other_id = Actor {
-            id: "U999".into(),
-            name: "alice".into(),
-            is_bot: false,
-        };
+        let same_name_other_id = Actor::on(Platform::Slack, "U999", "alice");
         assert!(matches!(
             judge_approval(&r, &[], &same_name_other_id, &groups()),
             Verdict::Refused(_)
@@ -310,9 +379,8 @@ mod tests {
     fn bots_never_count() {
         let r = request(Policy::default());
         let bot = Actor {
-            id: "B1".into(),
-            name: "deploybot".into(),
             is_bot: true,
+            ..Actor::on(Platform::Slack, "B1", "deploybot")
         };
         assert!(
             matches!(judge_approval(&r, &[], &bot, &groups()), Verdict::Refused(m) if m.contains("bots"))
@@ -370,5 +438,70 @@ mod tests {
             judge_approval(&r2, &[approval("bob")], &Actor::person("sam"), &groups()),
             Verdict::Counts { complete: true }
         );
+    }
+
+    #[test]
+    fn groups_match_ids_never_display_names() {
+        let r = request(Policy {
+            approvals: 1,
+            groups: vec!["security".into()],
+            ..Policy::default()
+        });
+        let mut g = Groups::new();
+        g.insert(
+            "security".into(),
+            ["U0SECURITY", "slack:U0SEC2", "discord-role:555"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+        );
+        // Someone who set their display name to a member's id is not that member.
+        let impostor = Actor::on(Platform::Slack, "U0EVE", "U0SECURITY");
+        assert!(matches!(
+            judge_approval(&r, &[], &impostor, &g),
+            Verdict::Refused(m) if m.contains("group security")
+        ));
+        // A bare entry matches the id; a qualified one only on its platform.
+        assert_eq!(
+            judge_approval(
+                &r,
+                &[],
+                &Actor::on(Platform::Slack, "U0SECURITY", "Sec"),
+                &g
+            ),
+            Verdict::Counts { complete: true }
+        );
+        assert_eq!(
+            judge_approval(&r, &[], &Actor::on(Platform::Slack, "U0SEC2", "Sec2"), &g),
+            Verdict::Counts { complete: true }
+        );
+        assert!(matches!(
+            judge_approval(&r, &[], &Actor::on(Platform::Discord, "U0SEC2", "x"), &g),
+            Verdict::Refused(_)
+        ));
+        // A Discord role entry is met by a member holding the role, on Discord only.
+        let mut with_role = Actor::on(Platform::Discord, "81234", "dana");
+        with_role.roles = vec!["555".into()];
+        assert_eq!(
+            judge_approval(&r, &[], &with_role, &g),
+            Verdict::Counts { complete: true }
+        );
+        let mut slack_role = Actor::on(Platform::Slack, "U1", "x");
+        slack_role.roles = vec!["555".into()];
+        assert!(matches!(
+            judge_approval(&r, &[], &slack_role, &g),
+            Verdict::Refused(_)
+        ));
+    }
+
+    #[test]
+    fn an_unverified_actor_is_refused_with_the_reason() {
+        let r = request(Policy::default());
+        let mut who = Actor::on(Platform::Slack, "U0BOB", "bob");
+        who.unverified = Some("users.info: ratelimited".into());
+        assert!(matches!(
+            judge_approval(&r, &[], &who, &groups()),
+            Verdict::Refused(m) if m.contains("users.info: ratelimited") && m.contains("not counted")
+        ));
     }
 }

@@ -47,7 +47,7 @@ fn main() {
         };
         let mut commands = Vec::new();
         for i in 0..300 {
-            let body = format!("command=%2Ferlmcp&text=note+n{i}&user_id=U_BOB&channel_id=C1&trigger_id=t{i}");
+            let body = format!("command=%2Ferlmcp&text=note+n{i}&user_id=U_BOB&channel_id=C1&trigger_id=t{i}&team_id=T1&api_app_id=A1");
             let start = Instant::now();
             assert_eq!(post("/slack/commands", body).await.unwrap().status(), 200);
             commands.push(start.elapsed());

@@ -1,6 +1,6 @@
 //! Issue 3: the two-person rule, attacked from every side, on SQLite and PostgreSQL.
 
-use erlmcp_handlers::approval::{Actor, RequestState};
+use erlmcp_handlers::approval::{Actor, Platform, RequestState};
 use erlmcp_handlers::engine::Request;
 use erlmcp_handlers::ids::{IncidentId, RequestId};
 use erlmcp_handlers::timeline::Source;
@@ -69,11 +69,7 @@ async fn requester_cannot_approve_by_any_route(b: Backend) {
     assert!(reaction[0].is_error && reaction[0].text.contains("a second person must approve"));
     // Same person under another id (a chat account and the console) is still the requester.
     let alias = Request {
-        actor: Actor {
-            id: "U123".into(),
-            name: "alice".into(),
-            is_bot: false,
-        },
+        actor: Actor::on(Platform::Slack, "U123", "alice"),
         source: Source::Slack,
         channel: "console".into(),
         text: "approve".into(),
@@ -179,9 +175,8 @@ async fn bots_cannot_approve(b: Backend) {
     );
     let bot = Request {
         actor: Actor {
-            id: "B01".into(),
-            name: "ci".into(),
             is_bot: true,
+            ..Actor::on(Platform::Slack, "B01", "ci")
         },
         source: Source::Slack,
         channel: "console".into(),

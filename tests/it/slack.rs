@@ -79,6 +79,7 @@ impl Bot {
         let body = url::form_urlencoded::Serializer::new(String::new())
             .append_pair("token", "deprecated")
             .append_pair("team_id", "T1")
+            .append_pair("api_app_id", "A1")
             .append_pair("channel_id", channel)
             .append_pair("channel_name", "general")
             .append_pair("user_id", user)
@@ -271,7 +272,7 @@ async fn forged_stale_or_unsigned_requests_get_401_and_change_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replayed_command_changes_nothing() {
     let bot = start().await;
-    let body = "command=%2Ferlmcp&text=p2+declare+Once&user_id=U_ALICE&channel_id=C_GENERAL&trigger_id=1.2.3";
+    let body = "command=%2Ferlmcp&text=p2+declare+Once&user_id=U_ALICE&channel_id=C_GENERAL&trigger_id=1.2.3&team_id=T1&api_app_id=A1";
     let ts = now();
     let first = bot
         .post_signed(
@@ -903,7 +904,7 @@ fn the_app_manifest_grants_exactly_the_scopes_used() {
         "conversations.join" => "channels:join",
         "conversations.history" => "channels:history",
         "pins.add" => "pins:write",
-        "users.info" => "users:read",
+        "users.info" | "bots.info" => "users:read",
         "auth.test" => "",
         other => panic!("no scope known for {other}: add it here and to the manifest"),
     };

@@ -59,7 +59,12 @@ fn user(id: &str) -> Value {
         "U_BOT2" => ("deploybot", true),
         other => (other, false),
     };
-    json!({ "id": id, "name": name, "is_bot": is_bot, "profile": { "display_name": name, "real_name": name.to_uppercase() } })
+    let team = if id.starts_with("U_EXT") {
+        "T0OTHER"
+    } else {
+        "T1"
+    };
+    json!({ "id": id, "team_id": team, "name": name, "is_bot": is_bot, "profile": { "display_name": name, "real_name": name.to_uppercase() } })
 }
 
 async fn api(
@@ -113,6 +118,9 @@ async fn api(
     let answer = match method.as_str() {
         "auth.test" => {
             json!({ "ok": true, "user_id": "UBOT", "team": "acme", "team_id": "T1", "bot_id": "B1" })
+        }
+        "bots.info" => {
+            json!({ "ok": true, "bot": { "id": form.get("bot"), "app_id": "A1", "user_id": "UBOT", "name": "erlmcp-bot" } })
         }
         "apps.connections.open" => match &s.socket_url {
             Some(url) => json!({ "ok": true, "url": url }),

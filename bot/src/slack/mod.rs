@@ -3,17 +3,20 @@
 
 pub mod api;
 pub mod blocks;
+pub mod inbound;
 pub mod poster;
 pub mod server;
 pub mod socket_mode;
 mod verify;
+pub mod workspace;
 
 use api::{SlackError, WebApi};
-use erlmcp_handlers::approval::Actor;
+use erlmcp_handlers::approval::{Actor, Platform};
 use erlmcp_handlers::engine::{Engine, Request};
 use erlmcp_handlers::ids::IncidentId;
 use erlmcp_handlers::reply::Reply;
 use erlmcp_handlers::timeline::Source;
+use inbound::Inbound;
 use poster::{Asker, PLATFORM, Poster};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -27,6 +30,12 @@ pub struct SlackConfig {
     pub app_token: Option<String>,
     pub api_url: String,
     pub listen: String,
+    /// `SLACK_TEAM_ID`: the workspace, when it should be checked against the token's.
+    pub team_id: Option<String>,
+    /// `SLACK_APP_ID`: the app, when `bots.info` should not be asked.
+    pub app_id: Option<String>,
+    /// `SLACK_ALLOWED_TEAMS`: other workspaces whose users may act (shared channels).
+    pub allowed_teams: std::collections::BTreeSet<String>,
 }
 
 impl SlackConfig {
@@ -53,6 +62,16 @@ impl SlackConfig {
             app_token,
             api_url: env("SLACK_API_URL").unwrap_or_else(|| api::DEFAULT_API_URL.to_string()),
             listen: env("ERLMCP_LISTEN").unwrap_or_else(|| "0.0.0.0:3000".to_string()),
+            team_id: env("SLACK_TEAM_ID"),
+            app_id: env("SLACK_APP_ID"),
+            allowed_teams: env("SLACK_ALLOWED_TEAMS")
+                .map(|v| {
+                    v.split(',')
+                        .map(|t| t.trim().to_string())
+                        .filter(|t| !t.is_empty())
+                        .collect()
+                })
+                .unwrap_or_default(),
         })
     }
 }
@@ -64,17 +83,17 @@ pub struct Slack {
     pub engine: Engine,
     pub poster: Poster,
     users: Arc<Mutex<HashMap<String, (Actor, Instant)>>>,
-    /// The bot's own user id (from `auth.test`), whose reactions and messages are ignored.
-    pub bot_user: String,
+    /// The workspace and app served; the bot's own user.
+    pub workspace: Arc<workspace::Workspace>,
 }
 
 impl Slack {
-    pub fn new(engine: Engine, poster: Poster, bot_user: String) -> Self {
+    pub fn new(engine: Engine, poster: Poster, workspace: workspace::Workspace) -> Self {
         Self {
             engine,
             poster,
             users: Arc::default(),
-            bot_user,
+            workspace: Arc::new(workspace),
         }
     }
 
@@ -82,7 +101,9 @@ impl Slack {
         &self.poster.api
     }
 
-    /// Who a Slack user is, by display name (`users.info`, cached); bots and apps are marked.
+    /// Who a Slack user is (`users.info`, cached): their id, display name, whether a bot or app,
+    /// and whether they belong to this workspace. When Slack cannot say (rate limit, outage,
+    /// missing scope), the actor is marked unverified and nothing privileged is counted for them.
     pub async fn actor(&self, user: &str, fallback_name: Option<&str>) -> Actor {
         if let Some((a, at)) = self
             .users
@@ -108,14 +129,19 @@ impl Slack {
                     .or_else(|| pick(&u["real_name"]))
                     .or_else(|| pick(&u["name"]))
                     .unwrap_or_else(|| user.to_string());
-                let is_bot = u["is_bot"].as_bool().unwrap_or(false)
+                let mut actor = Actor::on(Platform::Slack, user, &name);
+                actor.is_bot = u["is_bot"].as_bool().unwrap_or(false)
                     || u["is_app_user"].as_bool().unwrap_or(false)
-                    || user == self.bot_user;
-                let actor = Actor {
-                    id: user.to_string(),
-                    name,
-                    is_bot,
-                };
+                    || user == self.workspace.bot_user;
+                if let Some(team) = u["team_id"].as_str()
+                    && !self.workspace.admits_team(team)
+                {
+                    // A Slack Connect user from another organisation: not one of ours.
+                    actor.unverified = Some(format!(
+                        "you belong to workspace {team}, and this bot acts only for {}",
+                        self.workspace.team_id
+                    ));
+                }
                 self.users
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
@@ -123,12 +149,11 @@ impl Slack {
                 actor
             }
             Err(e) => {
-                tracing::warn!(user, error = %e, "users.info failed; using the id as the name");
-                Actor {
-                    id: user.to_string(),
-                    name: fallback_name.unwrap_or(user).to_string(),
-                    is_bot: user == self.bot_user,
-                }
+                tracing::warn!(user, error = %e, "users.info failed; the user counts as unverified");
+                let mut actor = Actor::on(Platform::Slack, user, fallback_name.unwrap_or(user));
+                actor.is_bot = user == self.workspace.bot_user;
+                actor.unverified = Some(e.to_string());
+                actor
             }
         }
     }
@@ -154,8 +179,88 @@ impl Slack {
         }
     }
 
+    /// Acts on one parsed input (already verified, admitted and deduplicated).
+    pub async fn handle(&self, inbound: Inbound) {
+        match inbound {
+            Inbound::Command {
+                command,
+                text,
+                user,
+                user_name,
+                channel,
+                response_url,
+            } => {
+                self.on_command(
+                    &command,
+                    &text,
+                    &user,
+                    user_name.as_deref(),
+                    &channel,
+                    response_url,
+                )
+                .await
+            }
+            Inbound::Button {
+                approve,
+                request,
+                user,
+                user_name,
+                channel,
+                response_url,
+            } => {
+                self.on_button(
+                    approve,
+                    &request,
+                    &user,
+                    user_name.as_deref(),
+                    &channel,
+                    response_url,
+                )
+                .await
+            }
+            Inbound::Reaction {
+                added,
+                reaction,
+                user,
+                channel,
+                ts,
+            } => {
+                if user != self.workspace.bot_user {
+                    self.on_reaction(added, &reaction, &user, &channel, &ts)
+                        .await
+                }
+            }
+            Inbound::Mention {
+                user,
+                channel,
+                text,
+            } => {
+                if user == self.workspace.bot_user {
+                    return;
+                }
+                let actor = self.actor(&user, None).await;
+                let req = Request {
+                    actor,
+                    source: Source::Slack,
+                    channel: channel.clone(),
+                    text,
+                };
+                let replies = self.engine.handle(&req).await;
+                self.deliver_all(
+                    &channel,
+                    &replies,
+                    &Asker {
+                        user: Some(user),
+                        response_url: None,
+                    },
+                )
+                .await;
+            }
+        }
+    }
+
     /// A slash command: `/erlmcp ...` or `/failover ...`.
-    pub async fn on_command(
+    async fn on_command(
         &self,
         command: &str,
         text: &str,
@@ -295,22 +400,21 @@ impl Slack {
     }
 
     /// A button press on a request card.
-    pub async fn on_button(
+    async fn on_button(
         &self,
-        action: &str,
+        approve: bool,
         request: &str,
         user: &str,
         user_name: Option<&str>,
         channel: &str,
         response_url: Option<String>,
     ) {
-        let approve = action == blocks::APPROVE_ACTION;
         let actor = self.actor(user, user_name).await;
         let req = Request {
             actor,
             source: Source::Slack,
             channel: channel.to_string(),
-            text: format!("[button {action}]"),
+            text: format!("[{} button]", if approve { "Approve" } else { "Deny" }),
         };
         let replies = self
             .engine
@@ -330,56 +434,6 @@ impl Slack {
             },
         )
         .await;
-    }
-
-    /// An Events API event (already deduplicated by its id).
-    pub async fn on_event(&self, event: &serde_json::Value) {
-        let kind = event["type"].as_str().unwrap_or("");
-        let user = event["user"].as_str().unwrap_or("");
-        if user == self.bot_user || event.get("bot_id").is_some_and(|b| !b.is_null()) {
-            return;
-        }
-        match kind {
-            "reaction_added" | "reaction_removed" if event["item"]["type"] == "message" => {
-                let channel = event["item"]["channel"].as_str().unwrap_or("");
-                let ts = event["item"]["ts"].as_str().unwrap_or("");
-                self.on_reaction(
-                    kind == "reaction_added",
-                    event["reaction"].as_str().unwrap_or(""),
-                    user,
-                    channel,
-                    ts,
-                )
-                .await;
-            }
-            "app_mention" => {
-                let text = event["text"].as_str().unwrap_or("");
-                let text = text
-                    .split_once('>')
-                    .map(|(_, rest)| rest)
-                    .unwrap_or(text)
-                    .trim();
-                let channel = event["channel"].as_str().unwrap_or("");
-                let actor = self.actor(user, None).await;
-                let req = Request {
-                    actor,
-                    source: Source::Slack,
-                    channel: channel.to_string(),
-                    text: text.to_string(),
-                };
-                let replies = self.engine.handle(&req).await;
-                self.deliver_all(
-                    channel,
-                    &replies,
-                    &Asker {
-                        user: Some(user.to_string()),
-                        response_url: None,
-                    },
-                )
-                .await;
-            }
-            _ => {}
-        }
     }
 
     async fn on_reaction(&self, added: bool, reaction: &str, user: &str, channel: &str, ts: &str) {

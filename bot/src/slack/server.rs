@@ -1,7 +1,9 @@
-//! The HTTP endpoints Slack calls, and the probes. Each Slack request is verified, answered at
-//! once (Slack wants an answer within 3 seconds), and its work continues in a spawned task.
+//! The HTTP endpoints Slack calls, and the probes. Each Slack request is verified (signature,
+//! then workspace and app), answered at once (Slack wants an answer within 3 seconds), and its
+//! work continues in a spawned task. Socket Mode hands its envelopes to the same `take`.
 
 use super::Slack;
+use super::inbound::{self, Parsed};
 use super::poster::PLATFORM;
 use super::verify::Verifier;
 use crate::store::futures_ping::PingFuture;
@@ -37,13 +39,18 @@ impl AppState {
 }
 
 pub fn router(state: AppState) -> Router {
+    let slack = crate::http::guarded(
+        Router::new()
+            .route("/slack/commands", post(commands))
+            .route("/slack/interactions", post(interactions))
+            .route("/slack/events", post(events))
+            .with_state(state.clone()),
+    );
     Router::new()
-        .route("/slack/commands", post(commands))
-        .route("/slack/interactions", post(interactions))
-        .route("/slack/events", post(events))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
         .with_state(state)
+        .merge(slack)
 }
 
 fn unauthorized(why: String) -> Response {
@@ -122,11 +129,9 @@ fn database_down_text(why: &str) -> String {
     )
 }
 
-/// The answer to a command that could not be recorded: a 200 whose body Slack shows to the
-/// person only (a 5xx would show only Slack's generic error).
-fn database_unreachable(why: &str) -> Response {
-    axum::Json(json!({ "response_type": "ephemeral", "text": database_down_text(why) }))
-        .into_response()
+/// An answer Slack shows to the person only (a 200's body; a 5xx would show Slack's generic error).
+fn ephemeral(text: &str) -> Response {
+    axum::Json(json!({ "response_type": "ephemeral", "text": text })).into_response()
 }
 
 fn form(text: &str) -> HashMap<String, String> {
@@ -135,20 +140,67 @@ fn form(text: &str) -> HashMap<String, String> {
         .collect()
 }
 
+/// What became of a parsed payload.
+pub enum Taken {
+    /// The work started in the background.
+    Acting,
+    /// Nothing for the bot to do (another kind of event or interaction).
+    Ignored,
+    /// Signed by Slack, but for another workspace or app: refused, with the reason.
+    NotOurs(String),
+}
+
+/// Admits a parsed payload (its workspace and app must be the bot's own) and starts its work in
+/// a task. Event callbacks count once per event id, whichever delivery arrives first.
+pub fn take(slack: &Slack, parsed: Parsed) -> Taken {
+    if let Some(why) = slack
+        .workspace
+        .refuses(parsed.origin.team.as_deref(), parsed.origin.app.as_deref())
+    {
+        tracing::warn!(%why, "refused a request for another workspace or app");
+        return Taken::NotOurs(why);
+    }
+    let Some(inbound) = parsed.inbound else {
+        return Taken::Ignored;
+    };
+    let slack = slack.clone();
+    tokio::spawn(async move {
+        if let Some(event_id) = &parsed.event_id {
+            match slack.poster.chat.first_delivery(PLATFORM, event_id).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    tracing::debug!(event_id, "repeated delivery ignored");
+                    return;
+                }
+                Err(e) => {
+                    tracing::error!(event_id, error = %e, "cannot record the event; not handling it twice is safer");
+                    return;
+                }
+            }
+        }
+        slack.handle(inbound).await;
+    });
+    Taken::Acting
+}
+
 async fn commands(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     let text = match verified(&state, &headers, &body) {
         Ok(t) => t,
         Err(r) => return *r,
     };
+    let parsed = match inbound::parse_command(&form(&text)) {
+        Ok(p) => p,
+        Err(why) => return bad_request(why),
+    };
     match not_replayed(&state, &headers).await {
         Ok(()) => {}
         Err(NotTaken::Refused(r)) => return *r,
-        Err(NotTaken::DatabaseDown(why)) => return database_unreachable(&why),
+        Err(NotTaken::DatabaseDown(why)) => return ephemeral(&database_down_text(&why)),
     }
-    match dispatch_command(&state.slack, form(&text)) {
+    match take(&state.slack, parsed) {
         // An empty 200 acknowledges at once; the answers follow through the Web API.
-        Ok(()) => StatusCode::OK.into_response(),
-        Err(why) => bad_request(why),
+        Taken::Acting | Taken::Ignored => StatusCode::OK.into_response(),
+        Taken::NotOurs(why) => ephemeral(&format!("erlmcp-bot did nothing: {why}.")),
     }
 }
 
@@ -162,6 +214,10 @@ async fn interactions(State(state): State<AppState>, headers: HeaderMap, body: B
     };
     let Ok(p) = serde_json::from_str::<Value>(&payload) else {
         return bad_request("the payload is not JSON");
+    };
+    let parsed = match inbound::parse_interaction(&p) {
+        Ok(parsed) => parsed,
+        Err(why) => return bad_request(why),
     };
     match not_replayed(&state, &headers).await {
         Ok(()) => {}
@@ -180,10 +236,9 @@ async fn interactions(State(state): State<AppState>, headers: HeaderMap, body: B
             return StatusCode::OK.into_response();
         }
     }
-    match dispatch_interaction(&state.slack, &p) {
-        Ok(()) => StatusCode::OK.into_response(),
-        Err(why) => bad_request(why),
-    }
+    // Another workspace's button is refused without a word to it.
+    let _ = take(&state.slack, parsed);
+    StatusCode::OK.into_response()
 }
 
 async fn events(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
@@ -197,103 +252,14 @@ async fn events(State(state): State<AppState>, headers: HeaderMap, body: Bytes) 
     if v["type"] == "url_verification" {
         return axum::Json(json!({ "challenge": v["challenge"] })).into_response();
     }
-    match dispatch_event(&state.slack, v) {
-        Ok(()) => StatusCode::OK.into_response(),
+    match inbound::parse_event(&v) {
+        Ok(parsed) => {
+            // Acknowledged whatever it is, so Slack does not retry what we refuse or ignore.
+            let _ = take(&state.slack, parsed);
+            StatusCode::OK.into_response()
+        }
         Err(why) => bad_request(why),
     }
-}
-
-// The dispatchers below take Slack's documented payloads (form fields, interaction JSON, event
-// callback JSON), start the work in a task, and return at once. HTTP and Socket Mode share them.
-
-/// A slash command's fields (`command`, `text`, `user_id`, `channel_id`, `response_url`, ...).
-pub fn dispatch_command(slack: &Slack, f: HashMap<String, String>) -> Result<(), &'static str> {
-    let (Some(command), Some(user), Some(channel)) =
-        (f.get("command"), f.get("user_id"), f.get("channel_id"))
-    else {
-        return Err("a slash command needs command, user_id and channel_id");
-    };
-    let (command, user, channel) = (command.clone(), user.clone(), channel.clone());
-    let args = f.get("text").cloned().unwrap_or_default();
-    let user_name = f.get("user_name").cloned();
-    let response_url = f.get("response_url").cloned();
-    let slack = slack.clone();
-    tokio::spawn(async move {
-        slack
-            .on_command(
-                &command,
-                &args,
-                &user,
-                user_name.as_deref(),
-                &channel,
-                response_url,
-            )
-            .await;
-    });
-    Ok(())
-}
-
-/// An interaction payload; only `block_actions` (our buttons) do anything.
-pub fn dispatch_interaction(slack: &Slack, p: &Value) -> Result<(), &'static str> {
-    if p["type"] != "block_actions" {
-        return Ok(());
-    }
-    let action = p["actions"][0]["action_id"]
-        .as_str()
-        .unwrap_or("")
-        .to_string();
-    let request = p["actions"][0]["value"].as_str().unwrap_or("").to_string();
-    let user = p["user"]["id"].as_str().unwrap_or("").to_string();
-    let user_name = p["user"]["name"]
-        .as_str()
-        .or(p["user"]["username"].as_str())
-        .map(str::to_string);
-    let channel = p["channel"]["id"]
-        .as_str()
-        .or(p["container"]["channel_id"].as_str())
-        .unwrap_or("")
-        .to_string();
-    let response_url = p["response_url"].as_str().map(str::to_string);
-    if user.is_empty() || request.is_empty() || channel.is_empty() {
-        return Err("the interaction lacks a user, a channel or a request");
-    }
-    let slack = slack.clone();
-    tokio::spawn(async move {
-        slack
-            .on_button(
-                &action,
-                &request,
-                &user,
-                user_name.as_deref(),
-                &channel,
-                response_url,
-            )
-            .await;
-    });
-    Ok(())
-}
-
-/// An Events API callback (`event_id` + `event`).
-pub fn dispatch_event(slack: &Slack, v: Value) -> Result<(), &'static str> {
-    if v["type"] != "event_callback" {
-        return Ok(());
-    }
-    let Some(event_id) = v["event_id"].as_str().map(str::to_string) else {
-        return Err("an event callback needs an event_id");
-    };
-    let slack = slack.clone();
-    tokio::spawn(async move {
-        // Slack retries deliveries (X-Slack-Retry-Num); the event id makes each one count once,
-        // whichever delivery arrives first.
-        match slack.poster.chat.first_delivery(PLATFORM, &event_id).await {
-            Ok(true) => slack.on_event(&v["event"]).await,
-            Ok(false) => tracing::debug!(event_id, "repeated delivery ignored"),
-            Err(e) => {
-                tracing::error!(event_id, error = %e, "cannot record the event; not handling it twice is safer")
-            }
-        }
-    });
-    Ok(())
 }
 
 /// Readiness answers within a second whatever the database does: a probe that hangs is

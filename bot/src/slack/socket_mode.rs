@@ -3,7 +3,8 @@
 //! same dispatchers the HTTP endpoints use, so behaviour is identical.
 
 use super::Slack;
-use super::server::{dispatch_command, dispatch_event, dispatch_interaction};
+use super::inbound;
+use super::server::{Taken, take};
 use serde_json::Value;
 use slack_morphism::prelude::*;
 use std::collections::HashMap;
@@ -25,16 +26,33 @@ fn adapter(states: &SlackClientEventsUserStateStorage) -> Option<Slack> {
     states.get_user_state::<Slack>().cloned()
 }
 
+/// An envelope arrives on the socket this app opened with its own app-level token, so it is for
+/// this app even where slack-morphism's types drop `api_app_id`; the workspace is still checked.
+fn on_our_socket(slack: &Slack, mut parsed: inbound::Parsed) -> inbound::Parsed {
+    parsed
+        .origin
+        .app
+        .get_or_insert_with(|| slack.workspace.app_id.clone());
+    parsed
+}
+
+fn malformed(why: &str) -> Box<dyn std::error::Error + Send + Sync> {
+    Box::<dyn std::error::Error + Send + Sync>::from(why.to_string())
+}
+
 async fn on_command(
     event: SlackCommandEvent,
     _client: Arc<SlackHyperClient>,
     states: SlackClientEventsUserState,
 ) -> UserCallbackResult<SlackCommandEventResponse> {
+    let mut answer = SlackMessageContent::new();
     if let Some(slack) = adapter(&*states.read().await) {
-        dispatch_command(&slack, command_fields(&event))
-            .map_err(|e| Box::<dyn std::error::Error + Send + Sync>::from(e.to_string()))?;
+        let parsed = inbound::parse_command(&command_fields(&event)).map_err(malformed)?;
+        if let Taken::NotOurs(why) = take(&slack, on_our_socket(&slack, parsed)) {
+            answer = answer.with_text(format!("erlmcp-bot did nothing: {why}."));
+        }
     }
-    Ok(SlackCommandEventResponse::new(SlackMessageContent::new()))
+    Ok(SlackCommandEventResponse::new(answer))
 }
 
 async fn on_interaction(
@@ -44,8 +62,8 @@ async fn on_interaction(
 ) -> UserCallbackResult<()> {
     if let Some(slack) = adapter(&*states.read().await) {
         let v = serde_json::to_value(&event)?;
-        dispatch_interaction(&slack, &v)
-            .map_err(|e| Box::<dyn std::error::Error + Send + Sync>::from(e.to_string()))?;
+        let parsed = inbound::parse_interaction(&v).map_err(malformed)?;
+        let _ = take(&slack, on_our_socket(&slack, parsed));
     }
     Ok(())
 }
@@ -58,8 +76,8 @@ async fn on_push(
     if let Some(slack) = adapter(&*states.read().await) {
         let mut v = serde_json::to_value(&event)?;
         v["type"] = Value::String("event_callback".into());
-        dispatch_event(&slack, v)
-            .map_err(|e| Box::<dyn std::error::Error + Send + Sync>::from(e.to_string()))?;
+        let parsed = inbound::parse_event(&v).map_err(malformed)?;
+        let _ = take(&slack, on_our_socket(&slack, parsed));
     }
     Ok(())
 }

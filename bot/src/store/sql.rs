@@ -7,7 +7,7 @@ macro_rules! sql_store {
         const _: () = {
             use crate::store::rows::{bad, db, is_unique_violation, roles_from_json, roles_to_json};
             use chrono::{DateTime, NaiveDate, Utc};
-            use erlmcp_handlers::approval::{Approval, ApprovalRequest, Policy, RequestState};
+            use erlmcp_handlers::approval::{Approval, ApprovalRequest, Platform, Policy, RequestState};
             use erlmcp_handlers::error::{Error, Result};
             use erlmcp_handlers::ids::{IncidentId, RequestId, RunId};
             use erlmcp_handlers::incident::{Incident, IncidentStatus};
@@ -421,13 +421,14 @@ macro_rules! sql_store {
                     }
                     let incident: String = row.try_get("incident_id").map_err(db)?;
                     let res = sqlx::query(
-                        "INSERT INTO approvals (request_id, approver_id, approver_name, digest, at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (request_id, approver_id) DO NOTHING",
+                        "INSERT INTO approvals (request_id, approver_id, approver_name, digest, at, approver_platform) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (request_id, approver_id) DO NOTHING",
                     )
                     .bind(a.request.as_str())
                     .bind(&a.approver_id)
                     .bind(&a.approver_name)
                     .bind(&a.digest)
                     .bind(timeline::normalise_time(a.at))
+                    .bind(a.approver_platform.map(|p| p.as_str()))
                     .execute(&mut *tx)
                     .await
                     .map_err(db)?;
@@ -457,7 +458,7 @@ macro_rules! sql_store {
                 }
 
                 async fn approvals(&self, id: &RequestId) -> Result<Vec<Approval>> {
-                    let rows = sqlx::query("SELECT request_id, approver_id, approver_name, digest, at FROM approvals WHERE request_id = $1 ORDER BY at, approver_id")
+                    let rows = sqlx::query("SELECT request_id, approver_id, approver_name, approver_platform, digest, at FROM approvals WHERE request_id = $1 ORDER BY at, approver_id")
                         .bind(id.as_str())
                         .fetch_all(&self.pool)
                         .await
@@ -468,6 +469,10 @@ macro_rules! sql_store {
                                 request: RequestId::new(r.try_get::<String, _>("request_id").map_err(db)?),
                                 approver_id: r.try_get("approver_id").map_err(db)?,
                                 approver_name: r.try_get("approver_name").map_err(db)?,
+                                approver_platform: r
+                                    .try_get::<Option<String>, _>("approver_platform")
+                                    .map_err(db)?
+                                    .and_then(|p| Platform::parse(&p)),
                                 digest: r.try_get("digest").map_err(db)?,
                                 at: r.try_get("at").map_err(db)?,
                             })

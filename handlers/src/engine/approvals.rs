@@ -97,6 +97,7 @@ impl Engine {
             request: r.id.clone(),
             approver_id: req.actor.id.clone(),
             approver_name: req.actor.name.clone(),
+            approver_platform: Some(req.actor.platform),
             digest: r.plan_digest.clone(),
             at: self.clock.now(),
         };

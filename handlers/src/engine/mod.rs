@@ -290,9 +290,8 @@ impl Engine {
     pub(crate) fn system_draft(&self, kind: &str, text: impl Into<String>) -> Draft {
         self.draft(
             &Actor {
-                id: "system".into(),
-                name: "system".into(),
                 is_bot: true,
+                ..Actor::person("system")
             },
             Source::System,
             kind,
