@@ -176,6 +176,12 @@ static PLAYBOOK_NAME: LazyLock<Regex> =
 
 /// Longest title or note accepted; longer text is refused rather than cut, so nothing is lost silently.
 pub const MAX_TEXT_CHARS: usize = 2000;
+/// An incident title is a line people scan in lists and channel names.
+pub const MAX_TITLE_CHARS: usize = 200;
+/// A user name or id given as an argument (roles).
+pub const MAX_NAME_CHARS: usize = 80;
+/// A playbook parameter's value (`key=value`).
+pub const MAX_PARAM_CHARS: usize = 200;
 /// Upper bound for `scale`: a typo such as `scale us-east-1 300` should not reach the cluster.
 pub const MAX_REPLICAS: u32 = 50;
 
@@ -218,11 +224,17 @@ fn parse_command(text: &str) -> Result<Command, ParseError> {
                 &format!("/erlmcp {severity} declare API down in us-east-1").to_lowercase(),
             ));
         }
-        check_length("declare", title)?;
-        return Ok(Command::Declare {
-            severity,
-            title: title.to_string(),
-        });
+        // A title is one line: line breaks and runs of spaces become one space.
+        let title = title.split_whitespace().collect::<Vec<_>>().join(" ");
+        let n = title.chars().count();
+        if n > MAX_TITLE_CHARS {
+            return Err(err(
+                "declare",
+                &format!("the title is {n} characters; the limit is {MAX_TITLE_CHARS}"),
+                "say what is broken in a line; add details with `/erlmcp note <text>`",
+            ));
+        }
+        return Ok(Command::Declare { severity, title });
     }
     let Some(caps) = VERB_REST.captures(text) else {
         return Err(unknown(text, ""));
@@ -261,6 +273,13 @@ fn parse_command(text: &str) -> Result<Command, ParseError> {
                 let user = user.trim_start_matches('@');
                 if user.is_empty() {
                     return Err(err("role", "which user?", "/erlmcp role ic alice"));
+                }
+                if user.chars().count() > MAX_NAME_CHARS {
+                    return Err(err(
+                        "role",
+                        &format!("a user name is at most {MAX_NAME_CHARS} characters"),
+                        "/erlmcp role ic alice",
+                    ));
                 }
                 Ok(Command::Role {
                     role,
@@ -386,6 +405,16 @@ fn parse_command(text: &str) -> Result<Command, ParseError> {
                     return Err(err(
                         "run",
                         &format!("parameter `{}` is given twice", &c[1]),
+                        &format!("/erlmcp run {name} region=us-west-2"),
+                    ));
+                }
+                if c[2].chars().count() > MAX_PARAM_CHARS {
+                    return Err(err(
+                        "run",
+                        &format!(
+                            "the value of `{}` is longer than {MAX_PARAM_CHARS} characters",
+                            &c[1]
+                        ),
                         &format!("/erlmcp run {name} region=us-west-2"),
                     ));
                 }

@@ -10,6 +10,7 @@ pub mod error;
 pub mod executor;
 pub mod ids;
 pub mod incident;
+pub mod markdown;
 pub mod playbook;
 pub mod postmortem;
 pub mod reads;

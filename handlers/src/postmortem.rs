@@ -25,7 +25,7 @@ fn ts(t: DateTime<Utc>) -> String {
 }
 
 fn cell(s: &str) -> String {
-    s.replace('|', "\\|").replace('\n', " ")
+    crate::markdown::text(s)
 }
 
 fn clock_row(
@@ -56,7 +56,7 @@ fn clock_row(
 pub fn render(inc: &Incident, entries: &[Entry], requests: &[RequestRecord]) -> String {
     let mut o = String::new();
     let drill = if inc.drill { " (DRILL)" } else { "" };
-    let _ = writeln!(o, "# Postmortem: {}{drill}\n", inc.title);
+    let _ = writeln!(o, "# Postmortem: {}{drill}\n", cell(&inc.title));
     if inc.drill {
         let _ = writeln!(
             o,
@@ -79,7 +79,7 @@ pub fn render(inc: &Incident, entries: &[Entry], requests: &[RequestRecord]) -> 
     let _ = writeln!(o, "## Summary\n");
     match &inc.summary {
         Some(s) => {
-            let _ = writeln!(o, "{s}\n");
+            let _ = writeln!(o, "{}\n", cell(s));
         }
         None => {
             let _ = writeln!(o, "{TO_BE_WRITTEN}\n");
@@ -143,7 +143,7 @@ pub fn render(inc: &Incident, entries: &[Entry], requests: &[RequestRecord]) -> 
         let _ = writeln!(o, "No roles were assigned.");
     } else {
         for (role, who) in &inc.roles {
-            let _ = writeln!(o, "- {}: {}", role.title(), who);
+            let _ = writeln!(o, "- {}: {}", role.title(), cell(who));
         }
     }
 
@@ -151,10 +151,14 @@ pub fn render(inc: &Incident, entries: &[Entry], requests: &[RequestRecord]) -> 
         let _ = writeln!(o, "\n## Infrastructure changes\n");
         for r in requests {
             let q = &r.request;
-            let approvers: Vec<&str> = r
+            // Each approver by name and platform id: names alone prove nothing.
+            let approvers: Vec<String> = r
                 .approvals
                 .iter()
-                .map(|a| a.approver_name.as_str())
+                .map(|a| match a.approver_platform {
+                    Some(p) => format!("{} ({}:{})", a.approver_name, p.as_str(), a.approver_id),
+                    None => format!("{} ({})", a.approver_name, a.approver_id),
+                })
                 .collect();
             let _ = writeln!(
                 o,
@@ -162,17 +166,17 @@ pub fn render(inc: &Incident, entries: &[Entry], requests: &[RequestRecord]) -> 
                 q.id,
                 cell(&q.command),
                 q.state,
-                q.requester_name,
+                cell(&format!("{} ({})", q.requester_name, q.requester_id)),
                 ts(q.created_at),
                 if approvers.is_empty() {
                     "nobody".to_string()
                 } else {
-                    approvers.join(", ")
+                    cell(&approvers.join(", "))
                 },
                 q.short_digest()
             );
             if let (Some(by), Some(reason)) = (&q.decided_by, &q.reason) {
-                let _ = writeln!(o, "Decision by {by}: {reason}\n");
+                let _ = writeln!(o, "Decision by {}: {}\n", cell(by), cell(reason));
             }
             if let Some((run, steps)) = &r.run {
                 let _ = writeln!(o, "Run {} ({}):\n", run.id, run.state.as_str());

@@ -24,9 +24,53 @@ pub struct Reply {
     pub is_request_card: bool,
     /// Set on the reply that declares an incident (adapters open its channel).
     pub declared: Option<crate::ids::IncidentId>,
+    /// The request a card presents, field by field, so adapters can lay it out with the digest,
+    /// policy and expiry always beside the buttons, and user text never read as markup.
+    pub card: Option<RequestCard>,
+}
+
+/// An approval request as a card shows it. Every field is plain text; `plan` and `command` carry
+/// user text (titles, parameters) and must never be rendered as markup.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RequestCard {
+    pub request: String,
+    pub incident: String,
+    /// The command as typed.
+    pub command: String,
+    /// `name (platform:id)`.
+    pub requester: String,
+    pub plan: String,
+    /// The full SHA-256 digest approvals bind to.
+    pub digest: String,
+    pub policy: String,
+    /// `YYYY-MM-DD HH:MM:SS UTC`.
+    pub expires: String,
+}
+
+impl RequestCard {
+    pub fn of(r: &crate::approval::ApprovalRequest) -> Self {
+        Self {
+            request: r.id.to_string(),
+            incident: r.incident.to_string(),
+            command: r.command.clone(),
+            requester: format!("{} ({})", r.requester_name, r.requester_id),
+            plan: r.plan_text.clone(),
+            digest: r.plan_digest.clone(),
+            policy: r.policy.describe(),
+            expires: r.expires_at.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+        }
+    }
 }
 
 impl Reply {
+    /// The message that presents a request for approval (adapters add buttons and map reactions).
+    pub fn card(text: impl Into<String>, request: &crate::approval::ApprovalRequest) -> Self {
+        let mut r = Self::channel(text).about(&request.id);
+        r.is_request_card = true;
+        r.card = Some(RequestCard::of(request));
+        r
+    }
+
     /// Marks the message as being about a request.
     pub fn about(mut self, request: &crate::ids::RequestId) -> Self {
         self.request = Some(request.clone());
@@ -41,6 +85,7 @@ impl Reply {
             request: None,
             is_request_card: false,
             declared: None,
+            card: None,
         }
     }
 
@@ -52,6 +97,7 @@ impl Reply {
             request: None,
             is_request_card: false,
             declared: None,
+            card: None,
         }
     }
 
@@ -63,6 +109,7 @@ impl Reply {
             request: None,
             is_request_card: false,
             declared: None,
+            card: None,
         }
     }
 }

@@ -183,7 +183,7 @@ pub fn sla_report(all: &[Incident], year: i32, month: u32, generated: DateTime<U
             i.declared_at.format("%Y-%m-%d"),
             i.id,
             i.severity,
-            i.title.replace('|', "\\|"),
+            crate::markdown::text(&i.title),
             i.summary
                 .as_deref()
                 .unwrap_or("_to be written_")

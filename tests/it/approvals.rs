@@ -462,9 +462,10 @@ async fn race_between_replicas(b: Backend, rounds: usize) {
         assert!(req.contains("Approval needed"), "{req}");
         let before = t.sim.apply_count();
         // Two tasks on the multi-threaded runtime, each on its own replica and connection pool.
-        let (e1, e2) = (t.engine.clone(), replica.clone());
-        let a = tokio::spawn(async move { e1.handle(&request("bob", "approve")).await });
-        let c = tokio::spawn(async move { e2.handle(&request("carol", "approve")).await });
+        let id = format!("approve REQ-20261128-{}", i + 1);
+        let (e1, e2, id2) = (t.engine.clone(), replica.clone(), id.clone());
+        let a = tokio::spawn(async move { e1.handle(&request("bob", &id)).await });
+        let c = tokio::spawn(async move { e2.handle(&request("carol", &id2)).await });
         let (a, c) = (a.await.unwrap(), c.await.unwrap());
         let all: Vec<_> = a.iter().chain(c.iter()).collect();
         let finished = all.iter().filter(|r| r.text.contains("🏁")).count();

@@ -269,8 +269,8 @@ async fn drill_failover_ends_with_the_dr_region_serving_and_a_postmortem() {
         "bob> /erlmcp approve",
         "# Postmortem: [DRILL] Drill: failover",
         "> This was a drill on the simulated world.",
-        "| 2 | Promote database | bob |",
-        "| 5 | Move DNS | bob |",
+        "| 2 | Promote database | bob (console:bob) |",
+        "| 5 | Move DNS | bob (console:bob) |",
         "Simulated world after the drill: erlmcp.io -> us-west-2",
     ] {
         assert!(

@@ -104,7 +104,8 @@ async fn rollback_to_previous_and_to_a_version(b: Backend) {
     assert_eq!(t.sim.world().regions["us-east-1"].image_version, "3.0.1");
     let plan = t.ok("alice", "rollback 3.0.0 eu-west-1").await;
     assert!(plan.contains("[3.0.2 -> 3.0.0]"), "{plan}");
-    t.ok("bob", "approve").await;
+    // Another request of the incident just ended: the approver names the one they read.
+    t.ok("bob", "approve REQ-20261128-2").await;
     assert_eq!(t.sim.world().regions["eu-west-1"].image_version, "3.0.0");
 }
 
@@ -115,14 +116,14 @@ async fn scale_and_read_only(b: Backend) {
     run_to_done(&t, "p2", "scale ap-southeast-1 4", "bob").await;
     assert_eq!(t.sim.world().regions["ap-southeast-1"].replicas, 4);
     t.ok("alice", "readonly on").await;
-    t.ok("bob", "approve").await;
+    t.ok("bob", "approve REQ-20261128-2").await;
     assert!(
         t.sim.world().regions["us-east-1"]
             .config_maps
             .contains_key("erlmcp-read-only")
     );
     t.ok("alice", "readonly off").await;
-    t.ok("bob", "approve").await;
+    t.ok("bob", "approve REQ-20261128-3").await;
     assert!(
         !t.sim.world().regions["us-east-1"]
             .config_maps
@@ -153,7 +154,7 @@ async fn security_isolation_and_data_corruption(b: Backend) {
 
     let plan = t.ok("alice", "run data-corruption").await;
     assert!(plan.contains("restore the database from backup backup-20261128-0000 [live data -> backup-20261128-0000]"), "last good backup chosen in the plan: {plan}");
-    t.ok("bob", "approve").await;
+    t.ok("bob", "approve REQ-20261128-2").await;
     let w = t.sim.world();
     assert_eq!(w.restored_from.as_deref(), Some("backup-20261128-0000"));
     assert!(

@@ -144,15 +144,17 @@ impl Running {
             tokio::spawn(async move {
                 let mut lines = BufReader::new(from).lines();
                 while let Ok(Some(line)) = lines.next_line().await {
+                    {
+                        let mut l = log.lock().unwrap();
+                        l.push_str(&line);
+                        l.push('\n');
+                    }
                     if !watch.is_empty()
                         && line.contains(&watch)
                         && let Some(tx) = tx.lock().unwrap().take()
                     {
                         let _ = tx.send(line.clone());
                     }
-                    let mut l = log.lock().unwrap();
-                    l.push_str(&line);
-                    l.push('\n');
                 }
             });
         }

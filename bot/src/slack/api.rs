@@ -1,6 +1,7 @@
 //! A small client for the Slack Web API: form-encoded calls with the bot token, `ok: false`
 //! turned into the error code Slack gave, HTTP 429 retried after `Retry-After`, server errors
-//! retried with backoff. The base URL is configurable (`SLACK_API_URL`) for tests and gateways.
+//! retried with backoff for the methods that are safe to repeat. The base URL is configurable
+//! (`SLACK_API_URL`) for tests and gateways.
 
 use serde_json::Value;
 use std::fmt;
@@ -59,6 +60,24 @@ impl fmt::Display for SlackError {
 
 impl std::error::Error for SlackError {}
 
+/// Methods whose repetition changes nothing more (reads; updates to the same content; joins,
+/// invites and pins, which answer `already_…` the second time).
+fn safe_to_repeat(method: &str) -> bool {
+    matches!(
+        method,
+        "auth.test"
+            | "bots.info"
+            | "users.info"
+            | "conversations.history"
+            | "conversations.replies"
+            | "conversations.info"
+            | "conversations.join"
+            | "conversations.invite"
+            | "chat.update"
+            | "pins.add"
+    )
+}
+
 #[derive(Clone)]
 pub struct WebApi {
     http: reqwest::Client,
@@ -80,8 +99,14 @@ impl WebApi {
     }
 
     /// Calls `method` with form parameters. Returns the JSON answer of a successful call.
+    ///
+    /// Retries: a 429 (Slack did not act; it says when to come back) and a connection that was
+    /// never made are retried for every method. A 5xx or a connection lost after sending is
+    /// retried only for methods that are safe to repeat: posting a message again could post it
+    /// twice, creating a channel again could create two.
     pub async fn call(&self, method: &str, params: &[(&str, String)]) -> Result<Value, SlackError> {
         let url = format!("{}/{method}", self.base);
+        let repeatable = safe_to_repeat(method);
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -94,7 +119,7 @@ impl WebApi {
                 .await;
             let resp = match sent {
                 Ok(r) => r,
-                Err(e) if attempt <= MAX_RETRIES => {
+                Err(e) if attempt <= MAX_RETRIES && (repeatable || e.is_connect()) => {
                     tracing::warn!(method, error = %e, attempt, "Slack call failed; retrying");
                     tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
                     continue;
@@ -120,7 +145,7 @@ impl WebApi {
                 tokio::time::sleep(wait).await;
                 continue;
             }
-            if status >= 500 && attempt <= MAX_RETRIES {
+            if status >= 500 && attempt <= MAX_RETRIES && repeatable {
                 tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
                 continue;
             }

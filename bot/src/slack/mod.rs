@@ -292,7 +292,7 @@ impl Slack {
                 && let Err(e) = self.open_incident_channel(id, user, channel).await
             {
                 tracing::error!(incident = %id, error = %e, "could not open the incident channel");
-                let _ = self.poster.post(channel, &format!("⚠ Could not create a channel for {id}: {e}. The incident is tracked here instead."), None).await;
+                let _ = self.poster.post(channel, &blocks::escape(&format!("⚠ Could not create a channel for {id}: {e}. The incident is tracked here instead.")), None).await;
             }
         }
     }
@@ -365,15 +365,15 @@ impl Slack {
         } else {
             inc.roles
                 .iter()
-                .map(|(r, u)| format!("{}: {u}", r.title()))
+                .map(|(r, u)| format!("{}: {}", r.title(), blocks::escape(u)))
                 .collect::<Vec<_>>()
                 .join(", ")
         };
         let summary = format!(
             "*{id}* — {} {}\nDeclared by {} at {} UTC. Targets: acknowledge within {}, resolve within {}.\nRoles: {roles}\nCommands here address this incident: `/erlmcp ack`, `/erlmcp status`, `/failover <region>`.",
             inc.severity,
-            inc.title,
-            inc.declared_by,
+            blocks::escape(&inc.title),
+            blocks::escape(&inc.declared_by),
             inc.declared_at.format("%Y-%m-%d %H:%M"),
             erlmcp_handlers::severity::human_duration(inc.severity.response_target()),
             erlmcp_handlers::severity::human_duration(inc.severity.resolution_target()),
@@ -477,28 +477,20 @@ impl Slack {
                     .await;
             }
             (true, "pushpin", _) => {
-                let message = self
-                    .api()
-                    .call(
-                        "conversations.history",
-                        &[
-                            ("channel", channel.to_string()),
-                            ("latest", ts.to_string()),
-                            ("inclusive", "true".into()),
-                            ("limit", "1".into()),
-                        ],
-                    )
-                    .await;
-                let (author_id, text) = match &message {
-                    Ok(v) => (
-                        v["messages"][0]["user"].as_str().unwrap_or("").to_string(),
-                        v["messages"][0]["text"].as_str().unwrap_or("").to_string(),
-                    ),
+                let (author_id, text) = match self.message_at(channel, ts).await {
+                    Ok(Some(found)) => found,
+                    Ok(None) => {
+                        let reply = Reply::error(
+                            "Could not find the message you pinned (deleted, or not visible to the bot); nothing was added.",
+                        );
+                        self.deliver_all(channel, &[reply], &asker).await;
+                        return;
+                    }
                     Err(e) => {
                         self.deliver_all(
                             channel,
                             &[Reply::error(format!(
-                                "Could not read the pinned message ({e}); nothing was added."
+                                "Could not read the pinned message ({e}); nothing was added. React again to retry."
                             ))],
                             &asker,
                         )
@@ -509,10 +501,11 @@ impl Slack {
                 if text.is_empty() {
                     return;
                 }
-                let author = if author_id.is_empty() {
-                    "unknown".to_string()
+                let (author, author_name) = if author_id.is_empty() {
+                    ("unknown".to_string(), "an unknown author".to_string())
                 } else {
-                    self.actor(&author_id, None).await.name
+                    let a = self.actor(&author_id, None).await;
+                    (a.label(), a.name)
                 };
                 let actor = self.actor(user, None).await;
                 let req = Request {
@@ -523,7 +516,7 @@ impl Slack {
                 };
                 let reply = self
                     .engine
-                    .pin_message(&req, &author, &text)
+                    .pin_message(&req, &author, &author_name, &text)
                     .await
                     .unwrap_or_else(|e| {
                         Reply::error(format!("Could not add the message to the timeline: {e}"))
@@ -531,6 +524,61 @@ impl Slack {
                 self.deliver_all(channel, &[reply], &asker).await;
             }
             _ => {}
+        }
+    }
+}
+
+impl Slack {
+    /// The exact message at `ts` in `channel` (author id, text): a top-level message from the
+    /// channel's history, or a thread reply from its thread. `None` if Slack has no such message.
+    async fn message_at(
+        &self,
+        channel: &str,
+        ts: &str,
+    ) -> Result<Option<(String, String)>, SlackError> {
+        let pick = |v: &serde_json::Value| -> Option<(String, String)> {
+            v["messages"].as_array()?.iter().find_map(|m| {
+                (m["ts"].as_str() == Some(ts)).then(|| {
+                    (
+                        m["user"].as_str().unwrap_or("").to_string(),
+                        m["text"].as_str().unwrap_or("").to_string(),
+                    )
+                })
+            })
+        };
+        let history = self
+            .api()
+            .call(
+                "conversations.history",
+                &[
+                    ("channel", channel.to_string()),
+                    ("latest", ts.to_string()),
+                    ("oldest", ts.to_string()),
+                    ("inclusive", "true".into()),
+                    ("limit", "1".into()),
+                ],
+            )
+            .await?;
+        if let Some(found) = pick(&history) {
+            return Ok(Some(found));
+        }
+        // Not a top-level message: a reply in a thread, which the thread itself holds.
+        let thread = self
+            .api()
+            .call(
+                "conversations.replies",
+                &[
+                    ("channel", channel.to_string()),
+                    ("ts", ts.to_string()),
+                    ("inclusive", "true".into()),
+                    ("limit", "200".into()),
+                ],
+            )
+            .await;
+        match thread {
+            Ok(v) => Ok(pick(&v)),
+            Err(e) if e.code() == Some("thread_not_found") => Ok(None),
+            Err(e) => Err(e),
         }
     }
 }

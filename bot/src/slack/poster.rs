@@ -1,22 +1,23 @@
 //! Delivering the core's replies to Slack: channel messages, ephemeral answers to the person who
 //! asked, approval request cards (Block Kit, remembered so reactions find them), and the card
-//! updated in place as its run progresses.
+//! updated in place as its run progresses. Everything the core says is escaped for mrkdwn here,
+//! once, so no user text it carries can mention or link.
 
 use super::api::{SlackError, WebApi};
 use super::blocks;
 use crate::store::chat::ChatStore;
 use erlmcp_handlers::ids::RequestId;
-use erlmcp_handlers::reply::{Audience, Outbox, Reply};
+use erlmcp_handlers::reply::{Audience, Outbox, Reply, RequestCard};
 use serde_json::json;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 pub const PLATFORM: &str = "slack";
 
-/// A request card as last rendered, so progress can be appended in place.
-#[derive(Clone, Default)]
+/// A request card as last rendered, so progress can be added in place.
+#[derive(Clone)]
 struct Card {
-    text: String,
+    card: RequestCard,
     progress: Vec<String>,
 }
 
@@ -43,16 +44,30 @@ impl Poster {
         }
     }
 
-    /// Posts a message; if the bot is not in the channel yet, joins it and tries again.
+    /// Posts a message (`text` is mrkdwn the caller escaped); if the bot is not in the channel
+    /// yet, joins it and tries again. Returns the message's `ts`.
     pub async fn post(
         &self,
         channel: &str,
         text: &str,
         blocks: Option<&serde_json::Value>,
     ) -> Result<String, SlackError> {
+        self.post_in(channel, text, blocks, None).await
+    }
+
+    async fn post_in(
+        &self,
+        channel: &str,
+        text: &str,
+        blocks: Option<&serde_json::Value>,
+        thread: Option<&str>,
+    ) -> Result<String, SlackError> {
         let mut params = vec![("channel", channel.to_string()), ("text", text.to_string())];
         if let Some(b) = blocks {
             params.push(("blocks", b.to_string()));
+        }
+        if let Some(ts) = thread {
+            params.push(("thread_ts", ts.to_string()));
         }
         let answer = match self.api.call("chat.postMessage", &params).await {
             Err(e) if e.code() == Some("not_in_channel") => {
@@ -67,6 +82,7 @@ impl Poster {
     }
 
     async fn ephemeral(&self, channel: &str, asker: &Asker, text: &str) -> Result<(), SlackError> {
+        let text = blocks::escape(text);
         if let Some(url) = &asker.response_url {
             return self.api.respond(url, &json!({ "response_type": "ephemeral", "replace_original": false, "text": text })).await;
         }
@@ -78,7 +94,7 @@ impl Poster {
                     &[
                         ("channel", channel.to_string()),
                         ("user", user.clone()),
-                        ("text", text.to_string()),
+                        ("text", text),
                     ],
                 )
                 .await
@@ -93,32 +109,38 @@ impl Poster {
         }
     }
 
-    async fn post_card(
-        &self,
-        channel: &str,
-        request: &RequestId,
-        text: &str,
-    ) -> Result<(), SlackError> {
+    async fn post_card(&self, channel: &str, card: &RequestCard) -> Result<(), SlackError> {
+        let (card_blocks, plan_cut) = blocks::request_card(card, &[], true);
         let ts = self
-            .post(
-                channel,
-                text,
-                Some(&blocks::request_card(request.as_str(), text, &[], true)),
-            )
+            .post(channel, &blocks::card_text(card), Some(&card_blocks))
             .await?;
+        let request = RequestId::new(&card.request);
         self.cards.lock().unwrap_or_else(|p| p.into_inner()).insert(
             request.clone(),
             Card {
-                text: text.to_string(),
+                card: card.clone(),
                 progress: Vec::new(),
             },
         );
+        let body = serde_json::to_string(card).unwrap_or_default();
         if let Err(e) = self
             .chat
-            .remember_message(PLATFORM, channel, &ts, request, text)
+            .remember_message(PLATFORM, channel, &ts, &request, &body)
             .await
         {
             tracing::error!(request = %request, error = %e, "could not remember the request's message; reactions on it will not be recognised");
+        }
+        if plan_cut
+            && let Err(e) = self
+                .post_in(
+                    channel,
+                    &format!("The whole plan of {}", card.request),
+                    Some(&blocks::full_plan(card)),
+                    Some(&ts),
+                )
+                .await
+        {
+            tracing::warn!(request = %request, error = %e, "could not post the whole plan in the card's thread");
         }
         Ok(())
     }
@@ -131,15 +153,24 @@ impl Poster {
         };
         let card = {
             let mut cards = self.cards.lock().unwrap_or_else(|p| p.into_inner());
-            // After a restart the card's text comes back from the database; earlier progress lines do not.
-            let card = cards.entry(request.clone()).or_insert_with(|| Card {
-                text: body,
-                progress: Vec::new(),
-            });
+            if !cards.contains_key(request) {
+                // After a restart the card comes back from the database; earlier progress lines do not.
+                let Ok(card) = serde_json::from_str::<RequestCard>(&body) else {
+                    return Ok(false);
+                };
+                cards.insert(
+                    request.clone(),
+                    Card {
+                        card,
+                        progress: Vec::new(),
+                    },
+                );
+            }
+            let card = cards.get_mut(request).expect("inserted above");
             card.progress.push(line.to_string());
             card.clone()
         };
-        let blocks = blocks::request_card(request.as_str(), &card.text, &card.progress, false);
+        let (card_blocks, _) = blocks::request_card(&card.card, &card.progress, false);
         self.api
             .call(
                 "chat.update",
@@ -148,9 +179,13 @@ impl Poster {
                     ("ts", ts),
                     (
                         "text",
-                        format!("{}\n{}", card.text, card.progress.join("\n")),
+                        format!(
+                            "{}\n{}",
+                            blocks::card_text(&card.card),
+                            blocks::escape(&card.progress.join("\n"))
+                        ),
                     ),
-                    ("blocks", blocks.to_string()),
+                    ("blocks", card_blocks.to_string()),
                 ],
             )
             .await?;
@@ -164,13 +199,13 @@ impl Poster {
         reply: &Reply,
         asker: &Asker,
     ) -> Result<(), SlackError> {
-        if reply.audience == Audience::Requester && !reply.is_request_card {
+        if let Some(card) = &reply.card {
+            return self.post_card(channel, card).await;
+        }
+        if reply.audience == Audience::Requester {
             return self.ephemeral(channel, asker, &reply.text).await;
         }
         if let Some(request) = &reply.request {
-            if reply.is_request_card {
-                return self.post_card(channel, request, &reply.text).await;
-            }
             let updated = self.update_card(request, &reply.text).await?;
             // Step-by-step progress lives on the card; outcomes are also said in the channel.
             let is_step_progress = reply.text.starts_with('▶') || reply.text.starts_with('✔');
@@ -178,7 +213,9 @@ impl Poster {
                 return Ok(());
             }
         }
-        self.post(channel, &reply.text, None).await.map(|_| ())
+        self.post(channel, &blocks::escape(&reply.text), None)
+            .await
+            .map(|_| ())
     }
 }
 

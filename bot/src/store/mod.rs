@@ -162,22 +162,37 @@ pub async fn open_postgres_with(opts: PgConnectOptions, url: &str) -> Result<PgS
     Ok(PgStore { pool })
 }
 
-/// Hides the password of a database URL, for logs and messages.
+/// Query parameters that carry secrets in database URLs (libpq and sqlx spellings).
+const SECRET_PARAMS: &[&str] = &["password", "pass", "pwd", "sslpassword", "passfile"];
+
+/// Hides the secrets of a database URL (the password in `user:pass@`, and `?password=` and its
+/// kin in the query), for logs and messages. Text that is not a URL is returned as is, unless it
+/// looks like it might hold a password, which is then hidden whole.
 pub fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme_end), Some(at)) if at > scheme_end => {
-            let userinfo = &url[scheme_end + 3..at];
-            match userinfo.find(':') {
-                Some(colon) => format!(
-                    "{}{}:***{}",
-                    &url[..scheme_end + 3],
-                    &userinfo[..colon],
-                    &url[at..]
-                ),
-                None => url.to_string(),
+    match url::Url::parse(url) {
+        Ok(mut parsed) => {
+            if parsed.password().is_some() {
+                let _ = parsed.set_password(Some("***"));
             }
+            let pairs: Vec<(String, String)> = parsed
+                .query_pairs()
+                .map(|(k, v)| {
+                    let secret = SECRET_PARAMS.contains(&k.to_ascii_lowercase().as_str());
+                    (
+                        k.into_owned(),
+                        if secret { "***".into() } else { v.into_owned() },
+                    )
+                })
+                .collect();
+            if !pairs.is_empty() {
+                parsed.query_pairs_mut().clear().extend_pairs(pairs);
+            }
+            parsed.to_string()
         }
-        _ => url.to_string(),
+        Err(_) if url.contains('@') || url.to_ascii_lowercase().contains("pass") => {
+            "(a database URL that could not be read; hidden because it may hold a password)".into()
+        }
+        Err(_) => url.to_string(),
     }
 }
 
@@ -194,5 +209,14 @@ mod tests {
             "postgres://postgres@127.0.0.1/test"
         );
         assert_eq!(super::redact_url("sqlite://x.db"), "sqlite://x.db");
+        let q = super::redact_url(
+            "postgres://bot@db/erlmcp?sslmode=require&password=s3cret&PassWord=x2",
+        );
+        assert!(!q.contains("s3cret") && !q.contains("x2"), "{q}");
+        assert!(q.contains("sslmode=require"), "{q}");
+        assert_eq!(
+            super::redact_url("postgres://bot:pa@ss@db:5432/erlmcp"),
+            "postgres://bot:***@db:5432/erlmcp"
+        );
     }
 }

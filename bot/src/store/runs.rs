@@ -120,9 +120,10 @@ macro_rules! run_store {
                 ) -> Result<Option<Run>> {
                     for _ in 0..ID_RETRIES {
                         let mut tx = self.begin().await?;
-                        // The compare-and-set: of all approvals racing on any replica, one moves the request.
+                        // The compare-and-set: of all approvals racing on any replica, one moves the
+                        // request; never for an incident resolved or closed meanwhile.
                         let res = sqlx::query(
-                            "UPDATE approval_requests SET state = 'executing', decided_at = $1, decided_by = $2 WHERE id = $3 AND state = 'pending'",
+                            "UPDATE approval_requests SET state = 'executing', decided_at = $1, decided_by = $2 WHERE id = $3 AND state = 'pending' AND EXISTS (SELECT 1 FROM incidents WHERE incidents.id = approval_requests.incident_id AND incidents.status NOT IN ('resolved', 'closed'))",
                         )
                         .bind(timeline::normalise_time(at))
                         .bind(by)

@@ -65,6 +65,7 @@ impl Engine {
         incident: Option<IncidentId>,
         explicit: Option<RequestId>,
     ) -> crate::Result<Vec<Reply>> {
+        let named = explicit.is_some();
         let r = match self
             .target_request(req, incident, explicit, "approve")
             .await?
@@ -72,12 +73,18 @@ impl Engine {
             Ok(r) => r,
             Err(reply) => return Ok(vec![reply]),
         };
+        if !named && let Some(reply) = self.unclear_approval(&r).await? {
+            return Ok(vec![reply]);
+        }
         if self.expire_if_due(&r).await? {
             let r = self.store.request(&r.id).await?.unwrap_or(r);
             return Ok(vec![Reply::error(self.not_pending(&r))]);
         }
         if r.state != RequestState::Pending {
             return Ok(vec![Reply::error(self.not_pending(&r))]);
+        }
+        if let Some(reply) = self.cancel_if_incident_over(&r).await? {
+            return Ok(vec![reply]);
         }
         let existing = self.store.approvals(&r.id).await?;
         let complete = match judge_approval(&r, &existing, &req.actor, &self.settings.groups) {
@@ -398,7 +405,100 @@ impl Engine {
     }
 }
 
+/// A typed `approve` without an id approves the only pending request only if nothing else about
+/// the incident's requests changed this recently: the approver may have read another one.
+const UNNAMED_APPROVAL_QUIET_SECONDS: i64 = 60;
+
 impl Engine {
+    /// An approval must bind to what the approver saw. Buttons and reactions name their request;
+    /// a typed `approve` without an id is taken only when the incident has exactly that one
+    /// request pending and no other of its requests ended (cancelled, denied, void, expired,
+    /// started) in the last minute. Otherwise: the pending requests, and a request to name one.
+    async fn unclear_approval(&self, r: &ApprovalRequest) -> crate::Result<Option<Reply>> {
+        let all = self.store.requests_for_incident(&r.incident).await?;
+        let now = self.clock.now();
+        let recent: Vec<&ApprovalRequest> = all
+            .iter()
+            .filter(|o| {
+                o.id != r.id
+                    && o.decided_at.is_some_and(|t| {
+                        now - t < chrono::Duration::seconds(UNNAMED_APPROVAL_QUIET_SECONDS)
+                    })
+            })
+            .collect();
+        if recent.is_empty() {
+            return Ok(None);
+        }
+        let changed: Vec<String> = recent
+            .iter()
+            .map(|o| format!("{} (`{}`) became {}", o.id, o.command, o.state))
+            .collect();
+        let pending: Vec<String> = all
+            .iter()
+            .filter(|o| o.state == RequestState::Pending)
+            .map(|o| super::requests::render_request(o, false))
+            .collect();
+        Ok(Some(Reply::error(format!(
+            "Not approved: name the request you read. In the last minute {}, so `approve` alone could approve something other than what you looked at.\nPending now:\n{}\nApprove exactly this plan with `/erlmcp approve {}`.",
+            changed.join("; "),
+            pending.join("\n\n"),
+            r.id
+        ))))
+    }
+
+    /// A request of an incident that was resolved or closed meanwhile is cancelled, not approved.
+    async fn cancel_if_incident_over(&self, r: &ApprovalRequest) -> crate::Result<Option<Reply>> {
+        let Some(inc) = self.store.incident(&r.incident).await? else {
+            return Ok(None);
+        };
+        if inc.status < crate::incident::IncidentStatus::Resolved {
+            return Ok(None);
+        }
+        self.cancel_pending_of(&inc, "system").await?;
+        Ok(Some(Reply::error(format!(
+            "Not approved: {} is {}, so its pending requests were cancelled; nothing runs for a resolved incident. Declare a new incident if a change is still needed.",
+            inc.id, inc.status
+        ))))
+    }
+
+    /// Cancels every pending request of an incident that is resolved or closed; returns their ids.
+    pub(crate) async fn cancel_pending_of(
+        &self,
+        inc: &crate::incident::Incident,
+        by: &str,
+    ) -> crate::Result<Vec<RequestId>> {
+        let mut cancelled = Vec::new();
+        for r in self.store.requests_for_incident(&inc.id).await? {
+            if r.state != RequestState::Pending {
+                continue;
+            }
+            let draft = self.system_draft(
+                "approval.cancelled",
+                format!(
+                    "{} cancelled: {} is {} (plan digest {})",
+                    r.id,
+                    inc.id,
+                    inc.status,
+                    r.short_digest()
+                ),
+            );
+            if self
+                .settle(
+                    &r.id,
+                    RequestState::Cancelled,
+                    self.clock.now(),
+                    Some(by),
+                    Some(&format!("incident {}", inc.status)),
+                    draft,
+                )
+                .await?
+            {
+                cancelled.push(r.id.clone());
+            }
+        }
+        Ok(cancelled)
+    }
+
     /// Ends a pending request (expired, void, denied, cancelled) with its timeline entry; `false`
     /// if it was no longer pending (someone else decided it first).
     pub(crate) async fn settle(

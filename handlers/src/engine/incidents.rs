@@ -106,15 +106,34 @@ impl Engine {
     }
 
     /// A chat message someone flagged (a pushpin reaction) goes on the timeline of the channel's incident.
+    /// `author` is the message author as the timeline names them (name and platform id);
+    /// `author_name` is how the reply mentions them.
     pub async fn pin_message(
         &self,
         req: &Request,
         author: &str,
+        author_name: &str,
         text: &str,
     ) -> crate::Result<Reply> {
-        let inc = match self.target_incident(req, None, false).await? {
-            Ok(i) => i,
-            Err(reply) => return Ok(reply),
+        // Only an incident's own channel files messages: a pin elsewhere is not evidence of
+        // anything, whatever incidents are open.
+        let here = self.store.incidents_in_channel(&req.channel).await?;
+        let open: Vec<&Incident> = here.iter().filter(|i| i.is_open()).collect();
+        let inc = match open.as_slice() {
+            [one] => (*one).clone(),
+            [] => {
+                return Ok(Reply::error(
+                    "📌 adds a message to an incident's timeline only in that incident's channel, and this channel belongs to no open incident; nothing was added. React in the incident's channel (`/erlmcp incidents` lists them), or copy the text with `/erlmcp INC-… note <text>`.",
+                ));
+            }
+            several => {
+                let ids: Vec<String> = several.iter().map(|i| i.id.to_string()).collect();
+                return Ok(Reply::error(format!(
+                    "Several incidents are open in this channel ({}); nothing was added. Copy the text with `/erlmcp {} note <text>`.",
+                    ids.join(", "),
+                    ids[0]
+                )));
+            }
         };
         let text = text.trim();
         let shown: String = text.chars().take(crate::command::MAX_TEXT_CHARS).collect();
@@ -126,7 +145,7 @@ impl Engine {
         );
         self.store.append(&inc.id, vec![draft]).await?;
         Ok(Reply::private(format!(
-            "📌 Added {author}'s message to {}'s timeline.",
+            "📌 Added {author_name}'s message to {}'s timeline.",
             inc.id
         )))
     }
@@ -248,6 +267,24 @@ impl Engine {
         };
         let lines: Vec<String> = transitions.iter().map(|t| t.text.clone()).collect();
         let announce = !matches!(cmd, Command::Note(_)) && saved.channel != req.channel;
+        let mut after = String::new();
+        if matches!(cmd, Command::Resolve { .. } | Command::Close) {
+            let cancelled = self.cancel_pending_of(&saved, &req.actor.name).await?;
+            if !cancelled.is_empty() {
+                let ids: Vec<String> = cancelled.iter().map(|r| r.to_string()).collect();
+                after.push_str(&format!(
+                    "\nPending requests cancelled, since nothing runs for a resolved incident: {}.",
+                    ids.join(", ")
+                ));
+            }
+            // A witness outside the database: the chain's length and head, said in the channel.
+            if let Some(head) = self.store.timeline_head(&saved.id).await? {
+                after.push_str(&format!(
+                    "\nTimeline witness: {} entries, head {}",
+                    head.len, head.hash
+                ));
+            }
+        }
         let text = match cmd {
             Command::Note(_) => format!("📝 Noted on {}'s timeline.", saved.id),
             Command::Close => format!(
@@ -256,7 +293,7 @@ impl Engine {
                 lines.join("; ")
             ),
             _ => format!("{}: {}", saved.id, lines.join("; ")),
-        };
+        } + &after;
         if announce {
             // Changed from another channel: the incident's own channel hears of it too.
             self.outbox

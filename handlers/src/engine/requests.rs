@@ -66,6 +66,14 @@ impl Engine {
                 ))]);
             }
         };
+        if inc.status >= crate::incident::IncidentStatus::Resolved {
+            return Ok(vec![Reply::error(format!(
+                "`{}`: {} is {}; infrastructure changes are not requested for a resolved or closed incident. If the problem is back, declare a new incident: `/erlmcp p1 declare <title>`.",
+                req.text.trim(),
+                inc.id,
+                inc.status
+            ))]);
+        }
         let plan = match self.plan_for(&inc, playbook, &params).await {
             Ok(p) => p,
             Err(m) => return Ok(vec![Reply::error(format!("`{}`: {m}", req.text.trim()))]),
@@ -118,9 +126,7 @@ impl Engine {
             ),
         );
         let saved = self.store.create_request(request, vec![draft]).await?;
-        let mut reply = Reply::channel(render_request(&saved, true)).about(&saved.id);
-        reply.is_request_card = true;
-        Ok(vec![reply])
+        Ok(vec![Reply::card(render_request(&saved, true), &saved)])
     }
 
     /// Picks the request a decision is about: the one named, or the only pending one of the incident.
@@ -260,8 +266,8 @@ impl Engine {
                 let names: Vec<&str> = approvals.iter().map(|a| a.approver_name.as_str()).collect();
                 text.push_str(&format!("\nApproved so far by: {}", names.join(", ")));
             }
-            let mut reply = Reply::private(text).about(&r.id);
-            reply.is_request_card = true;
+            let mut reply = Reply::card(text, r);
+            reply.audience = crate::reply::Audience::Requester;
             replies.push(reply);
         }
         Ok(replies)

@@ -275,10 +275,10 @@ impl Engine {
             ),
         );
         let saved = self.store.create_request(request, vec![draft]).await?;
-        let mut reply =
-            Reply::channel(super::requests::render_request(&saved, true)).about(&saved.id);
-        reply.is_request_card = true;
-        Ok(vec![reply])
+        Ok(vec![Reply::card(
+            super::requests::render_request(&saved, true),
+            &saved,
+        )])
     }
 
     /// The quorum is reached on a retry request: the run must still be stopped at that step
