@@ -15,7 +15,7 @@ pub enum TakeOver {
     /// The run is ours now and continues: execute it.
     Execute(RunId),
     /// Its interrupted step is not safe to run again: it waits for a person (already said).
-    Blocked(Reply),
+    Blocked(Box<Reply>),
 }
 
 impl Engine {
@@ -89,7 +89,7 @@ impl Engine {
                 .await?;
                 let reply = self.blocked_reply(&run, &step);
                 self.outbox.post(&run.channel, reply.clone()).await;
-                return Ok(Some(TakeOver::Blocked(reply)));
+                return Ok(Some(TakeOver::Blocked(Box::new(reply))));
             }
         }
         Ok(Some(TakeOver::Execute(run.id)))
@@ -102,7 +102,7 @@ impl Engine {
         while let Some(t) = self.take_over_next().await? {
             match t {
                 TakeOver::Execute(id) => out.push(self.execute_run(&id).await?),
-                TakeOver::Blocked(reply) => out.push(reply),
+                TakeOver::Blocked(reply) => out.push(*reply),
             }
         }
         Ok(out)
