@@ -88,7 +88,7 @@ pub async fn build(
 ) -> Result<App, Error> {
     let topo = config.topology.clone();
     let playbooks = load_playbooks(config, &topo)?;
-    let opened = store::open(&config.database_url).await?;
+    let opened = store::open(&config.database_url, config.timeline_key.clone()).await?;
     let (executor, simulated): (Arc<dyn Executor>, Option<Simulated>) = match config.mode {
         Mode::Simulated => {
             let sim = Simulated::new(topo.clone());

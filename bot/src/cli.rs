@@ -84,8 +84,14 @@ pub enum Cmd {
 
 #[derive(Subcommand, Debug)]
 pub enum TimelineCmd {
-    /// Check the hash chain of one incident's timeline, or of all; exits 1 if any is broken.
-    Verify { incident: Option<String> },
+    /// Check the hash chain of one incident's timeline, or of all (with ERLMCP_TIMELINE_KEY also
+    /// its keyed MACs), and the tables the postmortem reads; exits 1 if any is broken.
+    Verify {
+        incident: Option<String>,
+        /// Also fail on entries written without the timeline key.
+        #[arg(long)]
+        require_keyed: bool,
+    },
     /// Print an incident's timeline with hashes.
     Show { incident: String },
 }
@@ -126,8 +132,12 @@ pub async fn run<R: AsyncBufRead + Unpin>(
     match cli.command {
         // Read-only: they open the database (or nothing) and never an executor.
         Cmd::Timeline {
-            command: TimelineCmd::Verify { incident },
-        } => inspect::verify(&config, &screen, incident).await,
+            command:
+                TimelineCmd::Verify {
+                    incident,
+                    require_keyed,
+                },
+        } => inspect::verify(&config, &screen, incident, require_keyed).await,
         Cmd::Timeline {
             command: TimelineCmd::Show { incident },
         } => inspect::show_timeline(&config, &screen, &incident).await,

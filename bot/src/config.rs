@@ -162,6 +162,8 @@ pub struct Config {
     pub settings: Settings,
     /// Where the configuration came from, for the start-up line.
     pub sources: Vec<String>,
+    /// `ERLMCP_TIMELINE_KEY`: keys the timeline chain (environment only: it is a secret).
+    pub timeline_key: Option<erlmcp_handlers::timeline::TimelineKey>,
 }
 
 fn parse_mode(s: &str) -> Result<Mode, String> {
@@ -362,7 +364,12 @@ impl Config {
             backup: file.backup.clone(),
             health: file.health.clone(),
         };
+        let timeline_key = match env("ERLMCP_TIMELINE_KEY") {
+            Some(k) => Some(erlmcp_handlers::timeline::TimelineKey::new(&k)?),
+            None => None,
+        };
         Ok(Config {
+            timeline_key,
             database_url,
             topology,
             live,

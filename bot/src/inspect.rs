@@ -9,12 +9,13 @@ use crate::store;
 use erlmcp_handlers::ids::IncidentId;
 use erlmcp_handlers::reads;
 use erlmcp_handlers::store::Store;
+use erlmcp_handlers::timeline::Keying;
 use std::path::PathBuf;
 
 /// Opens the database for reading: migrations are applied (a new file gets its schema), nothing
 /// else runs.
 async fn open(config: &Config, screen: &Screen) -> Option<std::sync::Arc<dyn Store>> {
-    match store::open(&config.database_url).await {
+    match store::open(&config.database_url, config.timeline_key.clone()).await {
         Ok(o) => Some(o.store),
         Err(e) => {
             say(screen, &format!("error: {e}"));
@@ -23,7 +24,15 @@ async fn open(config: &Config, screen: &Screen) -> Option<std::sync::Arc<dyn Sto
     }
 }
 
-pub async fn verify(config: &Config, screen: &Screen, incident: Option<String>) -> u8 {
+/// `timeline verify`: every incident's chain (or one), its keyed MACs when
+/// `ERLMCP_TIMELINE_KEY` is set, its row, and the tables the postmortem reads. Exits 1 on any
+/// break; with `require_keyed`, also on any entry written without the key.
+pub async fn verify(
+    config: &Config,
+    screen: &Screen,
+    incident: Option<String>,
+    require_keyed: bool,
+) -> u8 {
     let Some(store) = open(config, screen).await else {
         return 2;
     };
@@ -41,6 +50,12 @@ pub async fn verify(config: &Config, screen: &Screen, incident: Option<String>) 
         say(screen, "No incidents to verify.");
         return 0;
     }
+    if config.timeline_key.is_none() {
+        say(
+            screen,
+            "warning: ERLMCP_TIMELINE_KEY is not set: only the hash chains are checked, which anyone who can write the database could recompute.",
+        );
+    }
     let mut bad = false;
     for id in ids {
         match store.incident(&id).await {
@@ -56,19 +71,19 @@ pub async fn verify(config: &Config, screen: &Screen, incident: Option<String>) 
                 continue;
             }
         }
-        match reads::verify_timeline(store.as_ref(), &id).await {
-            Ok(breaks) if breaks.is_empty() => {
-                let n = store
-                    .timeline_head(&id)
-                    .await
-                    .ok()
-                    .flatten()
-                    .map_or(0, |h| h.len);
-                say(screen, &format!("{id}: intact ({n} entries)"));
+        match reads::verify_timeline(store.as_ref(), &id, config.timeline_key.as_ref()).await {
+            Ok(check) if check.breaks.is_empty() => {
+                let unkeyed = !matches!(check.keying, Keying::Keyed { .. });
+                if require_keyed && unkeyed {
+                    bad = true;
+                    say(screen, &format!("{id}: NOT KEYED: {}", check.keying));
+                } else {
+                    say(screen, &format!("{id}: intact, {}", check.keying));
+                }
             }
-            Ok(breaks) => {
+            Ok(check) => {
                 bad = true;
-                for b in breaks {
+                for b in check.breaks {
                     say(screen, &format!("{id}: TAMPERED: {b}"));
                 }
             }

@@ -8,6 +8,7 @@ pub mod command;
 pub mod engine;
 pub mod error;
 pub mod executor;
+pub mod facts;
 pub mod ids;
 pub mod incident;
 pub mod markdown;

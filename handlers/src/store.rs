@@ -19,8 +19,9 @@ pub struct StateChange<'a> {
     pub reason: Option<&'a str>,
 }
 
-/// In the drafts passed to `create_request` and `begin_execution`, the first occurrence of this
-/// text is replaced by the id the store allocates, so the timeline names the new request or run.
+/// In the drafts (text and facts) passed to `create_request` and `begin_execution`, the first
+/// occurrence of this text is replaced by the id the store allocates, so the timeline names the
+/// new request or run.
 pub const ID_PLACEHOLDER: &str = "{id}";
 
 /// An incident before it has an id.
@@ -131,11 +132,12 @@ pub trait RunStore: Send + Sync {
     ) -> Result<Option<TakenOver>>;
     /// Extends the owner's lease; `false` if the run is no longer running under this owner.
     async fn renew_lease(&self, run: &RunId, lease: &Lease) -> Result<bool>;
-    /// Marks a step running, only while `owner` still owns the running run (the fence against a
-    /// process that lost its lease); `false` otherwise, and nothing is written.
-    async fn start_step(&self, step: &StepRecord, owner: &str) -> Result<bool>;
-    /// Saves a step's state, attempts, times and result.
-    async fn save_step(&self, step: &StepRecord) -> Result<()>;
+    /// Marks a step running (with the timeline entries), only while `owner` still owns the
+    /// running run (the fence against a process that lost its lease); `false` otherwise, and
+    /// nothing is written.
+    async fn start_step(&self, step: &StepRecord, owner: &str, drafts: Vec<Draft>) -> Result<bool>;
+    /// Saves a step's state, attempts, times and result, with the timeline entries that say so.
+    async fn save_step(&self, step: &StepRecord, drafts: Vec<Draft>) -> Result<()>;
     /// Stops a running run of `owner` for a person to decide (`blocked`, no owner), with the
     /// timeline entries; `false` if it was not running under this owner.
     async fn block_run(&self, run: &RunId, owner: &str, drafts: Vec<Draft>) -> Result<bool>;

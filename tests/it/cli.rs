@@ -46,7 +46,7 @@ async fn editing_a_timeline_row_in_the_sqlite_file_is_detected_and_named() {
     assert_eq!(code, 0);
     let (code, out) = cli(&["--database-url", &url, "timeline", "verify"], "").await;
     assert_eq!(code, 0, "{out}");
-    assert!(out.contains(": intact ("), "{out}");
+    assert!(out.contains(": intact, "), "{out}");
 
     // Tamper with the file the way an attacker with write access would: drop the guard, edit a row.
     let pool = sqlx::SqlitePool::connect(&url).await.unwrap();

@@ -215,7 +215,7 @@ impl Pair {
         )
         .await;
         assert_eq!(out.code, 0, "{}", out.all());
-        assert!(out.stdout.contains(": intact ("), "{}", out.all());
+        assert!(out.stdout.contains(": intact, "), "{}", out.all());
     }
 }
 
@@ -695,6 +695,7 @@ async fn backdated_p0(p: &Pair, channel: &str, minutes_ago: i64) -> IncidentId {
         source: erlmcp_handlers::timeline::Source::Slack,
         kind: "declared".into(),
         text: "Declared P0 (Critical): an old one".into(),
+        facts: Vec::new(),
     };
     p.db.store
         .create_incident(new, vec![draft])

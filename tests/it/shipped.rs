@@ -140,7 +140,7 @@ async fn console_then_every_read_only_subcommand() {
     let verify = run(w.path(), &env, &["timeline", "verify"], "").await;
     assert_eq!(verify.code, 0, "{}", verify.all());
     assert!(
-        verify.stdout.contains(&format!("{inc}: intact (")),
+        verify.stdout.contains(&format!("{inc}: intact, ")),
         "{}",
         verify.all()
     );

@@ -11,6 +11,7 @@ mod rows;
 
 use crate::error::Error;
 use erlmcp_handlers::store::Store;
+use erlmcp_handlers::timeline::TimelineKey;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 use std::str::FromStr;
@@ -23,22 +24,40 @@ static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrati
 #[derive(Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// Keys the timeline chain (`ERLMCP_TIMELINE_KEY`), when set.
+    key: Option<Arc<TimelineKey>>,
 }
 
 #[derive(Clone)]
 pub struct PgStore {
     pool: PgPool,
+    key: Option<Arc<TimelineKey>>,
 }
 
 impl SqliteStore {
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
     }
+
+    /// The same store, writing keyed entries with `key`.
+    pub fn with_timeline_key(self, key: Option<TimelineKey>) -> Self {
+        Self {
+            key: key.map(Arc::new),
+            ..self
+        }
+    }
 }
 
 impl PgStore {
     pub fn pool(&self) -> &PgPool {
         &self.pool
+    }
+
+    pub fn with_timeline_key(self, key: Option<TimelineKey>) -> Self {
+        Self {
+            key: key.map(Arc::new),
+            ..self
+        }
     }
 }
 
@@ -68,9 +87,9 @@ pub mod futures_ping {
 }
 
 /// Opens the database a URL names (`sqlite://path` or `postgres://...`) and applies migrations.
-pub async fn open(url: &str) -> Result<Opened, Error> {
+pub async fn open(url: &str, key: Option<TimelineKey>) -> Result<Opened, Error> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        let store = open_postgres(url).await?;
+        let store = open_postgres(url).await?.with_timeline_key(key);
         let pool = store.pool.clone();
         Ok(Opened {
             description: format!("PostgreSQL {}", redact_url(url)),
@@ -88,7 +107,7 @@ pub async fn open(url: &str) -> Result<Opened, Error> {
             }),
         })
     } else if url.starts_with("sqlite:") {
-        let store = open_sqlite(url).await?;
+        let store = open_sqlite(url).await?.with_timeline_key(key);
         let pool = store.pool.clone();
         Ok(Opened {
             description: format!(
@@ -133,7 +152,7 @@ pub async fn open_sqlite(url: &str) -> Result<SqliteStore, Error> {
         .run(&pool)
         .await
         .map_err(|e| Error::Database(format!("migrating {url}: {e}")))?;
-    Ok(SqliteStore { pool })
+    Ok(SqliteStore { pool, key: None })
 }
 
 pub async fn open_postgres(url: &str) -> Result<PgStore, Error> {
@@ -159,7 +178,7 @@ pub async fn open_postgres_with(opts: PgConnectOptions, url: &str) -> Result<PgS
         .run(&pool)
         .await
         .map_err(|e| Error::Database(format!("migrating PostgreSQL {}: {e}", redact_url(url))))?;
-    Ok(PgStore { pool })
+    Ok(PgStore { pool, key: None })
 }
 
 /// Query parameters that carry secrets in database URLs (libpq and sqlx spellings).

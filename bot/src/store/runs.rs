@@ -180,9 +180,10 @@ macro_rules! run_store {
                         }
                         let drafts = drafts.iter().cloned().map(|mut d| {
                             d.text = d.text.replacen(ID_PLACEHOLDER, run_id.as_str(), 1);
+                            d.facts = d.facts.into_iter().map(|f| f.with_id(run_id.as_str())).collect();
                             d
                         }).collect();
-                        Self::append_in(&mut tx, &run.incident, drafts).await?;
+                        Self::append_in(&mut tx, self.key.as_deref(), &run.incident, drafts).await?;
                         tx.commit().await.map_err(db)?;
                         return Ok(Some(Run {
                             id: run_id,
@@ -263,22 +264,27 @@ macro_rules! run_store {
                     Ok(res.rows_affected() == 1)
                 }
 
-                async fn start_step(&self, step: &StepRecord, owner: &str) -> Result<bool> {
+                async fn start_step(&self, step: &StepRecord, owner: &str, drafts: Vec<Draft>) -> Result<bool> {
                     let mut tx = self.begin().await?;
-                    let ours = Self::locked_run(&mut tx, &step.run)
-                        .await?
-                        .is_some_and(|r| r.state == RunState::Running && r.owner.as_deref() == Some(owner));
-                    if !ours {
+                    let run = Self::locked_run(&mut tx, &step.run).await?;
+                    let Some(run) = run.filter(|r| r.state == RunState::Running && r.owner.as_deref() == Some(owner)) else {
                         return Ok(false);
-                    }
+                    };
                     Self::save_step_in(&mut tx, step).await?;
+                    Self::append_in(&mut tx, self.key.as_deref(), &run.incident, drafts).await?;
                     tx.commit().await.map_err(db)?;
                     Ok(true)
                 }
 
-                async fn save_step(&self, s: &StepRecord) -> Result<()> {
+                async fn save_step(&self, s: &StepRecord, drafts: Vec<Draft>) -> Result<()> {
                     let mut tx = self.begin().await?;
                     Self::save_step_in(&mut tx, s).await?;
+                    if !drafts.is_empty() {
+                        let incident = Self::locked_run(&mut tx, &s.run).await?.map(|r| r.incident);
+                        if let Some(incident) = incident {
+                            Self::append_in(&mut tx, self.key.as_deref(), &incident, drafts).await?;
+                        }
+                    }
                     tx.commit().await.map_err(db)
                 }
 
@@ -295,7 +301,7 @@ macro_rules! run_store {
                     }
                     let incident = Self::locked_run(&mut tx, run).await?.map(|r| r.incident);
                     if let Some(incident) = incident {
-                        Self::append_in(&mut tx, &incident, drafts).await?;
+                        Self::append_in(&mut tx, self.key.as_deref(), &incident, drafts).await?;
                     }
                     tx.commit().await.map_err(db)?;
                     Ok(true)
@@ -332,7 +338,7 @@ macro_rules! run_store {
                         .execute(&mut *tx)
                         .await
                         .map_err(db)?;
-                    Self::append_in(&mut tx, &run.incident, drafts).await?;
+                    Self::append_in(&mut tx, self.key.as_deref(), &run.incident, drafts).await?;
                     tx.commit().await.map_err(db)?;
                     Ok(true)
                 }
@@ -354,7 +360,7 @@ macro_rules! run_store {
                     Self::save_step_in(&mut tx, step).await?;
                     let incident = Self::locked_run(&mut tx, run).await?.map(|r| r.incident);
                     if let Some(incident) = incident {
-                        Self::append_in(&mut tx, &incident, drafts).await?;
+                        Self::append_in(&mut tx, self.key.as_deref(), &incident, drafts).await?;
                     }
                     tx.commit().await.map_err(db)?;
                     Ok(true)
@@ -390,7 +396,7 @@ macro_rules! run_store {
                     Self::save_step_in(&mut tx, step).await?;
                     let incident = Self::locked_run(&mut tx, &step.run).await?.map(|r| r.incident);
                     if let Some(incident) = incident {
-                        Self::append_in(&mut tx, &incident, drafts).await?;
+                        Self::append_in(&mut tx, self.key.as_deref(), &incident, drafts).await?;
                     }
                     tx.commit().await.map_err(db)?;
                     Ok(true)

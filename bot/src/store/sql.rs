@@ -13,7 +13,7 @@ macro_rules! sql_store {
             use erlmcp_handlers::incident::{Incident, IncidentStatus};
                         use erlmcp_handlers::severity::Severity;
             use erlmcp_handlers::store::{ID_PLACEHOLDER, NewIncident, Recorded, StateChange, Store};
-            use erlmcp_handlers::timeline::{self, Draft, Entry, GENESIS_HASH, Head, Source};
+            use erlmcp_handlers::timeline::{self, Draft, Entry, GENESIS_HASH, Head, Source, TimelineKey};
             use sqlx::{AssertSqlSafe, Row};
 
             type Tx = sqlx::Transaction<'static, $db>;
@@ -48,6 +48,11 @@ macro_rules! sql_store {
 
             fn entry_from(row: &DbRow) -> Result<Entry> {
                 let source: String = row.try_get("source").map_err(db)?;
+                let facts: Option<String> = row.try_get("data").map_err(db)?;
+                let facts = match facts {
+                    Some(f) => serde_json::from_str(&f).map_err(|_| bad("data", &f))?,
+                    None => Vec::new(),
+                };
                 Ok(Entry {
                     incident: IncidentId::new(row.try_get::<String, _>("incident_id").map_err(db)?),
                     seq: row.try_get("seq").map_err(db)?,
@@ -59,6 +64,8 @@ macro_rules! sql_store {
                     text: row.try_get("text").map_err(db)?,
                     prev_hash: row.try_get("prev_hash").map_err(db)?,
                     hash: row.try_get("hash").map_err(db)?,
+                    facts,
+                    mac: row.try_get("mac").map_err(db)?,
                 })
             }
 
@@ -108,12 +115,13 @@ macro_rules! sql_store {
                     row.try_get("n").map_err(db)
                 }
 
-                /// Seals and inserts drafts after the incident's current head, holding its row lock.
-                async fn append_in(tx: &mut Tx, incident: &IncidentId, drafts: Vec<Draft>) -> Result<Vec<Entry>> {
+                /// Seals (and with a key, MACs) and inserts drafts after the incident's current
+                /// head, holding its row lock; the incident row keeps the new length, head and head MAC.
+                async fn append_in(tx: &mut Tx, key: Option<&TimelineKey>, incident: &IncidentId, drafts: Vec<Draft>) -> Result<Vec<Entry>> {
                     if drafts.is_empty() {
                         return Ok(Vec::new());
                     }
-                    let sql = format!("SELECT timeline_len, timeline_head FROM incidents WHERE id = $1{}", $for_update);
+                    let sql = format!("SELECT timeline_len, timeline_head, (SELECT mac FROM timeline WHERE incident_id = $1 AND seq = incidents.timeline_len) AS last_mac FROM incidents WHERE id = $1{}", $for_update);
                     let row = sqlx::query(AssertSqlSafe(sql))
                         .bind(incident.as_str())
                         .fetch_optional(&mut **tx)
@@ -122,12 +130,18 @@ macro_rules! sql_store {
                         .ok_or_else(|| Error::NotFound(incident.to_string()))?;
                     let mut len: i64 = row.try_get("timeline_len").map_err(db)?;
                     let mut head: String = row.try_get("timeline_head").map_err(db)?;
+                    let mut mac: Option<String> = row.try_get("last_mac").map_err(db)?;
                     let mut out = Vec::with_capacity(drafts.len());
                     for d in drafts {
-                        let prev = (len > 0).then_some((len, head.as_str()));
-                        let e = timeline::seal(incident, prev, d);
+                        let prev = (len > 0).then_some(timeline::Prev { seq: len, hash: head.as_str(), mac: mac.as_deref() });
+                        let e = timeline::seal(incident, prev, d, key);
+                        let facts = if e.facts.is_empty() {
+                            None
+                        } else {
+                            Some(serde_json::to_string(&e.facts).map_err(|e| Error::Store(e.to_string()))?)
+                        };
                         sqlx::query(
-                            "INSERT INTO timeline (incident_id, seq, at, actor, actor_id, source, kind, text, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                            "INSERT INTO timeline (incident_id, seq, at, actor, actor_id, source, kind, text, prev_hash, hash, data, mac) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
                         )
                         .bind(e.incident.as_str())
                         .bind(e.seq)
@@ -139,16 +153,21 @@ macro_rules! sql_store {
                         .bind(&e.text)
                         .bind(&e.prev_hash)
                         .bind(&e.hash)
+                        .bind(facts)
+                        .bind(&e.mac)
                         .execute(&mut **tx)
                         .await
                         .map_err(db)?;
                         len = e.seq;
                         head = e.hash.clone();
+                        mac = e.mac.clone();
                         out.push(e);
                     }
-                    sqlx::query("UPDATE incidents SET timeline_len = $1, timeline_head = $2 WHERE id = $3")
+                    let head_mac = key.map(|k| k.head_mac(incident.as_str(), len, &head));
+                    sqlx::query("UPDATE incidents SET timeline_len = $1, timeline_head = $2, timeline_head_mac = $3 WHERE id = $4")
                         .bind(len)
                         .bind(&head)
+                        .bind(head_mac)
                         .bind(incident.as_str())
                         .execute(&mut **tx)
                         .await
@@ -181,7 +200,7 @@ macro_rules! sql_store {
                     .bind(GENESIS_HASH)
                     .execute(&mut *tx)
                     .await?;
-                    Self::append_in(&mut tx, &id, drafts.to_vec()).await.map_err(|e| sqlx::Error::Protocol(e.to_string()))?;
+                    Self::append_in(&mut tx, self.key.as_deref(), &id, drafts.to_vec()).await.map_err(|e| sqlx::Error::Protocol(e.to_string()))?;
                     tx.commit().await?;
                     Ok(Incident {
                         id,
@@ -282,21 +301,21 @@ macro_rules! sql_store {
                     if res.rows_affected() != 1 {
                         return Err(Error::Conflict(inc.id.to_string()));
                     }
-                    Self::append_in(&mut tx, &inc.id, drafts).await?;
+                    Self::append_in(&mut tx, self.key.as_deref(), &inc.id, drafts).await?;
                     tx.commit().await.map_err(db)?;
                     Ok(Incident { version: inc.version + 1, ..inc.clone() })
                 }
 
                 async fn append(&self, incident: &IncidentId, drafts: Vec<Draft>) -> Result<Vec<Entry>> {
                     let mut tx = self.begin().await?;
-                    let out = Self::append_in(&mut tx, incident, drafts).await?;
+                    let out = Self::append_in(&mut tx, self.key.as_deref(), incident, drafts).await?;
                     tx.commit().await.map_err(db)?;
                     Ok(out)
                 }
 
                 async fn timeline(&self, incident: &IncidentId) -> Result<Vec<Entry>> {
                     let rows = sqlx::query(
-                        "SELECT incident_id, seq, at, actor, actor_id, source, kind, text, prev_hash, hash FROM timeline WHERE incident_id = $1 ORDER BY seq",
+                        "SELECT incident_id, seq, at, actor, actor_id, source, kind, text, prev_hash, hash, data, mac FROM timeline WHERE incident_id = $1 ORDER BY seq",
                     )
                     .bind(incident.as_str())
                     .fetch_all(&self.pool)
@@ -316,13 +335,17 @@ macro_rules! sql_store {
                 }
 
                 async fn timeline_head(&self, incident: &IncidentId) -> Result<Option<Head>> {
-                    let row = sqlx::query("SELECT timeline_len, timeline_head FROM incidents WHERE id = $1")
+                    let row = sqlx::query("SELECT timeline_len, timeline_head, timeline_head_mac FROM incidents WHERE id = $1")
                         .bind(incident.as_str())
                         .fetch_optional(&self.pool)
                         .await
                         .map_err(db)?;
-                    row.map(|r| Ok(Head { len: r.try_get("timeline_len").map_err(db)?, hash: r.try_get("timeline_head").map_err(db)? }))
-                        .transpose()
+                    row.map(|r| Ok(Head {
+                        len: r.try_get("timeline_len").map_err(db)?,
+                        hash: r.try_get("timeline_head").map_err(db)?,
+                        mac: r.try_get("timeline_head_mac").map_err(db)?,
+                    }))
+                    .transpose()
                 }
 
                 async fn create_request(&self, r: ApprovalRequest, drafts: Vec<Draft>) -> Result<ApprovalRequest> {
@@ -371,10 +394,11 @@ macro_rules! sql_store {
                             .cloned()
                             .map(|mut d| {
                                 d.text = d.text.replacen(ID_PLACEHOLDER, id.as_str(), 1);
+                                d.facts = d.facts.into_iter().map(|f| f.with_id(id.as_str())).collect();
                                 d
                             })
                             .collect();
-                        Self::append_in(&mut tx, &r.incident, drafts).await?;
+                        Self::append_in(&mut tx, self.key.as_deref(), &r.incident, drafts).await?;
                         tx.commit().await.map_err(db)?;
                         return Ok(ApprovalRequest {
                             id,
@@ -435,7 +459,7 @@ macro_rules! sql_store {
                     if res.rows_affected() == 0 {
                         return Ok(Recorded::Duplicate);
                     }
-                    Self::append_in(&mut tx, &IncidentId::new(incident), drafts).await?;
+                    Self::append_in(&mut tx, self.key.as_deref(), &IncidentId::new(incident), drafts).await?;
                     tx.commit().await.map_err(db)?;
                     Ok(Recorded::Recorded)
                 }
@@ -452,7 +476,7 @@ macro_rules! sql_store {
                     if res.rows_affected() == 0 {
                         return Ok(false);
                     }
-                    Self::append_in(&mut tx, incident, drafts).await?;
+                    Self::append_in(&mut tx, self.key.as_deref(), incident, drafts).await?;
                     tx.commit().await.map_err(db)?;
                     Ok(true)
                 }
@@ -514,7 +538,7 @@ macro_rules! sql_store {
                         .map_err(db)?
                         .try_get("incident_id")
                         .map_err(db)?;
-                    Self::append_in(&mut tx, &IncidentId::new(incident), drafts).await?;
+                    Self::append_in(&mut tx, self.key.as_deref(), &IncidentId::new(incident), drafts).await?;
                     tx.commit().await.map_err(db)?;
                     Ok(true)
                 }

@@ -3,6 +3,7 @@
 
 use super::{Engine, Request};
 use crate::approval::{Approval, ApprovalRequest, RequestState, Verdict, judge_approval};
+use crate::facts::Fact;
 use crate::ids::{IncidentId, RequestId, RunId};
 use crate::reply::Reply;
 use crate::run::{Run, RunState, StepRecord, StepState};
@@ -119,6 +120,11 @@ impl Engine {
                 r.short_digest()
             ),
         );
+        let draft = draft.with([Fact::Approved {
+            request: r.id.to_string(),
+            approver_id: req.actor.id.clone(),
+            digest: r.plan_digest.clone(),
+        }]);
         match self.store.add_approval(&approval, vec![draft]).await? {
             Recorded::Recorded => {}
             Recorded::Duplicate => {
@@ -254,7 +260,8 @@ impl Engine {
                     approvers.join(", "),
                     r.short_digest()
                 ),
-            ),
+            )
+            .with([Fact::request_state(r.id.as_str(), RequestState::Executing)]),
             self.system_draft(
                 "run.started",
                 format!(
@@ -266,7 +273,12 @@ impl Engine {
                     self.executor.mode().as_str(),
                     crate::run::owner_label(&self.settings.owner)
                 ),
-            ),
+            )
+            .with([Fact::run_state(
+                crate::store::ID_PLACEHOLDER,
+                r.id.as_str(),
+                RunState::Running,
+            )]),
         ];
         let Some(run) = self
             .store
@@ -517,6 +529,7 @@ impl Engine {
             by,
             reason,
         };
+        let draft = draft.with([Fact::request_state(id.as_str(), to)]);
         self.store.transition_request(id, change, vec![draft]).await
     }
 

@@ -203,6 +203,10 @@ impl Engine {
         reason: Option<&str>,
         draft: crate::timeline::Draft,
     ) -> crate::Result<bool> {
+        let draft = draft.with([
+            crate::facts::Fact::run_state(run.id.as_str(), run.request.as_str(), to),
+            crate::facts::Fact::request_state(run.request.as_str(), request_to),
+        ]);
         let end = RunEnd {
             run: &run.id,
             request: &run.request,
@@ -265,7 +269,8 @@ impl Engine {
 
     /// One step with its timeout and retries. The step is stored as running before the call
     /// (fenced by our lease), which is what lets another process tell "interrupted mid-way" from
-    /// "not started".
+    /// "not started". Each change of the step is stored with the timeline entry that records it,
+    /// in one transaction, and then said in the channel.
     async fn run_step(&self, run: &Run, step: &mut StepRecord, total: usize) -> Result<(), Stop> {
         let max_attempts = if step.idempotent {
             step.retries.max(0) + 1
@@ -279,7 +284,20 @@ impl Engine {
             step.attempts += 1;
             let started = self.clock.now();
             step.started_at.get_or_insert(started);
-            match self.store.start_step(step, &self.settings.owner).await {
+            let drafts = if tries_this_time == 1 {
+                vec![self.step_draft(
+                    step,
+                    "step.started",
+                    format!("Step {}/{total} started: {}", step.idx, step.description),
+                )]
+            } else {
+                Vec::new()
+            };
+            match self
+                .store
+                .start_step(step, &self.settings.owner, drafts)
+                .await
+            {
                 Ok(true) => {}
                 Ok(false) => return Err(Stop::Lost),
                 Err(e) => {
@@ -289,13 +307,11 @@ impl Engine {
                 }
             }
             if tries_this_time == 1 {
-                self.announce(
+                self.say(
                     run,
-                    "step.started",
-                    format!("Step {}/{total} started: {}", step.idx, step.description),
                     format!("▶ {} step {}/{total}: {}", run.id, step.idx, step.name),
                 )
-                .await?;
+                .await;
             }
             let timeout = StdDuration::from_secs(step.timeout_seconds.max(1) as u64);
             let outcome =
@@ -312,21 +328,21 @@ impl Engine {
                     step.state = StepState::Done;
                     step.finished_at = Some(finished);
                     step.result = Some(result.clone());
-                    self.save(step).await?;
                     let took = human_duration(finished - step.started_at.unwrap_or(started));
-                    self.announce(
+                    let text = format!(
+                        "Step {}/{total} done in {took}: {} — {result}",
+                        step.idx, step.name
+                    );
+                    self.save(step, vec![self.step_draft(step, "step.done", text)])
+                        .await?;
+                    self.say(
                         run,
-                        "step.done",
-                        format!(
-                            "Step {}/{total} done in {took}: {} — {result}",
-                            step.idx, step.name
-                        ),
                         format!(
                             "✔ {} step {}/{total} {} ({took}): {result}",
                             run.id, step.idx, step.name
                         ),
                     )
-                    .await?;
+                    .await;
                     return Ok(());
                 }
                 Err(e) if e.kind == FailureKind::Transient && tries_this_time < max_attempts => {
@@ -346,58 +362,54 @@ impl Engine {
                 Err(e) if e.kind == FailureKind::Timeout => {
                     // Left `running`: whether it took effect is for a person to say.
                     step.result = Some(e.message.clone());
-                    self.save(step).await?;
-                    self.note(
-                        run,
-                        "step.timeout",
-                        format!("Step {}/{total} {}: {e}", step.idx, step.name),
-                    )
-                    .await?;
+                    let text = format!("Step {}/{total} {}: {e}", step.idx, step.name);
+                    self.save(step, vec![self.step_draft(step, "step.timeout", text)])
+                        .await?;
                     return Err(Stop::Failed(e));
                 }
                 Err(e) => {
                     step.state = StepState::Failed;
                     step.finished_at = Some(finished);
                     step.result = Some(e.message.clone());
-                    self.save(step).await?;
-                    self.note(
-                        run,
-                        "step.failed",
-                        format!(
-                            "Step {}/{total} failed after {} attempt(s): {} — {e}",
-                            step.idx, step.attempts, step.name
-                        ),
-                    )
-                    .await?;
+                    let text = format!(
+                        "Step {}/{total} failed after {} attempt(s): {} — {e}",
+                        step.idx, step.attempts, step.name
+                    );
+                    self.save(step, vec![self.step_draft(step, "step.failed", text)])
+                        .await?;
                     return Err(Stop::Failed(e));
                 }
             }
         }
     }
 
-    async fn save(&self, step: &StepRecord) -> Result<(), ExecError> {
+    /// A system entry recording the step as it now stands.
+    pub(crate) fn step_draft(
+        &self,
+        step: &StepRecord,
+        kind: &str,
+        text: String,
+    ) -> crate::timeline::Draft {
+        self.system_draft(kind, text)
+            .with([crate::facts::Fact::step(step)])
+    }
+
+    async fn save(
+        &self,
+        step: &StepRecord,
+        drafts: Vec<crate::timeline::Draft>,
+    ) -> Result<(), ExecError> {
         self.store
-            .save_step(step)
+            .save_step(step, drafts)
             .await
             .map_err(|e| ExecError::permanent(format!("could not record the step: {e}")))
     }
 
-    /// Records a run event on the timeline and says it in the run's channel (on the request's card).
-    async fn announce(
-        &self,
-        run: &Run,
-        kind: &str,
-        timeline_text: String,
-        channel_text: String,
-    ) -> Result<(), ExecError> {
-        self.note(run, kind, timeline_text).await?;
+    /// Says a run's progress in its channel, on the request's card.
+    async fn say(&self, run: &Run, text: String) {
         self.outbox
-            .post(
-                &run.channel,
-                Reply::channel(channel_text).about(&run.request),
-            )
+            .post(&run.channel, Reply::channel(text).about(&run.request))
             .await;
-        Ok(())
     }
 
     async fn note(&self, run: &Run, kind: &str, text: String) -> Result<(), ExecError> {
@@ -416,13 +428,19 @@ impl Engine {
         step: &StepRecord,
         why: &str,
     ) -> crate::Result<bool> {
-        let draft = self.system_draft(
-            "step.interrupted",
-            format!(
-                "{} step {} ({}) {why}; the run waits for a person to say whether it completed",
-                run.id, step.idx, step.name
-            ),
-        );
+        let draft = self
+            .system_draft(
+                "step.interrupted",
+                format!(
+                    "{} step {} ({}) {why}; the run waits for a person to say whether it completed",
+                    run.id, step.idx, step.name
+                ),
+            )
+            .with([crate::facts::Fact::run_state(
+                run.id.as_str(),
+                run.request.as_str(),
+                RunState::Blocked,
+            )]);
         self.store
             .block_run(&run.id, &self.settings.owner, vec![draft])
             .await

@@ -423,9 +423,12 @@ impl Engine {
         crate::reads::postmortem_markdown(self.store.as_ref(), id).await
     }
 
-    /// Checks an incident's hash chain and its row against it; an empty list means intact.
+    /// Checks an incident's hash chain and its row against it (without a key); an empty list
+    /// means intact.
     pub async fn verify_timeline(&self, id: &IncidentId) -> crate::Result<Vec<Break>> {
-        crate::reads::verify_timeline(self.store.as_ref(), id).await
+        Ok(crate::reads::verify_timeline(self.store.as_ref(), id, None)
+            .await?
+            .breaks)
     }
 }
 

@@ -284,6 +284,7 @@ impl Engine {
             source,
             kind: kind.to_string(),
             text: text.into(),
+            facts: Vec::new(),
         }
     }
 

@@ -3,6 +3,7 @@
 
 use super::{Engine, Request};
 use crate::approval::{ApprovalRequest, Policy, RequestState};
+use crate::facts::Fact;
 use crate::ids::{IncidentId, RequestId};
 use crate::incident::Incident;
 use crate::playbook::{Plan, PlanContext, PlanError, make_plan};
@@ -125,6 +126,13 @@ impl Engine {
                 policy.describe()
             ),
         );
+        let draft = draft.with([Fact::Requested {
+            request: crate::store::ID_PLACEHOLDER.to_string(),
+            requester_id: request.requester_id.clone(),
+            command: request.command.clone(),
+            playbook: request.playbook.clone(),
+            digest: request.plan_digest.clone(),
+        }]);
         let saved = self.store.create_request(request, vec![draft]).await?;
         Ok(vec![Reply::card(render_request(&saved, true), &saved)])
     }

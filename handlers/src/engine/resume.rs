@@ -6,6 +6,7 @@
 use super::{Engine, Request};
 use crate::approval::{ApprovalRequest, RequestState};
 use crate::command::ResumeDecision;
+use crate::facts::Fact;
 use crate::ids::{IncidentId, RequestId, RunId};
 use crate::reply::Reply;
 use crate::run::{Run, RunState, StepRecord, StepState};
@@ -46,15 +47,21 @@ impl Engine {
                 step.state = StepState::Failed;
                 step.finished_at = Some(now);
                 step.result = Some(format!("interrupted; run aborted by {who}"));
-                let draft = self.draft(
-                    &req.actor,
-                    req.source,
-                    "run.aborted",
-                    format!(
-                        "{} aborted by {who} ({}) at step {} ({})",
-                        run.id, req.actor.id, step.idx, step.name
-                    ),
-                );
+                let draft = self
+                    .draft(
+                        &req.actor,
+                        req.source,
+                        "run.aborted",
+                        format!(
+                            "{} aborted by {who} ({}) at step {} ({})",
+                            run.id, req.actor.id, step.idx, step.name
+                        ),
+                    )
+                    .with([
+                        Fact::run_state(run.id.as_str(), run.request.as_str(), RunState::Aborted),
+                        Fact::request_state(run.request.as_str(), RequestState::Failed),
+                        Fact::step(&step),
+                    ]);
                 let end = RunEnd {
                     run: &run.id,
                     request: &run.request,
@@ -101,7 +108,10 @@ impl Engine {
                         ),
                     )
                 };
-                let draft = self.draft(&req.actor, req.source, kind, text);
+                let draft = self.draft(&req.actor, req.source, kind, text).with([
+                    Fact::run_state(run.id.as_str(), run.request.as_str(), RunState::Running),
+                    Fact::step(&step),
+                ]);
                 if !self
                     .store
                     .resume_run(&run.id, &step, &who, now, &self.lease(), vec![draft])
@@ -274,6 +284,13 @@ impl Engine {
                 policy.describe()
             ),
         );
+        let draft = draft.with([Fact::Requested {
+            request: crate::store::ID_PLACEHOLDER.to_string(),
+            requester_id: request.requester_id.clone(),
+            command: request.command.clone(),
+            playbook: request.playbook.clone(),
+            digest: request.plan_digest.clone(),
+        }]);
         let saved = self.store.create_request(request, vec![draft]).await?;
         Ok(vec![Reply::card(
             super::requests::render_request(&saved, true),
@@ -338,7 +355,8 @@ impl Engine {
                     approvers.join(", "),
                     r.short_digest()
                 ),
-            ),
+            )
+            .with([Fact::request_state(r.id.as_str(), RequestState::Done)]),
             self.draft(
                 &req.actor,
                 req.source,
@@ -351,7 +369,11 @@ impl Engine {
                     r.requester_name,
                     approvers.join(", ")
                 ),
-            ),
+            )
+            .with([
+                Fact::run_state(run.id.as_str(), run.request.as_str(), RunState::Running),
+                Fact::step(&step),
+            ]),
         ];
         let now = self.clock.now();
         if !self

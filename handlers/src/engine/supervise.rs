@@ -70,16 +70,16 @@ impl Engine {
         if let Some(interrupted) = steps.iter().find(|s| s.state == StepState::Running) {
             let mut step = interrupted.clone();
             if step.idempotent {
-                let draft = self.system_draft(
+                step.state = StepState::Pending;
+                let draft = self.step_draft(
+                    &step,
                     "step.interrupted",
                     format!(
                         "{} step {} ({}) was interrupted mid-way when its owner stopped; it is safe to re-run, so it runs again",
                         run.id, step.idx, step.name
                     ),
                 );
-                self.store.append(&run.incident, vec![draft]).await?;
-                step.state = StepState::Pending;
-                self.store.save_step(&step).await?;
+                self.store.save_step(&step, vec![draft]).await?;
             } else {
                 self.block(
                     &run,

@@ -1,126 +1,8 @@
-//! The append-only, hash-chained incident timeline. Each entry's hash covers its own content
-//! and the previous entry's hash, so an edited, deleted or reordered row breaks the chain.
+//! Checking a stored chain: every row against its hash and its predecessor, the incident row's
+//! record of the chain's length and head, the keyed MACs when a key is set, and the incident row
+//! against what its timeline says.
 
-use crate::ids::IncidentId;
-use chrono::{DateTime, SubsecRound, Utc};
-use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
-use std::fmt;
-
-/// Where a timeline entry came from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Source {
-    Console,
-    Slack,
-    Discord,
-    System,
-}
-
-impl Source {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Source::Console => "console",
-            Source::Slack => "slack",
-            Source::Discord => "discord",
-            Source::System => "system",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        [
-            Source::Console,
-            Source::Slack,
-            Source::Discord,
-            Source::System,
-        ]
-        .into_iter()
-        .find(|v| v.as_str() == s)
-    }
-}
-
-impl fmt::Display for Source {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// The hash that precedes the first entry of every incident.
-pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
-
-/// An entry before it is sealed into the chain.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Draft {
-    pub at: DateTime<Utc>,
-    /// Display name of who did it (`system` for the bot itself).
-    pub actor: String,
-    /// Stable id of who did it (a Slack or Discord user id; the login name on the console).
-    pub actor_id: String,
-    pub source: Source,
-    /// What happened, as a short machine word: `declared`, `note`, `approval.granted`, `step.done`, ...
-    pub kind: String,
-    pub text: String,
-}
-
-/// A stored timeline entry.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Entry {
-    pub incident: IncidentId,
-    /// 1, 2, 3, ... per incident, without gaps.
-    pub seq: i64,
-    pub at: DateTime<Utc>,
-    pub actor: String,
-    pub actor_id: String,
-    pub source: Source,
-    pub kind: String,
-    pub text: String,
-    pub prev_hash: String,
-    pub hash: String,
-}
-
-/// Timestamps are kept to the microsecond: both SQLite (text) and PostgreSQL (timestamptz)
-/// store that exactly, so the hash computed before storing matches the one recomputed after.
-pub fn normalise_time(at: DateTime<Utc>) -> DateTime<Utc> {
-    at.trunc_subsecs(6)
-}
-
-/// SHA-256 over the previous hash and this entry's content, as a JSON array so that no
-/// separator inside a field can make two different entries hash alike.
-pub fn entry_hash(incident: &IncidentId, seq: i64, draft: &Draft, prev_hash: &str) -> String {
-    let canonical = serde_json::json!([
-        incident.as_str(),
-        seq,
-        normalise_time(draft.at).to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-        draft.actor,
-        draft.actor_id,
-        draft.source.as_str(),
-        draft.kind,
-        draft.text,
-        prev_hash,
-    ]);
-    hex::encode(Sha256::digest(canonical.to_string().as_bytes()))
-}
-
-/// Seals a draft as the entry after `prev` (or the first one).
-pub fn seal(incident: &IncidentId, prev: Option<(i64, &str)>, draft: Draft) -> Entry {
-    let (seq, prev_hash) = match prev {
-        Some((s, h)) => (s + 1, h.to_string()),
-        None => (1, GENESIS_HASH.to_string()),
-    };
-    let hash = entry_hash(incident, seq, &draft, &prev_hash);
-    Entry {
-        incident: incident.clone(),
-        seq,
-        at: normalise_time(draft.at),
-        actor: draft.actor,
-        actor_id: draft.actor_id,
-        source: draft.source,
-        kind: draft.kind,
-        text: draft.text,
-        prev_hash,
-        hash,
-    }
-}
+use super::*;
 
 /// What is wrong with a stored chain, naming the row.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -146,6 +28,21 @@ pub enum Break {
     },
     HeadMismatch {
         seq: i64,
+    },
+    /// The entry's keyed MAC does not match: the row was rewritten by someone without the key.
+    MacInvalid {
+        seq: i64,
+    },
+    /// The entry has no MAC although entries before it have one: it was rewritten (or its MAC
+    /// removed) by someone without the key.
+    MacMissing {
+        seq: i64,
+    },
+    /// The incident row's keyed record of the chain's length and head does not match.
+    HeadMacInvalid,
+    /// The requests, approvals, runs or steps tables say something the timeline's facts do not.
+    Table {
+        what: String,
     },
     /// The incident's row says something its (intact) timeline does not: the row was edited.
     Row {
@@ -183,6 +80,19 @@ impl fmt::Display for Break {
                 f,
                 "entry #{seq} is not the last entry the incident recorded: the end of the timeline was replaced"
             ),
+            Break::MacInvalid { seq } => write!(
+                f,
+                "entry #{seq} does not carry the MAC the timeline key gives it: it was rewritten without the key"
+            ),
+            Break::MacMissing { seq } => write!(
+                f,
+                "entry #{seq} has no MAC although the entries before it have one: it was rewritten without the key"
+            ),
+            Break::HeadMacInvalid => write!(
+                f,
+                "the incident's keyed record of the chain's length and last entry does not match: entries were cut off or the record was rewritten"
+            ),
+            Break::Table { what } => write!(f, "{what}: the table was edited"),
             Break::Row {
                 field,
                 row,
@@ -200,13 +110,57 @@ impl fmt::Display for Break {
 pub struct Head {
     pub len: i64,
     pub hash: String,
+    /// With a key: HMAC of the incident, length and hash (`TimelineKey::head_mac`).
+    pub mac: Option<String>,
 }
 
-/// Checks a chain read in `seq` order. Returns every break found, first one first.
-pub fn verify(entries: &[Entry], head: Option<&Head>) -> Vec<Break> {
+/// What the keyed MACs of a chain showed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Keying {
+    /// Every entry carries a MAC, and every MAC is right.
+    Keyed { entries: i64 },
+    /// No entry carries a MAC: the chain proves nothing against someone who can write the database.
+    Unkeyed { entries: i64 },
+    /// Entries up to `until` were written before a key was set; the rest are keyed.
+    KeyedFrom { until: i64, entries: i64 },
+    /// Entries carry MACs, but no key was given to check them.
+    NotChecked { entries: i64 },
+}
+
+impl fmt::Display for Keying {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Keying::Keyed { entries } => write!(f, "keyed ({entries} entries)"),
+            Keying::Unkeyed { entries } => write!(
+                f,
+                "UNKEYED ({entries} entries): anyone who can write the database could rewrite it and its hashes; set ERLMCP_TIMELINE_KEY"
+            ),
+            Keying::KeyedFrom { until, entries } => write!(
+                f,
+                "keyed from entry #{} ({entries} entries; #1-#{until} were written before the key was set)",
+                until + 1
+            ),
+            Keying::NotChecked { entries } => write!(
+                f,
+                "hash chain only ({entries} entries): the entries are keyed, but ERLMCP_TIMELINE_KEY is not set here to check them"
+            ),
+        }
+    }
+}
+
+/// Checks a chain read in `seq` order, and with a key its MACs. Returns every break found,
+/// first one first, and what the MACs showed.
+pub fn verify(
+    entries: &[Entry],
+    head: Option<&Head>,
+    key: Option<&TimelineKey>,
+) -> (Vec<Break>, Keying) {
     let mut breaks = Vec::new();
     let mut prev_seq = 0;
     let mut prev_hash = GENESIS_HASH.to_string();
+    let mut prev_mac: Option<String> = None;
+    let mut unkeyed_until = 0;
+    let any_mac = entries.iter().any(|e| e.mac.is_some());
     for e in entries {
         if e.seq != prev_seq + 1 {
             breaks.push(Break::Gap {
@@ -214,26 +168,28 @@ pub fn verify(entries: &[Entry], head: Option<&Head>) -> Vec<Break> {
                 next: e.seq,
             });
         }
-        let draft = Draft {
-            at: e.at,
-            actor: e.actor.clone(),
-            actor_id: e.actor_id.clone(),
-            source: e.source,
-            kind: e.kind.clone(),
-            text: e.text.clone(),
-        };
-        if entry_hash(&e.incident, e.seq, &draft, &e.prev_hash) != e.hash {
+        if entry_hash(&e.incident, e.seq, &e.draft(), &e.prev_hash) != e.hash {
             breaks.push(Break::Edited { seq: e.seq });
         } else if e.prev_hash != prev_hash && e.seq == prev_seq + 1 {
             breaks.push(Break::Unlinked {
                 seq: e.seq,
                 expected_prev: prev_hash.clone(),
             });
-        } else if e.prev_hash != prev_hash {
-            // Already reported as a gap; a gap with an intact link cannot happen, so say nothing more.
+        }
+        match (&e.mac, key) {
+            (None, _) if prev_mac.is_some() => breaks.push(Break::MacMissing { seq: e.seq }),
+            (None, _) => unkeyed_until = e.seq,
+            (Some(mac), Some(k)) => {
+                let chained = prev_mac.as_deref().unwrap_or(&e.prev_hash);
+                if *mac != k.entry_mac(chained, &e.hash) {
+                    breaks.push(Break::MacInvalid { seq: e.seq });
+                }
+            }
+            (Some(_), None) => {}
         }
         prev_seq = e.seq;
         prev_hash = e.hash.clone();
+        prev_mac = e.mac.clone();
     }
     if let Some(head) = head {
         let stored = entries.len() as i64;
@@ -248,8 +204,28 @@ pub fn verify(entries: &[Entry], head: Option<&Head>) -> Vec<Break> {
         {
             breaks.push(Break::HeadMismatch { seq: last.seq });
         }
+        // Rewriting content changes the head's hash; cutting entries changes its length: either
+        // needs a new head MAC, which takes the key.
+        if let (Some(k), Some(first)) = (key, entries.first()) {
+            let expected = k.head_mac(first.incident.as_str(), head.len, &head.hash);
+            match &head.mac {
+                Some(m) if *m != expected => breaks.push(Break::HeadMacInvalid),
+                None if any_mac => breaks.push(Break::HeadMacInvalid),
+                _ => {}
+            }
+        }
     }
-    breaks
+    let n = entries.len() as i64;
+    let keying = match (any_mac, key) {
+        (false, _) => Keying::Unkeyed { entries: n },
+        (true, None) => Keying::NotChecked { entries: n },
+        (true, Some(_)) if unkeyed_until > 0 => Keying::KeyedFrom {
+            until: unkeyed_until,
+            entries: n,
+        },
+        (true, Some(_)) => Keying::Keyed { entries: n },
+    };
+    (breaks, keying)
 }
 
 /// Checks the incident's row (state, severity, key moments) against what an intact timeline recorded.
@@ -327,6 +303,7 @@ pub fn verify_row(inc: &crate::incident::Incident, entries: &[Entry]) -> Vec<Bre
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ids::IncidentId;
     use chrono::TimeZone;
 
     fn chain(n: i64) -> Vec<Entry> {
