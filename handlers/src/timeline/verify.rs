@@ -307,6 +307,10 @@ mod tests {
     use chrono::TimeZone;
 
     fn chain(n: i64) -> Vec<Entry> {
+        keyed_chain(n, None)
+    }
+
+    fn keyed_chain(n: i64, key: Option<&TimelineKey>) -> Vec<Entry> {
         let id = IncidentId::new("INC-20261128-1");
         let mut out: Vec<Entry> = Vec::new();
         for i in 0..n {
@@ -318,9 +322,14 @@ mod tests {
                 source: Source::Console,
                 kind: "note".into(),
                 text: format!("note {i}"),
+                facts: Vec::new(),
             };
-            let prev = out.last().map(|e| (e.seq, e.hash.as_str()));
-            let e = seal(&id, prev, draft);
+            let prev = out.last().map(|e| Prev {
+                seq: e.seq,
+                hash: e.hash.as_str(),
+                mac: e.mac.as_deref(),
+            });
+            let e = seal(&id, prev, draft, key);
             out.push(e);
         }
         out
@@ -330,13 +339,94 @@ mod tests {
         Head {
             len: c.len() as i64,
             hash: c.last().unwrap().hash.clone(),
+            mac: None,
         }
+    }
+
+    /// What `verify` found, without a key.
+    fn breaks(c: &[Entry], h: Option<&Head>) -> Vec<Break> {
+        verify(c, h, None).0
+    }
+
+    fn key() -> TimelineKey {
+        TimelineKey::new("a test key of enough length").unwrap()
+    }
+
+    /// Rewrites entry `i` (content and every hash after it) as someone with write access but
+    /// without the key would.
+    fn rewrite(c: &mut [Entry], i: usize, text: &str) {
+        c[i].text = text.into();
+        for j in i..c.len() {
+            if j > 0 {
+                c[j].prev_hash = c[j - 1].hash.clone();
+            }
+            c[j].hash = entry_hash(&c[j].incident, c[j].seq, &c[j].draft(), &c[j].prev_hash);
+        }
+    }
+
+    #[test]
+    fn a_rewrite_with_recomputed_hashes_passes_unkeyed_and_fails_keyed() {
+        // Unkeyed: the chain cannot tell.
+        let mut c = chain(4);
+        rewrite(&mut c, 1, "carol approved");
+        assert_eq!(breaks(&c, Some(&head(&c))), vec![]);
+        assert!(matches!(
+            verify(&c, None, None).1,
+            Keying::Unkeyed { entries: 4 }
+        ));
+        // Keyed: the MAC of the rewritten entry (and the head's) give it away.
+        let k = key();
+        let mut c = keyed_chain(4, Some(&k));
+        let mut h = head(&c);
+        h.mac = Some(k.head_mac("INC-20261128-1", h.len, &h.hash));
+        assert_eq!(
+            verify(&c, Some(&h), Some(&k)),
+            (vec![], Keying::Keyed { entries: 4 })
+        );
+        rewrite(&mut c, 1, "carol approved");
+        let h = Head {
+            hash: c.last().unwrap().hash.clone(),
+            ..h
+        };
+        let found = verify(&c, Some(&h), Some(&k)).0;
+        assert!(found.contains(&Break::MacInvalid { seq: 2 }), "{found:?}");
+        assert!(found.contains(&Break::HeadMacInvalid), "{found:?}");
+        // Stripping the MACs from the rewritten entry on does not hide it either.
+        c[1].mac = None;
+        c[2].mac = None;
+        c[3].mac = None;
+        assert!(
+            verify(&c, Some(&h), Some(&k))
+                .0
+                .contains(&Break::HeadMacInvalid)
+        );
+    }
+
+    #[test]
+    fn cutting_entries_off_a_keyed_chain_needs_the_key() {
+        let k = key();
+        let mut c = keyed_chain(5, Some(&k));
+        c.truncate(3);
+        // The attacker also sets the row's length and head to the shorter chain's.
+        let h = Head {
+            len: 3,
+            hash: c[2].hash.clone(),
+            mac: Some(k.head_mac("INC-20261128-1", 5, "whatever it was")),
+        };
+        assert_eq!(
+            verify(&c, Some(&h), Some(&k)).0,
+            vec![Break::HeadMacInvalid]
+        );
+        assert!(
+            breaks(&c, Some(&h)).is_empty(),
+            "unkeyed, a cut is invisible"
+        );
     }
 
     #[test]
     fn intact_chain_verifies() {
         let c = chain(5);
-        assert_eq!(verify(&c, Some(&head(&c))), vec![]);
+        assert_eq!(breaks(&c, Some(&head(&c))), vec![]);
     }
 
     #[test]
@@ -344,7 +434,7 @@ mod tests {
         let mut c = chain(5);
         let h = head(&c);
         c[2].text = "nothing happened here".into();
-        assert_eq!(verify(&c, Some(&h)), vec![Break::Edited { seq: 3 }]);
+        assert_eq!(breaks(&c, Some(&h)), vec![Break::Edited { seq: 3 }]);
     }
 
     #[test]
@@ -352,7 +442,7 @@ mod tests {
         let mut c = chain(3);
         let h = head(&c);
         c[0].at += chrono::Duration::seconds(1);
-        assert_eq!(verify(&c, Some(&h)), vec![Break::Edited { seq: 1 }]);
+        assert_eq!(breaks(&c, Some(&h)), vec![Break::Edited { seq: 1 }]);
     }
 
     #[test]
@@ -360,7 +450,7 @@ mod tests {
         let mut c = chain(5);
         let h = head(&c);
         c.remove(1);
-        let breaks = verify(&c, Some(&h));
+        let breaks = breaks(&c, Some(&h));
         assert_eq!(breaks[0], Break::Gap { after: 1, next: 3 });
         assert!(breaks.iter().any(|b| matches!(b, Break::Truncated { .. })));
     }
@@ -373,7 +463,7 @@ mod tests {
         let (a, b) = (c[1].clone(), c[2].clone());
         c[1] = Entry { seq: 2, ..b };
         c[2] = Entry { seq: 3, ..a };
-        assert!(!verify(&c, Some(&h)).is_empty());
+        assert!(!breaks(&c, Some(&h)).is_empty());
     }
 
     #[test]
@@ -382,7 +472,7 @@ mod tests {
         let h = head(&c);
         c.pop();
         assert_eq!(
-            verify(&c, Some(&h)),
+            breaks(&c, Some(&h)),
             vec![Break::Truncated {
                 stored: 3,
                 expected: 4
@@ -395,6 +485,6 @@ mod tests {
         let c = chain(2);
         let mut again = c[1].clone();
         again.at = normalise_time(again.at);
-        assert_eq!(verify(&[c[0].clone(), again], None), vec![]);
+        assert_eq!(breaks(&[c[0].clone(), again], None), vec![]);
     }
 }
