@@ -235,7 +235,7 @@ impl Config {
         let approval_expiry_seconds =
             match expiry {
                 Some(e) => Some(erlmcp_handlers::playbook::parse_duration(&e).ok_or_else(
-                    || format!("approval expiry `{e}` is not a duration like 15m, 90s or 1h"),
+                    || format!("approval expiry `{e}` is not a duration like 15m, 90s or 1h (at most a year)"),
                 )?),
                 None => None,
             };
@@ -264,8 +264,9 @@ impl Config {
         };
         let seconds = |name: &str, value: Option<String>, default: i64| -> Result<i64, String> {
             match value {
-                Some(v) => erlmcp_handlers::playbook::parse_duration(&v)
-                    .ok_or_else(|| format!("{name} `{v}` is not a duration like 30s or 1m")),
+                Some(v) => erlmcp_handlers::playbook::parse_duration(&v).ok_or_else(|| {
+                    format!("{name} `{v}` is not a duration like 30s or 1m (at most a year)")
+                }),
                 None => Ok(default),
             }
         };

@@ -12,10 +12,29 @@ use tokio::io::{AsyncBufRead, AsyncBufReadExt};
 /// Where the console writes; shared with its outbox so progress and replies interleave in order.
 pub type Screen = Arc<Mutex<dyn Write + Send>>;
 
+/// Text for a terminal: control characters (escape sequences that could recolour the screen,
+/// retitle the window or move the cursor) and bidirectional overrides (which can make a line read
+/// other than it is) become U+FFFD. Line breaks and tabs stay.
+pub fn terminal_safe(text: &str) -> std::borrow::Cow<'_, str> {
+    let unsafe_char = |c: char| {
+        (c.is_control() && c != '\n' && c != '\t')
+            || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}')
+    };
+    if text.chars().any(unsafe_char) {
+        std::borrow::Cow::Owned(
+            text.chars()
+                .map(|c| if unsafe_char(c) { '\u{FFFD}' } else { c })
+                .collect(),
+        )
+    } else {
+        std::borrow::Cow::Borrowed(text)
+    }
+}
+
 /// Writes one line.
 pub fn say(screen: &Screen, text: &str) {
     let mut out = screen.lock().unwrap_or_else(|p| p.into_inner());
-    let _ = writeln!(out, "{text}");
+    let _ = writeln!(out, "{}", terminal_safe(text));
     let _ = out.flush();
 }
 
@@ -26,7 +45,7 @@ pub fn print_reply(screen: &Screen, reply: &Reply) {
         (false, Audience::Requester) => "(only you) ",
         _ => "",
     };
-    let _ = writeln!(out, "{marker}{}\n", reply.text.trim_end());
+    let _ = writeln!(out, "{marker}{}\n", terminal_safe(reply.text.trim_end()));
     let _ = out.flush();
 }
 
@@ -58,8 +77,15 @@ pub async fn run<R: AsyncBufRead + Unpin>(
     echo: bool,
 ) -> std::io::Result<()> {
     let mut user = user;
-    let mut lines = input.lines();
-    while let Some(line) = lines.next_line().await? {
+    let mut input = input;
+    let mut raw = Vec::new();
+    loop {
+        raw.clear();
+        if input.read_until(b'\n', &mut raw).await? == 0 {
+            break;
+        }
+        // A line that is not UTF-8 is read as well as it can be, not the end of the session.
+        let line = String::from_utf8_lossy(&raw);
         let line = line.trim();
         if line.is_empty() || line.starts_with('#') {
             continue;

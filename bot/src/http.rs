@@ -27,6 +27,50 @@ pub const MAX_UNVERIFIED: usize = 256;
 /// Open connections at once.
 pub const MAX_CONNECTIONS: usize = 4096;
 
+/// A request body read chunk by chunk into memory that grows with what actually arrives, up
+/// to `BODY_LIMIT` (a `Content-Length` above it is refused before anything is read, and a body
+/// that keeps coming is cut at the limit).
+pub struct SmallBody(pub Vec<u8>);
+
+impl<S: Send + Sync> axum::extract::FromRequest<S> for SmallBody {
+    type Rejection = axum::response::Response;
+
+    async fn from_request(req: Request, _: &S) -> Result<Self, Self::Rejection> {
+        use futures_util::StreamExt;
+        let too_large = || {
+            (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("the body is larger than {BODY_LIMIT} bytes"),
+            )
+                .into_response()
+        };
+        let declared = req
+            .headers()
+            .get(axum::http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok());
+        if declared.is_some_and(|n| n > BODY_LIMIT) {
+            return Err(too_large());
+        }
+        let mut body = req.into_body().into_data_stream();
+        let mut buf = Vec::with_capacity(declared.unwrap_or(4096).min(16 * 1024));
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(|e| {
+                (
+                    StatusCode::BAD_REQUEST,
+                    format!("reading the body failed: {e}"),
+                )
+                    .into_response()
+            })?;
+            if buf.len() + chunk.len() > BODY_LIMIT {
+                return Err(too_large());
+            }
+            buf.extend_from_slice(&chunk);
+        }
+        Ok(SmallBody(buf))
+    }
+}
+
 /// Wraps the Slack routes: a body limit applied while reading, a deadline, and a bound on how
 /// many are in progress.
 pub fn guarded(routes: Router) -> Router {

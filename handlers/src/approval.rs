@@ -261,6 +261,17 @@ pub enum Verdict {
     Refused(String),
 }
 
+/// Whether the recorded approvals meet the request's policy: enough of them, and every required
+/// group supplied by one.
+pub fn quorum_met(req: &ApprovalRequest, approvals: &[Approval], groups: &Groups) -> bool {
+    approvals.len() >= req.policy.approvals as usize
+        && req
+            .policy
+            .groups
+            .iter()
+            .all(|g| approvals.iter().any(|a| approval_in_group(groups, g, a)))
+}
+
 /// Decides whether `actor`'s approval counts, given the approvals already recorded.
 /// The request's state and expiry are checked before this, by the engine, against the database.
 pub fn judge_approval(

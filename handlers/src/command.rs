@@ -153,7 +153,7 @@ static LEADING_ERLMCP: LazyLock<Regex> =
 static INCIDENT_PREFIX: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"(?i)^(INC-\d{8}-\d{1,6})(?:\s+|$)").expect("static regex"));
 static VERB_REST: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^/?(\S+)(?:\s+(.*))?$").expect("static regex"));
+    LazyLock::new(|| Regex::new(r"(?s)^/?(\S+)(?:\s+(.*))?$").expect("static regex"));
 static DECLARE: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"(?is)^(p[0-3])\s+declare(?:\s+(.*))?$").expect("static regex"));
 static DECLARE_SWAPPED: LazyLock<Regex> =

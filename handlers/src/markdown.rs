@@ -19,6 +19,8 @@ pub fn text(s: &str) -> String {
             // `[text](url)` is a link only with `](` unbroken.
             '(' if prev == ']' => out.push_str("\\("),
             c if c.is_control() => out.push(' '),
+            // Bidirectional overrides can make a line read other than it is.
+            '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' => out.push('\u{FFFD}'),
             c => out.push(c),
         }
         prev = c;

@@ -175,8 +175,15 @@ pub fn render(inc: &Incident, entries: &[Entry], requests: &[RequestRecord]) -> 
                 },
                 q.short_digest()
             );
-            if let (Some(by), Some(reason)) = (&q.decided_by, &q.reason) {
-                let _ = writeln!(o, "Decision by {}: {}\n", cell(by), cell(reason));
+            match (&q.decided_by, &q.reason, q.state) {
+                // A run's failure is an outcome, not anyone's decision.
+                (_, Some(reason), crate::approval::RequestState::Failed) => {
+                    let _ = writeln!(o, "Outcome: {}\n", cell(reason));
+                }
+                (Some(by), Some(reason), _) => {
+                    let _ = writeln!(o, "Decision by {}: {}\n", cell(by), cell(reason));
+                }
+                _ => {}
             }
             if let Some((run, steps)) = &r.run {
                 let _ = writeln!(o, "Run {} ({}):\n", run.id, run.state.as_str());

@@ -130,6 +130,98 @@ impl TestDb {
         }
     }
 
+    /// Another connection pool on the same data whose timeline entries are keyed with `key`.
+    pub async fn keyed(&self, key: erlmcp_handlers::timeline::TimelineKey) -> Arc<dyn Store> {
+        match self.backend {
+            Backend::Sqlite => {
+                let path = self.sqlite_path.as_ref().expect("sqlite path");
+                Arc::new(
+                    store::open_sqlite(&format!("sqlite://{}", path.display()))
+                        .await
+                        .expect("open keyed")
+                        .with_timeline_key(Some(key)),
+                )
+            }
+            Backend::Postgres => {
+                let schema = self.pg_schema.as_ref().expect("schema");
+                Arc::new(
+                    store::open_postgres_with(pg_options(schema), &postgres_url())
+                        .await
+                        .expect("open keyed")
+                        .with_timeline_key(Some(key)),
+                )
+            }
+        }
+    }
+
+    /// What an attacker with write access but without the timeline key can do: drop the guard
+    /// triggers, replace `from` with `to` in every entry (actor, text, facts), recompute every
+    /// hash and the incident's recorded head. MACs are left as they were (making them needs the key).
+    pub async fn rewrite_timeline(
+        &self,
+        id: &erlmcp_handlers::ids::IncidentId,
+        from: &str,
+        to: &str,
+    ) {
+        use erlmcp_handlers::timeline::entry_hash;
+        let mut entries = self.store.timeline(id).await.expect("timeline");
+        let mut prev = erlmcp_handlers::timeline::GENESIS_HASH.to_string();
+        for e in entries.iter_mut() {
+            e.actor = e.actor.replace(from, to);
+            e.text = e.text.replace(from, to);
+            let facts = serde_json::to_string(&e.facts).unwrap().replace(from, to);
+            e.facts = serde_json::from_str(&facts).unwrap();
+            e.prev_hash = prev.clone();
+            e.hash = entry_hash(&e.incident, e.seq, &e.draft(), &e.prev_hash);
+            prev = e.hash.clone();
+        }
+        let update = "UPDATE timeline SET actor = $1, text = $2, data = $3, prev_hash = $4, hash = $5 WHERE incident_id = $6 AND seq = $7";
+        let head = "UPDATE incidents SET timeline_head = $1 WHERE id = $2";
+        macro_rules! apply {
+            ($pool:expr, $drop:expr) => {{
+                let pool = $pool;
+                sqlx::query($drop)
+                    .execute(pool)
+                    .await
+                    .expect("drop the guard");
+                for e in &entries {
+                    let data =
+                        (!e.facts.is_empty()).then(|| serde_json::to_string(&e.facts).unwrap());
+                    sqlx::query(update)
+                        .bind(&e.actor)
+                        .bind(&e.text)
+                        .bind(data)
+                        .bind(&e.prev_hash)
+                        .bind(&e.hash)
+                        .bind(e.incident.as_str())
+                        .bind(e.seq)
+                        .execute(pool)
+                        .await
+                        .expect("rewrite");
+                }
+                sqlx::query(head)
+                    .bind(&prev)
+                    .bind(id.as_str())
+                    .execute(pool)
+                    .await
+                    .expect("head");
+            }};
+        }
+        match self.backend {
+            Backend::Sqlite => {
+                let s = self.sqlite.as_ref().expect("sqlite");
+                apply!(s.pool(), "DROP TRIGGER IF EXISTS timeline_no_update");
+            }
+            Backend::Postgres => {
+                let s = self.postgres.as_ref().expect("postgres");
+                apply!(
+                    s.pool(),
+                    "DROP TRIGGER IF EXISTS timeline_no_update_or_delete ON timeline"
+                );
+            }
+        }
+    }
+
     /// Another, independent connection pool on the same data: a second bot replica.
     pub async fn replica(&self) -> Arc<dyn Store> {
         match self.backend {

@@ -26,6 +26,8 @@ pub struct FakeSlackState {
     pub taken_names: Vec<String>,
     pub history_text: String,
     pub history_user: String,
+    /// Messages as Slack keeps them, when a test sets them: (channel, ts, user, text, thread_ts).
+    pub messages: Vec<(String, String, String, String, Option<String>)>,
     next_ts: u64,
     next_channel: u64,
     /// users.info waits for this before answering, when set.
@@ -57,6 +59,8 @@ fn user(id: &str) -> Value {
         "U_CAROL" => ("carol", false),
         "U_SAM" => ("sam", false),
         "U_BOT2" => ("deploybot", true),
+        // Someone who set their display name to the security approver's id.
+        "U_EVE" => ("U_SAM", false),
         other => (other, false),
     };
     let team = if id.starts_with("U_EXT") {
@@ -142,6 +146,46 @@ async fn api(
         "chat.postMessage" => {
             s.next_ts += 1;
             json!({ "ok": true, "channel": form.get("channel"), "ts": format!("1700000000.{:06}", s.next_ts) })
+        }
+        "conversations.history" if !s.messages.is_empty() => {
+            // Top-level messages of the channel between oldest and latest (inclusive), newest first.
+            let (latest, oldest) = (
+                form.get("latest").cloned().unwrap_or_default(),
+                form.get("oldest").cloned().unwrap_or_default(),
+            );
+            let channel = form.get("channel").cloned().unwrap_or_default();
+            let mut found: Vec<Value> = s.messages.iter()
+                .filter(|(c, ts, _, _, thread)| *c == channel && thread.as_ref().is_none_or(|t| t == ts) && (latest.is_empty() || *ts <= latest) && (oldest.is_empty() || *ts >= oldest))
+                .map(|(_, ts, user, text, _)| json!({ "type": "message", "ts": ts, "user": user, "text": text }))
+                .collect();
+            found.reverse();
+            found.truncate(
+                form.get("limit")
+                    .and_then(|l| l.parse().ok())
+                    .unwrap_or(100),
+            );
+            json!({ "ok": true, "messages": found })
+        }
+        "conversations.replies" if !s.messages.is_empty() => {
+            let (ts, channel) = (
+                form.get("ts").cloned().unwrap_or_default(),
+                form.get("channel").cloned().unwrap_or_default(),
+            );
+            let root = s
+                .messages
+                .iter()
+                .find(|m| m.0 == channel && m.1 == ts)
+                .map(|m| m.4.clone().unwrap_or(m.1.clone()));
+            match root {
+                None => json!({ "ok": false, "error": "thread_not_found" }),
+                Some(root) => {
+                    let thread: Vec<Value> = s.messages.iter()
+                        .filter(|m| m.0 == channel && (m.1 == root || m.4.as_deref() == Some(root.as_str())))
+                        .map(|(_, ts, user, text, thread)| json!({ "type": "message", "ts": ts, "user": user, "text": text, "thread_ts": thread }))
+                        .collect();
+                    json!({ "ok": true, "messages": thread })
+                }
+            }
         }
         "conversations.history" => {
             json!({ "ok": true, "messages": [ { "type": "message", "user": s.history_user, "text": s.history_text, "ts": form.get("latest") } ] })

@@ -6,9 +6,9 @@ use super::Slack;
 use super::inbound::{self, Parsed};
 use super::poster::PLATFORM;
 use super::verify::Verifier;
+use crate::http::SmallBody;
 use crate::store::futures_ping::PingFuture;
 use axum::Router;
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -67,7 +67,7 @@ fn bad_request(why: &str) -> Response {
 }
 
 /// The body as text, if it is genuine; otherwise the answer to give (boxed: it is large).
-fn verified(state: &AppState, headers: &HeaderMap, body: &Bytes) -> Result<String, Box<Response>> {
+fn verified(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<String, Box<Response>> {
     let text = std::str::from_utf8(body).map_err(|_| Box::new(bad_request("body is not UTF-8")))?;
     state
         .verifier
@@ -183,7 +183,11 @@ pub fn take(slack: &Slack, parsed: Parsed) -> Taken {
     Taken::Acting
 }
 
-async fn commands(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+async fn commands(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    SmallBody(body): SmallBody,
+) -> Response {
     let text = match verified(&state, &headers, &body) {
         Ok(t) => t,
         Err(r) => return *r,
@@ -204,7 +208,11 @@ async fn commands(State(state): State<AppState>, headers: HeaderMap, body: Bytes
     }
 }
 
-async fn interactions(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+async fn interactions(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    SmallBody(body): SmallBody,
+) -> Response {
     let text = match verified(&state, &headers, &body) {
         Ok(t) => t,
         Err(r) => return *r,
@@ -241,7 +249,11 @@ async fn interactions(State(state): State<AppState>, headers: HeaderMap, body: B
     StatusCode::OK.into_response()
 }
 
-async fn events(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+async fn events(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    SmallBody(body): SmallBody,
+) -> Response {
     let text = match verified(&state, &headers, &body) {
         Ok(t) => t,
         Err(r) => return *r,

@@ -218,12 +218,15 @@ macro_rules! run_store {
                 async fn claim_expired_run(&self, mode: &str, now: DateTime<Utc>, lease: &Lease) -> Result<Option<TakenOver>> {
                     let mut tx = self.begin().await?;
                     let sql = format!(
-                        "SELECT {RUN_COLUMNS} FROM runs WHERE state = 'running' AND (mode = $1 OR mode IS NULL) AND (lease_until IS NULL OR lease_until < $2) ORDER BY started_at, day_seq LIMIT 1{}",
+                        // Never its own runs: a process that still runs one (its lease lapsed while
+                        // the database or Slack was slow) must not start it a second time.
+                        "SELECT {RUN_COLUMNS} FROM runs WHERE state = 'running' AND (mode = $1 OR mode IS NULL) AND (lease_until IS NULL OR lease_until < $2) AND (owner IS NULL OR owner <> $3) ORDER BY started_at, day_seq LIMIT 1{}",
                         $skip_locked
                     );
                     let Some(row) = sqlx::query(AssertSqlSafe(sql))
                         .bind(mode)
                         .bind(timeline::normalise_time(now))
+                        .bind(&lease.owner)
                         .fetch_optional(&mut *tx)
                         .await
                         .map_err(db)?

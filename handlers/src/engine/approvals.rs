@@ -139,8 +139,14 @@ impl Engine {
                 return Ok(vec![Reply::error(self.not_pending(&now))]);
             }
         }
+        // Approvals given at the same moment (on two replicas) each see only those before them;
+        // counting again after ours is recorded lets the last of them start the run.
+        let complete = complete || {
+            let now = self.store.approvals(&r.id).await?;
+            crate::approval::quorum_met(&r, &now, &self.settings.groups)
+        };
         if !complete {
-            let have = existing.len() + 1;
+            let have = self.store.approvals(&r.id).await?.len();
             return Ok(vec![
                 Reply::channel(format!(
                     "👍 {} approved {} ({have} of {}); waiting for more: {}.",
@@ -290,6 +296,8 @@ impl Engine {
                 r.id
             ))]);
         };
+        // The run is ours from here: keep its lease before saying anything anywhere.
+        let keeper = super::execute::LeaseKeeper::start(self, &run.id);
         self.outbox
             .post(
                 &r.channel,
@@ -304,7 +312,7 @@ impl Engine {
                 .about(&r.id),
             )
             .await;
-        let summary = self.execute_run(&run.id).await?;
+        let summary = self.execute_kept(&run.id, keeper).await?;
         Ok(vec![summary])
     }
 

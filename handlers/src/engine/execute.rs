@@ -34,13 +34,15 @@ impl From<ExecError> for Stop {
 }
 
 /// Renews this process's lease on a run in the background while it executes; stops on drop.
-struct LeaseKeeper {
+/// It starts the moment the run becomes ours (approved, taken over), before anything slow, such
+/// as telling the channel, can let the lease run out.
+pub struct LeaseKeeper {
     lost: Arc<AtomicBool>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl LeaseKeeper {
-    fn start(engine: &Engine, run: &RunId) -> Self {
+    pub(crate) fn start(engine: &Engine, run: &RunId) -> Self {
         let lost = Arc::new(AtomicBool::new(false));
         let every = StdDuration::from_millis((engine.settings.lease_seconds.max(1) as u64) * 333);
         let (engine, run, flag) = (engine.clone(), run.clone(), lost.clone());
@@ -85,6 +87,16 @@ impl Engine {
 
     /// Runs the pending steps of a run this process owns, in order, and returns the closing summary.
     pub async fn execute_run(&self, run_id: &RunId) -> crate::Result<Reply> {
+        self.execute_kept(run_id, LeaseKeeper::start(self, run_id))
+            .await
+    }
+
+    /// `execute_run` with the lease already being kept since the run became ours.
+    pub(crate) async fn execute_kept(
+        &self,
+        run_id: &RunId,
+        keeper: LeaseKeeper,
+    ) -> crate::Result<Reply> {
         let run = self
             .store
             .run(run_id)
@@ -93,7 +105,6 @@ impl Engine {
         if run.state != RunState::Running || run.owner.as_deref() != Some(&self.settings.owner) {
             return Ok(self.not_ours(&run));
         }
-        let keeper = LeaseKeeper::start(self, &run.id);
         let mut steps = self.store.steps(run_id).await?;
         let total = steps.len();
         for i in 0..steps.len() {

@@ -33,6 +33,9 @@ impl Engine {
         if run.state != RunState::Blocked {
             return Ok(vec![Reply::error(self.not_waiting(&run))]);
         }
+        if let Some(refusal) = self.other_mode(&run) {
+            return Ok(vec![refusal]);
+        }
         let steps = self.store.steps(&run.id).await?;
         let Some(mut step) = steps.into_iter().find(|s| s.state == StepState::Running) else {
             return Ok(vec![Reply::error(format!(
@@ -184,6 +187,19 @@ impl Engine {
         })
     }
 
+    /// A run approved for another executor mode is continued only by a process of that mode: a
+    /// simulated console must never "complete" a live failover on its pretend world.
+    fn other_mode(&self, run: &Run) -> Option<Reply> {
+        let mine = self.executor.mode().as_str();
+        match run.mode.as_deref() {
+            Some(m) if m != mine => Some(Reply::error(format!(
+                "{} runs on the {m} executor and this process runs {mine}; decide from a process running {m} (`ERLMCP_EXECUTOR={m}`), so the steps after it run for real where they should.",
+                run.id
+            ))),
+            _ => None,
+        }
+    }
+
     /// Why a run is not waiting for a decision, naming who holds or decided it.
     fn not_waiting(&self, run: &Run) -> String {
         let decided = match (&run.decided_by, run.decided_at) {
@@ -312,6 +328,9 @@ impl Engine {
             .run(&run_id)
             .await?
             .ok_or_else(|| crate::Error::NotFound(run_id.to_string()))?;
+        if let Some(refusal) = self.other_mode(&run) {
+            return Ok(vec![refusal]);
+        }
         let steps = self.store.steps(&run_id).await?;
         let step = steps
             .iter()

@@ -12,8 +12,8 @@ use std::time::Duration as StdDuration;
 
 /// What taking over a run led to.
 pub enum TakeOver {
-    /// The run is ours now and continues: execute it.
-    Execute(RunId),
+    /// The run is ours now (its lease kept from the moment it was claimed) and continues.
+    Execute(RunId, super::execute::LeaseKeeper),
     /// Its interrupted step is not safe to run again: it waits for a person (already said).
     Blocked(Box<Reply>),
 }
@@ -41,6 +41,7 @@ impl Engine {
             ),
             _ => "it had no owner (started before runs had owners)".to_string(),
         };
+        let keeper = super::execute::LeaseKeeper::start(self, &run.id);
         let me = owner_label(&self.settings.owner);
         let steps = self.store.steps(&run.id).await?;
         let next = steps
@@ -92,7 +93,7 @@ impl Engine {
                 return Ok(Some(TakeOver::Blocked(Box::new(reply))));
             }
         }
-        Ok(Some(TakeOver::Execute(run.id)))
+        Ok(Some(TakeOver::Execute(run.id, keeper)))
     }
 
     /// Takes over every run whose lease expired and executes each here, one after another;
@@ -101,7 +102,7 @@ impl Engine {
         let mut out = Vec::new();
         while let Some(t) = self.take_over_next().await? {
             match t {
-                TakeOver::Execute(id) => out.push(self.execute_run(&id).await?),
+                TakeOver::Execute(id, keeper) => out.push(self.execute_kept(&id, keeper).await?),
                 TakeOver::Blocked(reply) => out.push(*reply),
             }
         }
@@ -134,10 +135,10 @@ impl Engine {
     async fn take_over_in_background(&self) {
         loop {
             match self.take_over_next().await {
-                Ok(Some(TakeOver::Execute(id))) => {
+                Ok(Some(TakeOver::Execute(id, keeper))) => {
                     let engine = self.clone();
                     tokio::spawn(async move {
-                        match engine.execute_run(&id).await {
+                        match engine.execute_kept(&id, keeper).await {
                             Ok(summary) => {
                                 if let Ok(Some(run)) = engine.store.run(&id).await {
                                     engine.outbox.post(&run.channel, summary).await;

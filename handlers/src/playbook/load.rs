@@ -137,8 +137,13 @@ pub fn parse_duration(s: &str) -> Option<i64> {
         _ => (s, 1),
     };
     let n: i64 = num.trim().parse().ok()?;
-    (n > 0).then_some(n * mul)
+    // Anything longer than a year is a mistake, and would overflow time arithmetic later.
+    n.checked_mul(mul)
+        .filter(|&secs| n > 0 && secs <= MAX_DURATION_SECONDS)
 }
+
+/// The longest duration a playbook or setting may give (a year).
+pub const MAX_DURATION_SECONDS: i64 = 366 * 24 * 3600;
 
 const DEFAULT_STEP_TIMEOUT: i64 = 300;
 
@@ -259,7 +264,7 @@ pub fn parse_file(file: &str, text: &str, topo: &Topology) -> Result<Playbook, V
                 Some(s) => policy.expiry_seconds = s,
                 None => fail(
                     line,
-                    format!("approval.expiry `{e}` is not a duration (like 15m)"),
+                    format!("approval.expiry `{e}` is not a duration (like 15m; at most a year)"),
                 ),
             }
         }
@@ -376,7 +381,7 @@ pub fn parse_file(file: &str, text: &str, topo: &Topology) -> Result<Playbook, V
                 fail(
                     line,
                     format!(
-                        "step `{}`: timeout `{t}` is not a duration (like 30s or 10m)",
+                        "step `{}`: timeout `{t}` is not a duration (like 30s or 10m; at most a year)",
                         rs.name
                     ),
                 );

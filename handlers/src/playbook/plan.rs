@@ -224,6 +224,16 @@ pub async fn make_plan(
         args.insert("kind".into(), Value::String(step.kind.clone()));
         let action: Action = serde_json::from_value(Value::Object(args))
             .map_err(|e| PlanError::Invalid(format!("step `{}`: {e}", step.name)))?;
+        // The same ceiling whichever way a scale is asked for (`scale`, `run scale replicas=…`).
+        if let Action::Scale { replicas, .. } = &action
+            && *replicas > crate::command::MAX_REPLICAS
+        {
+            return Err(PlanError::Invalid(format!(
+                "step `{}`: {replicas} replicas is more than the limit of {}",
+                step.name,
+                crate::command::MAX_REPLICAS
+            )));
+        }
         if let Some(r) = action.region()
             && topo.region(r).is_none()
         {
