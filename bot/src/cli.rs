@@ -44,17 +44,23 @@ pub enum Cmd {
     /// Rehearse a playbook on the simulated world: declare a drill incident, request, approve as a
     /// second person, execute, resolve, and print the postmortem.
     Drill {
+        /// The playbook to rehearse (`erlmcp-bot playbooks list` shows them).
         playbook: String,
-        /// Playbook parameters, key=value.
+        /// Playbook parameters, key=value (e.g. region=us-west-2).
         params: Vec<String>,
         /// Severity of the drill incident (default: the highest the playbook allows).
         #[arg(long)]
         severity: Option<String>,
+        /// Who asks for the change.
         #[arg(long, default_value = "alice")]
         requester: String,
+        /// Who approves it (a playbook that needs a group needs a member: configure
+        /// ERLMCP_GROUPS=security:sam and pass --approver sam).
         #[arg(long, default_value = "bob")]
         approver: String,
     },
+    /// The incidents not yet closed, newest first (read-only).
+    Incidents,
     /// Timeline tools.
     Timeline {
         #[command(subcommand)]
@@ -72,6 +78,9 @@ pub enum Cmd {
         /// The month, YYYY-MM (default: this month).
         #[arg(long)]
         month: Option<String>,
+        /// The month, as in chat: `erlmcp-bot report 2026-11`.
+        #[arg(value_name = "YYYY-MM", conflicts_with = "month")]
+        month_positional: Option<String>,
     },
     /// Serve Slack: slash commands, buttons and events over HTTP (or Socket Mode when
     /// SLACK_APP_TOKEN is set), plus /healthz and /readyz.
@@ -142,7 +151,11 @@ pub async fn run<R: AsyncBufRead + Unpin>(
             command: TimelineCmd::Show { incident },
         } => inspect::show_timeline(&config, &screen, &incident).await,
         Cmd::Postmortem { incident } => inspect::postmortem(&config, &screen, &incident).await,
-        Cmd::Report { month } => inspect::report(&config, &screen, month).await,
+        Cmd::Report {
+            month,
+            month_positional,
+        } => inspect::report(&config, &screen, month.or(month_positional)).await,
+        Cmd::Incidents => inspect::incidents(&config, &screen).await,
         Cmd::Playbooks {
             command: PlaybooksCmd::List,
         } => inspect::list_playbooks(&config, &screen),
@@ -256,6 +269,8 @@ pub fn main() -> ExitCode {
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
         )
+        // Colour only for a person at a terminal, never into a log file.
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

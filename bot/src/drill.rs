@@ -74,10 +74,12 @@ pub async fn run(
     // happened: progress a command causes comes after it.
     let prompt = |who: &str, text: &str| say(screen, &format!("{who}> {text}"));
     let show = |replies: &[Reply]| replies.iter().for_each(|r| print_reply(screen, r));
-    let declare = ask(
-        requester,
-        format!("Drill: {} ({})", pb.name, pb.description),
-    );
+    let params_text = if params.is_empty() {
+        String::new()
+    } else {
+        format!(" {}", params.join(" "))
+    };
+    let declare = ask(requester, format!("{}{params_text}", pb.name));
     prompt(
         requester,
         &format!("{} declare [DRILL] {}", severity.as_str(), pb.name),
@@ -96,7 +98,16 @@ pub async fn run(
     let replies = app.engine.handle(&ask(requester, run_text.clone())).await;
     show(&replies);
     if replies.iter().any(|r| r.is_error) || !replies.iter().any(|r| r.is_request_card) {
-        return 1;
+        // The drill did not get going: its incident is closed, not left open to catch later
+        // commands and set off severity clocks.
+        for text in [
+            format!("/erlmcp resolve Drill of {playbook} not started: the request was refused"),
+            "/erlmcp close".to_string(),
+        ] {
+            prompt(requester, &text);
+            show(&app.engine.handle(&ask(requester, text.clone())).await);
+        }
+        return 2;
     }
     prompt(approver, "/erlmcp approve");
     let replies = app

@@ -196,6 +196,41 @@ pub async fn report(config: &Config, screen: &Screen, month: Option<String>) -> 
     }
 }
 
+/// `incidents`: every incident not yet closed, newest first.
+pub async fn incidents(config: &Config, screen: &Screen) -> u8 {
+    let Some(store) = open(config, screen).await else {
+        return 2;
+    };
+    match store.open_incidents().await {
+        Ok(open) if open.is_empty() => {
+            say(screen, "No open incidents.");
+            0
+        }
+        Ok(open) => {
+            for i in open {
+                say(
+                    screen,
+                    &format!(
+                        "{} {} {:<12} {} — declared {} UTC by {}{}",
+                        i.id,
+                        i.severity,
+                        i.status.to_string(),
+                        i.title,
+                        i.declared_at.format("%Y-%m-%d %H:%M"),
+                        i.declared_by,
+                        if i.drill { " (drill)" } else { "" }
+                    ),
+                );
+            }
+            0
+        }
+        Err(e) => {
+            say(screen, &format!("error: {e}"));
+            1
+        }
+    }
+}
+
 pub fn list_playbooks(config: &Config, screen: &Screen) -> u8 {
     match app::load_playbooks(config, &config.topology) {
         Ok(set) => {
@@ -225,7 +260,7 @@ pub fn check_playbooks(config: &Config, files: &[PathBuf], screen: &Screen) -> u
                 for p in set.playbooks.values() {
                     say(
                         screen,
-                        &format!("ok  {:<20} {} ({} steps)", p.name, p.file, p.steps.len()),
+                        &format!("ok  {:<20} {} ({})", p.name, p.file, steps(p.steps.len())),
                     );
                 }
                 say(screen, &format!("{} playbooks valid", set.playbooks.len()));
@@ -251,10 +286,10 @@ pub fn check_playbooks(config: &Config, files: &[PathBuf], screen: &Screen) -> u
             Ok(p) => say(
                 screen,
                 &format!(
-                    "ok  {:<20} {} ({} steps)",
+                    "ok  {:<20} {} ({})",
                     p.name,
                     f.display(),
-                    p.steps.len()
+                    steps(p.steps.len())
                 ),
             ),
             Err(errors) => {
@@ -264,4 +299,12 @@ pub fn check_playbooks(config: &Config, files: &[PathBuf], screen: &Screen) -> u
         }
     }
     u8::from(failed)
+}
+
+fn steps(n: usize) -> String {
+    if n == 1 {
+        "1 step".into()
+    } else {
+        format!("{n} steps")
+    }
 }

@@ -129,6 +129,9 @@ pub struct ApprovalRequest {
     /// Set when the request is to run a stopped run's interrupted step again (`resume retry` of a
     /// step that is not safe to run twice): the run and the step's position.
     pub retry_of: Option<(crate::ids::RunId, i64)>,
+    /// The executor mode the plan was made for (`live`, `dry-run`, `simulated`); `None` for
+    /// requests from before it was kept.
+    pub mode: Option<String>,
 }
 
 impl ApprovalRequest {
@@ -353,6 +356,7 @@ mod tests {
             decided_by: None,
             reason: None,
             retry_of: None,
+            mode: None,
         }
     }
 

@@ -102,6 +102,11 @@ pub enum Command {
         run: Option<String>,
         decision: ResumeDecision,
     },
+    /// Stop a running run before its next step (the step in progress finishes).
+    Stop {
+        run: Option<String>,
+        reason: Option<String>,
+    },
     /// The monthly SLA report; `None` is the current month.
     Report {
         month: Option<(i32, u32)>,
@@ -537,6 +542,27 @@ fn parse_command(text: &str) -> Result<Command, ParseError> {
                 }
             };
             Ok(Command::Resume { run, decision })
+        }
+        "stop" | "halt" => {
+            let (run, reason) = match args.first() {
+                Some(id) if id.to_ascii_uppercase().starts_with("RUN-") => {
+                    if !RUN_ID.is_match(id) {
+                        return Err(err(
+                            "stop",
+                            &format!("`{id}` is not a run id (RUN-YYYYMMDD-N)"),
+                            "/erlmcp stop RUN-20261128-1 wrong region",
+                        ));
+                    }
+                    let rest = rest[id.len()..].trim();
+                    (Some(id.to_ascii_uppercase()), rest)
+                }
+                _ => (None, rest),
+            };
+            check_length("stop", reason)?;
+            Ok(Command::Stop {
+                run,
+                reason: (!reason.is_empty()).then(|| reason.to_string()),
+            })
         }
         "report" => match args.as_slice() {
             [] => Ok(Command::Report { month: None }),

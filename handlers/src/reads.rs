@@ -33,7 +33,24 @@ pub async fn postmortem_markdown(store: &dyn Store, id: &IncidentId) -> crate::R
             run,
         });
     }
-    Ok(postmortem::render(&inc, &entries, &records))
+    let mut md = postmortem::render(&inc, &entries, &records);
+    // A postmortem of a tampered record says so at the top, before anyone reads on.
+    let check = verify_timeline(store, id, None).await?;
+    if !check.breaks.is_empty() {
+        let reasons: Vec<String> = check
+            .breaks
+            .iter()
+            .map(|b| format!("> - {}", crate::markdown::text(&b.to_string())))
+            .collect();
+        let warning = format!(
+            "> ⚠ **This incident's record fails verification**; what follows may not be what happened:\n{}\n\n",
+            reasons.join("\n")
+        );
+        if let Some(end) = md.find('\n') {
+            md.insert_str(end + 2, &warning);
+        }
+    }
+    Ok(md)
 }
 
 /// What checking an incident's timeline found.

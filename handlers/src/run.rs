@@ -92,6 +92,8 @@ pub struct Run {
     /// The last person who decided how the stopped run goes on, and when.
     pub decided_by: Option<String>,
     pub decided_at: Option<DateTime<Utc>>,
+    /// Someone asked to stop it before its next step.
+    pub stop_requested_by: Option<String>,
 }
 
 impl Run {

@@ -133,9 +133,17 @@ pub trait RunStore: Send + Sync {
     /// Extends the owner's lease; `false` if the run is no longer running under this owner.
     async fn renew_lease(&self, run: &RunId, lease: &Lease) -> Result<bool>;
     /// Marks a step running (with the timeline entries), only while `owner` still owns the
-    /// running run (the fence against a process that lost its lease); `false` otherwise, and
-    /// nothing is written.
-    async fn start_step(&self, step: &StepRecord, owner: &str, drafts: Vec<Draft>) -> Result<bool>;
+    /// running run (the fence against a process that lost its lease) and nobody asked to stop it;
+    /// otherwise nothing is written and the answer says why.
+    async fn start_step(
+        &self,
+        step: &StepRecord,
+        owner: &str,
+        drafts: Vec<Draft>,
+    ) -> Result<StepStart>;
+    /// Asks a running run to stop before its next step; `false` if it is not running or a stop
+    /// was already asked for.
+    async fn request_stop(&self, run: &RunId, by: &str, drafts: Vec<Draft>) -> Result<bool>;
     /// Saves a step's state, attempts, times and result, with the timeline entries that say so.
     async fn save_step(&self, step: &StepRecord, drafts: Vec<Draft>) -> Result<()>;
     /// Stops a running run of `owner` for a person to decide (`blocked`, no owner), with the
@@ -168,6 +176,18 @@ pub trait RunStore: Send + Sync {
         lease: &Lease,
         drafts: Vec<Draft>,
     ) -> Result<bool>;
+}
+
+/// What `start_step` found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StepStart {
+    Started,
+    /// The run is no longer this owner's.
+    Lost,
+    /// Someone asked to stop the run; the step did not start.
+    StopRequested {
+        by: String,
+    },
 }
 
 /// What `add_approval` did.

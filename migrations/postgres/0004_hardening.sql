@@ -7,3 +7,9 @@ ALTER TABLE timeline ADD COLUMN data TEXT;
 ALTER TABLE timeline ADD COLUMN mac TEXT;
 -- The keyed MAC of the chain's length and head, so cutting entries off needs the key too.
 ALTER TABLE incidents ADD COLUMN timeline_head_mac TEXT;
+
+-- The executor mode a request's plan was made for: it is approved where it will run so.
+ALTER TABLE approval_requests ADD COLUMN mode TEXT;
+
+-- `/erlmcp stop`: who asked a running run to stop before its next step.
+ALTER TABLE runs ADD COLUMN stop_requested_by TEXT;

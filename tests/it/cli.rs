@@ -263,11 +263,11 @@ async fn drill_failover_ends_with_the_dr_region_serving_and_a_postmortem() {
     .await;
     assert_eq!(code, 0, "{out}");
     for expected in [
-        "declared: P0 [DRILL] Drill: failover",
+        "declared: P0 [DRILL] failover region=us-west-2",
         "DRILL on the simulated world",
         "alice> /erlmcp run failover region=us-west-2",
         "bob> /erlmcp approve",
-        "# Postmortem: [DRILL] Drill: failover",
+        "# Postmortem: [DRILL] failover region=us-west-2",
         "> This was a drill on the simulated world.",
         "| 2 | Promote database | bob (console:bob) |",
         "| 5 | Move DNS | bob (console:bob) |",
@@ -303,7 +303,14 @@ async fn drill_failover_ends_with_the_dr_region_serving_and_a_postmortem() {
         "",
     )
     .await;
-    assert_eq!(code, 1, "{out}");
+    assert_eq!(
+        code, 2,
+        "a drill refused its parameters exits 2, like any usage error: {out}"
+    );
+    assert!(
+        out.contains("/erlmcp close"),
+        "the drill's incident is closed: {out}"
+    );
     let (code, out) = cli(&["--database-url", &url, "drill", "nope"], "").await;
     assert_eq!(code, 2);
     assert!(out.contains("there is no playbook `nope`"), "{out}");

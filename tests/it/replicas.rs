@@ -812,3 +812,62 @@ async fn two_consoles_on_one_sqlite_file_share_runs_by_lease() {
     let verify = run(w.path(), &plain, &["timeline", "verify"], "").await;
     assert_eq!(verify.code, 0, "{}", verify.all());
 }
+
+/// `/erlmcp stop` on the replica that does not execute: the step in progress finishes, the run
+/// stops before its next step, and nothing after it runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_ends_a_run_before_its_next_step() {
+    let Some(p) = Pair::start(&[]).await else {
+        return;
+    };
+    let channel = p.declare("stop me").await;
+    let req = p
+        .request(&p.to_a, &channel, "/erlmcp", "run restart-then-scale", 1)
+        .await;
+    let (release, arrived) = p.fake.hold(|c| {
+        c.method == "chat.update"
+            && c.form["text"]
+                .lines()
+                .last()
+                .is_some_and(|l| l.starts_with("▶") && l.contains("step 2/4"))
+    });
+    p.to_a
+        .button("U_BOB", &channel, "erlmcp_approve", &req)
+        .await;
+    arrived.await.unwrap();
+    let r = p
+        .to_b
+        .command("U_CAROL", &channel, "/erlmcp", "stop wrong cluster")
+        .await;
+    assert_eq!(r.status(), 200);
+    p.fake
+        .wait_until("the stop is announced", |c| {
+            c.iter().any(|c| {
+                c.form
+                    .get("text")
+                    .is_some_and(|t| t.contains("will stop before its next step, as carol asked"))
+            })
+        })
+        .await;
+    release.send(true).unwrap();
+    p.fake
+        .wait_until("the run stops", |c| {
+            c.iter().any(|c| {
+                c.form
+                    .get("text")
+                    .is_some_and(|t| t.contains("stopped before step 3 as carol asked"))
+            })
+        })
+        .await;
+    assert_eq!(p.run_state().await, Some(RunState::Aborted));
+    assert_eq!(
+        (
+            p.applied("scale-up"),
+            p.applied("restart"),
+            p.applied("scale-down")
+        ),
+        (1, 1, 0),
+        "the step in progress finished; nothing after it ran"
+    );
+    p.timeline_intact().await;
+}

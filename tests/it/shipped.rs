@@ -47,6 +47,7 @@ async fn help_names_every_subcommand() {
         "postmortem",
         "report",
         "playbooks",
+        "incidents",
     ] {
         assert!(
             out.stdout.contains(sub),
@@ -118,6 +119,13 @@ async fn drill_transcript_is_in_the_order_things_happened() {
         "a bad parameter is named:\n{}",
         bad.all()
     );
+    // A drill that did not start leaves no incident open behind it.
+    let after = run(w.path(), &Env::new(), &["console"], "/erlmcp incidents\n").await;
+    assert!(
+        after.stdout.contains("No open incidents."),
+        "{}",
+        after.all()
+    );
 }
 
 /// The console example of the README, then every read-only subcommand on what it recorded.
@@ -174,6 +182,14 @@ async fn console_then_every_read_only_subcommand() {
     assert!(report.stdout.contains("P0"), "{}", report.all());
     let this_month = run(w.path(), &env, &["report"], "").await;
     assert_eq!(this_month.code, 0, "{}", this_month.all());
+    let positional = run(w.path(), &env, &["report", &month], "").await;
+    assert_eq!(
+        positional.stdout, report.stdout,
+        "`report 2026-11` is `report --month 2026-11`"
+    );
+    let open = run(w.path(), &env, &["incidents"], "").await;
+    assert_eq!(open.code, 0, "{}", open.all());
+    assert!(open.stdout.contains("No open incidents."), "{}", open.all());
 
     let list = run(w.path(), &env, &["playbooks", "list"], "").await;
     assert_eq!(list.code, 0, "{}", list.all());
@@ -243,7 +259,7 @@ async fn serve_without_tokens_says_what_it_needs() {
     assert_eq!(out.code, 2, "{}", out.all());
     assert!(
         out.stdout
-            .contains("cannot use the Slack bot token: Slack auth.test: invalid_auth"),
+            .contains("Slack refused the bot token (auth.test: invalid_auth)"),
         "{}",
         out.all()
     );
@@ -550,6 +566,7 @@ async fn read_only_subcommands_never_execute_beside_a_live_run() {
         vec!["timeline", "show", inc.as_str()],
         vec!["postmortem", inc.as_str()],
         vec!["report"],
+        vec!["incidents"],
         vec!["playbooks", "list"],
         vec!["playbooks", "check"],
     ] {

@@ -880,7 +880,7 @@ async fn an_invalid_token_stops_serve_at_start_with_slacks_reason() {
         .unwrap();
     assert_eq!(
         err.to_string(),
-        "cannot use the Slack bot token: Slack auth.test: invalid_auth"
+        "Slack refused the bot token (auth.test: invalid_auth); check SLACK_BOT_TOKEN (the xoxb- token of this app's installation)"
     );
     assert_eq!(
         SlackConfig::from_env(&|_| None).unwrap_err().to_string(),

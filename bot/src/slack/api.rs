@@ -60,6 +60,19 @@ impl fmt::Display for SlackError {
 
 impl std::error::Error for SlackError {}
 
+/// An error with the causes its `Display` leaves out ("error sending request" says nothing of a
+/// refused connection or an unknown host; its sources do).
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
 /// Methods whose repetition changes nothing more (reads; updates to the same content; joins,
 /// invites and pins, which answer `already_…` the second time).
 fn safe_to_repeat(method: &str) -> bool {
@@ -127,7 +140,7 @@ impl WebApi {
                 Err(e) => {
                     return Err(SlackError::Transport {
                         method: method.into(),
-                        message: e.to_string(),
+                        message: with_causes(&e),
                     });
                 }
             };

@@ -47,10 +47,15 @@ fn mrkdwn(text: &str) -> Value {
 }
 
 /// The notification text of a card (what Slack shows where blocks are not rendered).
-pub fn card_text(card: &RequestCard) -> String {
+pub fn card_text(card: &RequestCard, pending: bool) -> String {
     let (command, _) = cut(&card.command, 200);
     escape(&format!(
-        "🔐 Approval needed: {} `{}` by {} (plan digest {})",
+        "{}{} `{}` by {} (plan digest {})",
+        if pending {
+            "🔐 Approval needed: "
+        } else {
+            ""
+        },
         card.request,
         command,
         card.requester,
@@ -61,7 +66,12 @@ pub fn card_text(card: &RequestCard) -> String {
 /// The card's blocks, and whether the plan had to be cut (then it goes whole into the thread).
 pub fn request_card(card: &RequestCard, progress: &[String], pending: bool) -> (Value, bool) {
     let (title, _) = cut(
-        &format!("🔐 {} for {}", card.request, card.incident),
+        &format!(
+            "{}{} for {}",
+            if pending { "🔐 " } else { "" },
+            card.request,
+            card.incident
+        ),
         HEADER_LIMIT,
     );
     let (who, _) = cut(
@@ -165,7 +175,7 @@ mod tests {
                 .contains(&"a".repeat(64))
         );
         assert_eq!(b[4]["type"], "actions");
-        assert!(card_text(&card("p", hostile)).contains("&lt;!channel&gt;"));
+        assert!(card_text(&card("p", hostile), true).contains("&lt;!channel&gt;"));
         assert_eq!(escape("a & <b>"), "a &amp; &lt;b&gt;");
     }
 }

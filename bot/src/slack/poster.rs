@@ -112,7 +112,7 @@ impl Poster {
     async fn post_card(&self, channel: &str, card: &RequestCard) -> Result<(), SlackError> {
         let (card_blocks, plan_cut) = blocks::request_card(card, &[], true);
         let ts = self
-            .post(channel, &blocks::card_text(card), Some(&card_blocks))
+            .post(channel, &blocks::card_text(card, true), Some(&card_blocks))
             .await?;
         let request = RequestId::new(&card.request);
         self.cards.lock().unwrap_or_else(|p| p.into_inner()).insert(
@@ -181,7 +181,7 @@ impl Poster {
                         "text",
                         format!(
                             "{}\n{}",
-                            blocks::card_text(&card.card),
+                            blocks::card_text(&card.card, false),
                             blocks::escape(&card.progress.join("\n"))
                         ),
                     ),

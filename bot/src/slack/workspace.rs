@@ -28,10 +28,14 @@ impl Workspace {
         app: Option<&str>,
         allowed_teams: BTreeSet<String>,
     ) -> Result<Workspace, Error> {
-        let me = api
-            .call("auth.test", &[])
-            .await
-            .map_err(|e| Error::Config(format!("cannot use the Slack bot token: {e}")))?;
+        let me = api.call("auth.test", &[]).await.map_err(|e| match &e {
+            super::api::SlackError::Api { code, .. } => Error::Config(format!(
+                "Slack refused the bot token (auth.test: {code}); check SLACK_BOT_TOKEN (the xoxb- token of this app's installation)"
+            )),
+            _ => Error::Config(format!(
+                "cannot reach the Slack Web API to check the bot token ({e}); check the network, a proxy, or SLACK_API_URL"
+            )),
+        })?;
         let found_team = me["team_id"].as_str().unwrap_or_default().to_string();
         let bot_user = me["user_id"].as_str().unwrap_or_default().to_string();
         let team_id = match team {

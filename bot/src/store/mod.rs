@@ -163,6 +163,27 @@ pub async fn open_postgres(url: &str) -> Result<PgStore, Error> {
 
 /// Opens PostgreSQL with explicit options (tests use a schema of their own through `search_path`).
 pub async fn open_postgres_with(opts: PgConnectOptions, url: &str) -> Result<PgStore, Error> {
+    // One connection first, so a refused connection, an unknown database or a wrong role is
+    // said as PostgreSQL says it (a pool would only report that it timed out waiting).
+    use sqlx::ConnectOptions;
+    match tokio::time::timeout(Duration::from_secs(10), opts.connect()).await {
+        Ok(Ok(conn)) => {
+            let _ = sqlx::Connection::close(conn).await;
+        }
+        Ok(Err(e)) => {
+            return Err(Error::Database(format!(
+                "cannot connect to PostgreSQL {}: {}",
+                redact_url(url),
+                rows::plain_db_message(&e)
+            )));
+        }
+        Err(_) => {
+            return Err(Error::Database(format!(
+                "cannot connect to PostgreSQL {}: no answer within 10 s",
+                redact_url(url)
+            )));
+        }
+    }
     let pool = PgPoolOptions::new()
         .max_connections(8)
         .acquire_timeout(Duration::from_secs(10))

@@ -27,6 +27,25 @@ pub fn roles_from_json(s: &str) -> Result<BTreeMap<Role, String>, Error> {
         .collect()
 }
 
+/// A database error as a person reads it: the server's message without its source position,
+/// and for connection failures the cause (refused, unknown host) rather than the wrapper.
+pub fn plain_db_message(e: &sqlx::Error) -> String {
+    match e {
+        sqlx::Error::Database(d) => d.message().to_string(),
+        sqlx::Error::Io(io) => format!("{io}"),
+        other => {
+            let mut out = other.to_string();
+            let mut source = std::error::Error::source(other);
+            while let Some(s) = source {
+                out.push_str(": ");
+                out.push_str(&s.to_string());
+                source = s.source();
+            }
+            out
+        }
+    }
+}
+
 /// Maps a database error to the core's, keeping the database's own message.
 pub fn db(e: sqlx::Error) -> Error {
     match &e {

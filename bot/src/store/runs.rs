@@ -13,14 +13,14 @@ macro_rules! run_store {
             use erlmcp_handlers::error::{Error, Result};
             use erlmcp_handlers::ids::{IncidentId, RequestId, RunId};
             use erlmcp_handlers::run::{Lease, Run, RunState, StepRecord, StepState, TakenOver};
-            use erlmcp_handlers::store::{ID_PLACEHOLDER, RunEnd, RunStore};
+            use erlmcp_handlers::store::{ID_PLACEHOLDER, RunEnd, RunStore, StepStart};
             use erlmcp_handlers::timeline::{self, Draft};
             use sqlx::{AssertSqlSafe, Row};
 
             type Tx = sqlx::Transaction<'static, $db>;
             type DbRow = <$db as sqlx::Database>::Row;
 
-            const RUN_COLUMNS: &str = "id, request_id, incident_id, playbook, channel, state, started_at, finished_at, owner, lease_until, mode, decided_by, decided_at";
+            const RUN_COLUMNS: &str = "id, request_id, incident_id, playbook, channel, state, started_at, finished_at, owner, lease_until, mode, decided_by, decided_at, stop_requested_by";
             const STEP_COLUMNS: &str = "run_id, idx, name, action, description, changes_state, idempotent, timeout_seconds, retries, state, attempts, started_at, finished_at, result";
             /// How often a per-day id allocation is retried when another replica took the same number.
             const ID_RETRIES: usize = 8;
@@ -41,6 +41,7 @@ macro_rules! run_store {
                     mode: row.try_get("mode").map_err(db)?,
                     decided_by: row.try_get("decided_by").map_err(db)?,
                     decided_at: row.try_get("decided_at").map_err(db)?,
+                    stop_requested_by: row.try_get("stop_requested_by").map_err(db)?,
                 })
             }
 
@@ -267,14 +268,36 @@ macro_rules! run_store {
                     Ok(res.rows_affected() == 1)
                 }
 
-                async fn start_step(&self, step: &StepRecord, owner: &str, drafts: Vec<Draft>) -> Result<bool> {
+                async fn start_step(&self, step: &StepRecord, owner: &str, drafts: Vec<Draft>) -> Result<StepStart> {
                     let mut tx = self.begin().await?;
                     let run = Self::locked_run(&mut tx, &step.run).await?;
                     let Some(run) = run.filter(|r| r.state == RunState::Running && r.owner.as_deref() == Some(owner)) else {
-                        return Ok(false);
+                        return Ok(StepStart::Lost);
                     };
+                    if let Some(by) = run.stop_requested_by {
+                        return Ok(StepStart::StopRequested { by });
+                    }
                     Self::save_step_in(&mut tx, step).await?;
                     Self::append_in(&mut tx, self.key.as_deref(), &run.incident, drafts).await?;
+                    tx.commit().await.map_err(db)?;
+                    Ok(StepStart::Started)
+                }
+
+                async fn request_stop(&self, run: &RunId, by: &str, drafts: Vec<Draft>) -> Result<bool> {
+                    let mut tx = self.begin().await?;
+                    let res = sqlx::query("UPDATE runs SET stop_requested_by = $1 WHERE id = $2 AND state = 'running' AND stop_requested_by IS NULL")
+                        .bind(by)
+                        .bind(run.as_str())
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db)?;
+                    if res.rows_affected() != 1 {
+                        return Ok(false);
+                    }
+                    let incident = Self::locked_run(&mut tx, run).await?.map(|r| r.incident);
+                    if let Some(incident) = incident {
+                        Self::append_in(&mut tx, self.key.as_deref(), &incident, drafts).await?;
+                    }
                     tx.commit().await.map_err(db)?;
                     Ok(true)
                 }

@@ -20,7 +20,7 @@ macro_rules! sql_store {
             type DbRow = <$db as sqlx::Database>::Row;
 
             const INCIDENT_COLUMNS: &str = "id, title, severity, status, channel, drill, declared_by, declared_at, acknowledged_at, acknowledged_by, mitigated_at, resolved_at, closed_at, summary, roles, version";
-            const REQUEST_COLUMNS: &str = "id, incident_id, channel, requester_id, requester_name, command, playbook, params, severity, plan_text, plan_digest, policy, state, created_at, expires_at, decided_at, decided_by, reason, retry_run, retry_step";
+            const REQUEST_COLUMNS: &str = "id, incident_id, channel, requester_id, requester_name, command, playbook, params, severity, plan_text, plan_digest, policy, state, created_at, expires_at, decided_at, decided_by, reason, retry_run, retry_step, mode";
 
             fn incident_from(row: &DbRow) -> Result<Incident> {
                 let sev: String = row.try_get("severity").map_err(db)?;
@@ -100,6 +100,7 @@ macro_rules! sql_store {
                         (Some(run), Some(step)) => Some((RunId::new(run), step)),
                         _ => None,
                     },
+                    mode: row.try_get("mode").map_err(db)?,
                 })
             }
 
@@ -358,7 +359,7 @@ macro_rules! sql_store {
                         let params = serde_json::to_string(&r.params).map_err(|e| Error::Store(e.to_string()))?;
                         let policy = serde_json::to_string(&r.policy).map_err(|e| Error::Store(e.to_string()))?;
                         let res = sqlx::query(
-                            "INSERT INTO approval_requests (id, day, day_seq, incident_id, channel, requester_id, requester_name, command, playbook, params, severity, plan_text, plan_digest, policy, state, created_at, expires_at, retry_run, retry_step) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)",
+                            "INSERT INTO approval_requests (id, day, day_seq, incident_id, channel, requester_id, requester_name, command, playbook, params, severity, plan_text, plan_digest, policy, state, created_at, expires_at, retry_run, retry_step, mode) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)",
                         )
                         .bind(id.as_str())
                         .bind(day.to_string())
@@ -379,6 +380,7 @@ macro_rules! sql_store {
                         .bind(timeline::normalise_time(r.expires_at))
                         .bind(r.retry_of.as_ref().map(|(run, _)| run.as_str().to_string()))
                         .bind(r.retry_of.as_ref().map(|(_, step)| *step))
+                        .bind(&r.mode)
                         .execute(&mut *tx)
                         .await;
                         match res {

@@ -136,6 +136,11 @@ pub const COMMANDS: &[CommandSpec] = &[
         summary: "decide how a run interrupted mid-step goes on",
     },
     CommandSpec {
+        name: "stop",
+        usage: "/erlmcp stop [RUN-id] [reason]",
+        summary: "stop a running run before its next step (the step in progress finishes)",
+    },
+    CommandSpec {
         name: "report",
         usage: "/erlmcp report [YYYY-MM]",
         summary: "the monthly SLA report (runbook §5.5) from the recorded incidents",

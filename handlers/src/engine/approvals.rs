@@ -87,6 +87,15 @@ impl Engine {
         if let Some(reply) = self.cancel_if_incident_over(&r).await? {
             return Ok(vec![reply]);
         }
+        // A plan made for the live executor is approved where it will run live: elsewhere the
+        // re-made plan would differ (and void it), or run on a pretend world.
+        let mine = self.executor.mode().as_str();
+        if let Some(m) = r.mode.as_deref().filter(|m| *m != mine) {
+            return Ok(vec![Reply::error(format!(
+                "Not approved here: {} was planned for the {m} executor and this process runs {mine}. Approve it where it runs {m} (a `serve` replica, or a console started with `ERLMCP_EXECUTOR={m}` and the same configuration); nothing was recorded.",
+                r.id
+            ))]);
+        }
         let existing = self.store.approvals(&r.id).await?;
         let complete = match judge_approval(&r, &existing, &req.actor, &self.settings.groups) {
             Verdict::Refused(why) => {
@@ -227,6 +236,7 @@ impl Engine {
             mode: Some(self.executor.mode().as_str().to_string()),
             decided_by: None,
             decided_at: None,
+            stop_requested_by: None,
         };
         let steps: Vec<StepRecord> = plan
             .steps

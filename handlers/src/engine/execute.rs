@@ -11,7 +11,7 @@ use crate::ids::RunId;
 use crate::reply::Reply;
 use crate::run::{Lease, Run, RunState, StepRecord, StepState};
 use crate::severity::human_duration;
-use crate::store::RunEnd;
+use crate::store::{RunEnd, StepStart};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration as StdDuration;
@@ -25,6 +25,8 @@ enum Stop {
     Failed(ExecError),
     /// This process no longer owns the run: another one continues it.
     Lost,
+    /// A person asked to stop the run; the step was not started.
+    Requested(String),
 }
 
 impl From<ExecError> for Stop {
@@ -117,6 +119,7 @@ impl Engine {
             let failure = match self.run_step(&run, &mut steps[i], total).await {
                 Ok(()) => continue,
                 Err(Stop::Lost) => return self.lost(&run).await,
+                Err(Stop::Requested(by)) => return self.stopped(&run, &steps[i..], &by).await,
                 Err(Stop::Failed(f)) => f,
             };
             if failure.kind == FailureKind::Timeout {
@@ -248,6 +251,55 @@ impl Engine {
         r
     }
 
+    /// Someone asked to stop: the run ends here, before `rest[0]`, which did not start.
+    async fn stopped(&self, run: &Run, rest: &[StepRecord], by: &str) -> crate::Result<Reply> {
+        let not_done: Vec<String> = rest
+            .iter()
+            .map(|s| format!("{}. {}", s.idx, s.name))
+            .collect();
+        let draft = self
+            .system_draft(
+                "run.stopped",
+                format!(
+                    "{} stopped before step {} as {by} asked; not done: {}",
+                    run.id,
+                    rest[0].idx,
+                    not_done.join(", ")
+                ),
+            )
+            .with([
+                crate::facts::Fact::run_state(
+                    run.id.as_str(),
+                    run.request.as_str(),
+                    RunState::Aborted,
+                ),
+                crate::facts::Fact::request_state(run.request.as_str(), RequestState::Failed),
+            ]);
+        let end = RunEnd {
+            run: &run.id,
+            request: &run.request,
+            from: RunState::Running,
+            owner: Some(&self.settings.owner),
+            to: RunState::Aborted,
+            request_to: RequestState::Failed,
+            at: self.clock.now(),
+            by: Some(by),
+            reason: Some("stopped"),
+            step: None,
+        };
+        if !self.store.end_run(end, vec![draft]).await? {
+            return self.lost(run).await;
+        }
+        Ok(Reply::channel(format!(
+            "⏹ {} ({}) stopped before step {} as {by} asked. Not done: {}. The state is as the completed steps left it.",
+            run.id,
+            run.playbook,
+            rest[0].idx,
+            not_done.join(", ")
+        ))
+        .about(&run.request))
+    }
+
     /// This process lost its claim while executing: it stops and says who continues.
     async fn lost(&self, run: &Run) -> crate::Result<Reply> {
         let now = self
@@ -309,8 +361,9 @@ impl Engine {
                 .start_step(step, &self.settings.owner, drafts)
                 .await
             {
-                Ok(true) => {}
-                Ok(false) => return Err(Stop::Lost),
+                Ok(StepStart::Started) => {}
+                Ok(StepStart::Lost) => return Err(Stop::Lost),
+                Ok(StepStart::StopRequested { by }) => return Err(Stop::Requested(by)),
                 Err(e) => {
                     return Err(Stop::Failed(ExecError::permanent(format!(
                         "could not record the step: {e}"

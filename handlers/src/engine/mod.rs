@@ -170,6 +170,7 @@ impl Engine {
             C::Cancel { request } => self.cancel(req, incident, request).await,
             C::Requests => self.list_requests(req, incident).await,
             C::Resume { run, decision } => self.resume_command(req, incident, run, decision).await,
+            C::Stop { run, reason } => self.stop_command(req, incident, run, reason).await,
             C::Run { playbook, params } => {
                 self.request_playbook(req, incident, &playbook, params)
                     .await

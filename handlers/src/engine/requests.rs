@@ -91,6 +91,19 @@ impl Engine {
                 .unwrap_or(pb.policy.expiry_seconds),
             ..pb.policy.clone()
         };
+        // A request nobody could ever approve is refused now, with what to configure.
+        if let Some(empty) = policy.groups.iter().find(|g| {
+            self.settings
+                .groups
+                .get(g.as_str())
+                .is_none_or(|members| members.is_empty())
+        }) {
+            return Ok(vec![Reply::error(format!(
+                "`{}`: playbook {} needs an approver from group `{empty}`, and nobody is in that group, so no one could approve it. Configure the group with platform user ids: `ERLMCP_GROUPS={empty}:U0123ABCD` (or `[groups] {empty} = [\"U0123ABCD\"]` in the configuration file), then ask again.",
+                req.text.trim(),
+                pb.name
+            ))]);
+        }
         let now = self.clock.now();
         let request = ApprovalRequest {
             id: RequestId::new(""),
@@ -112,6 +125,7 @@ impl Engine {
             decided_by: None,
             reason: None,
             retry_of: None,
+            mode: Some(self.executor.mode().as_str().to_string()),
         };
         let draft = self.draft(
             &req.actor,

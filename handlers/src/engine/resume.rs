@@ -127,6 +127,99 @@ impl Engine {
         }
     }
 
+    /// `/erlmcp stop`: the run stops before its next step; the step in progress is not cut off
+    /// mid-way (that would leave it half done). Any person may ask, as anyone may deny.
+    pub(crate) async fn stop_command(
+        &self,
+        req: &Request,
+        incident: Option<IncidentId>,
+        run: Option<String>,
+        reason: Option<String>,
+    ) -> crate::Result<Vec<Reply>> {
+        if req.actor.is_bot {
+            return Ok(vec![Reply::error("Bots cannot stop runs; a person must.")]);
+        }
+        if let Some(why) = &req.actor.unverified {
+            return Ok(vec![Reply::error(format!(
+                "Not stopped: the bot could not check that you are a person ({why}). Try again in a moment."
+            ))]);
+        }
+        let run = match run {
+            Some(id) => match self.store.run(&RunId::new(id.clone())).await? {
+                Some(r) => r,
+                None => return Ok(vec![Reply::error(format!("There is no run {id}."))]),
+            },
+            None => {
+                let inc = match self.target_incident(req, incident, false).await? {
+                    Ok(i) => i,
+                    Err(reply) => return Ok(vec![reply]),
+                };
+                let running: Vec<Run> = self
+                    .store
+                    .runs_in_state(RunState::Running)
+                    .await?
+                    .into_iter()
+                    .filter(|r| r.incident == inc.id)
+                    .collect();
+                match running.as_slice() {
+                    [one] => one.clone(),
+                    [] => {
+                        return Ok(vec![Reply::error(format!(
+                            "No run of {} is running. (A run waiting for a decision is ended with `/erlmcp resume abort`.)",
+                            inc.id
+                        ))]);
+                    }
+                    several => {
+                        let ids: Vec<String> = several.iter().map(|r| r.id.to_string()).collect();
+                        return Ok(vec![Reply::error(format!(
+                            "Several runs are running: {}. Name one: `/erlmcp stop {}`.",
+                            ids.join(", "),
+                            ids[0]
+                        ))]);
+                    }
+                }
+            }
+        };
+        if run.state != RunState::Running {
+            return Ok(vec![Reply::error(format!(
+                "{} is {}; only a running run can be stopped{}.",
+                run.id,
+                run.state.as_str(),
+                if run.state == RunState::Blocked {
+                    " (this one waits for `/erlmcp resume done|retry|abort`)"
+                } else {
+                    ""
+                }
+            ))]);
+        }
+        let why = reason.unwrap_or_else(|| "no reason given".into());
+        let draft = self.draft(
+            &req.actor,
+            req.source,
+            "run.stop_requested",
+            format!(
+                "{} ({}) asked {} to stop before its next step: {why}",
+                req.actor.name, req.actor.id, run.id
+            ),
+        );
+        if !self
+            .store
+            .request_stop(&run.id, &req.actor.name, vec![draft])
+            .await?
+        {
+            let now = self.store.run(&run.id).await?.unwrap_or(run);
+            return Ok(vec![Reply::error(match &now.stop_requested_by {
+                Some(by) => format!("{} is already stopping, as {by} asked.", now.id),
+                None => self.not_waiting(&now),
+            })]);
+        }
+        Ok(vec![Reply::channel(format!(
+            "⏹ {} will stop before its next step, as {} asked ({why}); the step in progress finishes first.",
+            run.id, req.actor.name
+        ))
+        .about(&run.request)])
+    }
+
     /// The run a decision is about: the one named, or the only stopped one of the incident.
     async fn target_run(
         &self,
@@ -284,6 +377,7 @@ impl Engine {
             decided_by: None,
             reason: None,
             retry_of: Some((run.id.clone(), step.idx)),
+            mode: run.mode.clone(),
         };
         let draft = self.draft(
             &req.actor,

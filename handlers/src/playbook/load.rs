@@ -216,6 +216,7 @@ pub fn parse_file(file: &str, text: &str, topo: &Topology) -> Result<Playbook, V
         let rp = &p.value;
         let ty = match rp.ty.as_str() {
             "region" => ParamType::Region,
+            "dr-region" => ParamType::DrRegion,
             "int" => ParamType::Int,
             "bool" => ParamType::Bool,
             "string" => ParamType::String,
@@ -224,7 +225,7 @@ pub fn parse_file(file: &str, text: &str, topo: &Topology) -> Result<Playbook, V
                 fail(
                     line,
                     format!(
-                        "parameter `{}`: unknown type `{other}` (use region, int, bool, string or version)",
+                        "parameter `{}`: unknown type `{other}` (use region, dr-region, int, bool, string or version)",
                         rp.name
                     ),
                 );
@@ -289,7 +290,7 @@ pub fn parse_file(file: &str, text: &str, topo: &Topology) -> Result<Playbook, V
     }
     for p in &params {
         let v = match p.ty {
-            ParamType::Region => Value::String(sample_region.clone()),
+            ParamType::Region | ParamType::DrRegion => Value::String(sample_region.clone()),
             ParamType::Int => Value::from(1),
             ParamType::Bool => Value::Bool(true),
             ParamType::String => Value::String("x".into()),

@@ -16,6 +16,8 @@ use std::collections::BTreeMap;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ParamType {
     Region,
+    /// A disaster-recovery region (hot or cold DR): what a failover may target.
+    DrRegion,
     Int,
     Bool,
     String,
@@ -26,6 +28,7 @@ impl ParamType {
     pub fn as_str(self) -> &'static str {
         match self {
             ParamType::Region => "region",
+            ParamType::DrRegion => "dr-region",
             ParamType::Int => "int",
             ParamType::Bool => "bool",
             ParamType::String => "string",

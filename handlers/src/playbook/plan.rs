@@ -69,6 +69,26 @@ pub(crate) fn check_param_value(
                 Err(topo.unknown_region_message(value))
             }
         }
+        ParamType::DrRegion => {
+            use crate::topology::RegionRole;
+            let dr: Vec<&str> = topo
+                .regions
+                .iter()
+                .filter(|r| matches!(r.role, RegionRole::HotDr | RegionRole::ColdDr))
+                .map(|r| r.name.as_str())
+                .collect();
+            match topo.region(value) {
+                Some(r) if matches!(r.role, RegionRole::HotDr | RegionRole::ColdDr) => {
+                    Ok(Value::String(value.to_string()))
+                }
+                Some(r) => Err(format!(
+                    "{value} is the {} region, not a disaster-recovery one; fail over to {}",
+                    r.role.describe(),
+                    dr.join(" or ")
+                )),
+                None => Err(topo.unknown_region_message(value)),
+            }
+        }
         ParamType::Int => value
             .parse::<u32>()
             .map(Value::from)
