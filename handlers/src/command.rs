@@ -700,4 +700,6 @@ mod spec;
 pub use spec::{COMMANDS, CommandSpec, spec};
 
 #[cfg(test)]
+mod props;
+#[cfg(test)]
 mod tests;

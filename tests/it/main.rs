@@ -10,6 +10,7 @@ mod incidents;
 mod live;
 mod playbooks;
 mod program;
+mod props;
 mod readme;
 mod replicas;
 mod shipped;

@@ -153,6 +153,13 @@ async fn every_readme_command_runs_on_the_built_binary() {
                     panic!("a README configuration example is refused: {e}\n{text}");
                 }
             }
+            "yaml" if text.contains("\nsteps:") => {
+                // A playbook example must be a playbook the bot accepts.
+                let topo = erlmcp_handlers::topology::Topology::runbook_default();
+                if let Err(e) = erlmcp_handlers::playbook::parse_file("README.md", &text, &topo) {
+                    panic!("the README's playbook example is refused: {e:?}\n{text}");
+                }
+            }
             "" | "text" | "yaml" | "json" | "markdown" | "console" => {}
             other => panic!("README block of language {other:?}: teach this test about it"),
         }

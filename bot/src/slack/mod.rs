@@ -4,6 +4,8 @@
 pub mod api;
 pub mod blocks;
 pub mod inbound;
+#[cfg(test)]
+mod inbound_props;
 pub mod poster;
 pub mod server;
 pub mod socket_mode;
