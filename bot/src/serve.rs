@@ -89,10 +89,22 @@ pub async fn run(
         app.store_description,
         config.mode.as_str()
     );
-    crate::http::serve(listener, router, shutdown_signal())
-        .await
-        .map_err(|e| Error::Io(format!("server stopped: {e}")))
+    let engine = app.engine.clone();
+    let stopping = engine.clone();
+    let result = crate::http::serve(listener, router, async move {
+        shutdown_signal().await;
+        stopping.begin_stop();
+        eprintln!("erlmcp-bot: stopping; runs in progress finish their step and are handed over");
+    })
+    .await
+    .map_err(|e| Error::Io(format!("server stopped: {e}")));
+    // Kubernetes waits 30 s after SIGTERM before it kills: hand the runs over well inside that.
+    engine.hand_over(HAND_OVER_GRACE).await;
+    result
 }
+
+/// How long a stopping process waits for its runs' steps in progress to finish.
+const HAND_OVER_GRACE: std::time::Duration = std::time::Duration::from_secs(20);
 
 /// Ctrl-C, or the SIGTERM Kubernetes sends before it stops a pod.
 async fn shutdown_signal() {

@@ -146,6 +146,9 @@ pub trait RunStore: Send + Sync {
     async fn request_stop(&self, run: &RunId, by: &str, drafts: Vec<Draft>) -> Result<bool>;
     /// Saves a step's state, attempts, times and result, with the timeline entries that say so.
     async fn save_step(&self, step: &StepRecord, drafts: Vec<Draft>) -> Result<()>;
+    /// Gives up `owner`'s lease on a running run (shutting down), with the timeline entries, so
+    /// another process claims it at once; `false` if it was not this owner's.
+    async fn release_run(&self, run: &RunId, owner: &str, drafts: Vec<Draft>) -> Result<bool>;
     /// Stops a running run of `owner` for a person to decide (`blocked`, no owner), with the
     /// timeline entries; `false` if it was not running under this owner.
     async fn block_run(&self, run: &RunId, owner: &str, drafts: Vec<Draft>) -> Result<bool>;

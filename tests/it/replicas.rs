@@ -871,3 +871,57 @@ async fn stop_ends_a_run_before_its_next_step() {
     );
     p.timeline_intact().await;
 }
+
+/// SIGTERM (a rolling restart of the bot) during a run: the step in progress finishes, the run is
+/// handed over at once (not after the lease), and the other replica continues from the next step.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_hands_a_run_over_at_the_next_step() {
+    let Some(mut p) = Pair::start(&[("ERLMCP_RUN_LEASE", "30s")]).await else {
+        return;
+    };
+    let channel = p.declare("rolling restart of the bot").await;
+    let req = p
+        .request(&p.to_a, &channel, "/erlmcp", "run restart-then-scale", 1)
+        .await;
+    let (release, arrived) = p.fake.hold(|c| {
+        c.method == "chat.update"
+            && c.form["text"]
+                .lines()
+                .last()
+                .is_some_and(|l| l.starts_with("▶") && l.contains("step 2/4"))
+    });
+    p.to_a
+        .button("U_BOB", &channel, "erlmcp_approve", &req)
+        .await;
+    arrived.await.unwrap();
+    let pid = p.a.pid();
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let stopped = Instant::now();
+    release.send(true).unwrap();
+    let code = p.a.wait(Duration::from_secs(25)).await;
+    assert_eq!(code, Some(0), "{}", p.a.log());
+    p.wait_done().await;
+    assert!(
+        stopped.elapsed() < Duration::from_secs(15),
+        "handed over, not left to a 30 s lease: {:?}",
+        stopped.elapsed()
+    );
+    let kinds = p.kinds().await;
+    assert!(kinds.contains(&"run.handed_over".to_string()), "{kinds:?}");
+    assert!(
+        !kinds.contains(&"step.interrupted".to_string()),
+        "a clean hand-over interrupts nothing: {kinds:?}"
+    );
+    assert_eq!(
+        (
+            p.applied("scale-up"),
+            p.applied("restart"),
+            p.applied("scale-down")
+        ),
+        (1, 1, 1)
+    );
+    p.timeline_intact().await;
+}

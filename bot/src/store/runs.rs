@@ -314,6 +314,25 @@ macro_rules! run_store {
                     tx.commit().await.map_err(db)
                 }
 
+                async fn release_run(&self, run: &RunId, owner: &str, drafts: Vec<Draft>) -> Result<bool> {
+                    let mut tx = self.begin().await?;
+                    let res = sqlx::query("UPDATE runs SET owner = NULL, lease_until = NULL WHERE id = $1 AND state = 'running' AND owner = $2")
+                        .bind(run.as_str())
+                        .bind(owner)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db)?;
+                    if res.rows_affected() != 1 {
+                        return Ok(false);
+                    }
+                    let incident = Self::locked_run(&mut tx, run).await?.map(|r| r.incident);
+                    if let Some(incident) = incident {
+                        Self::append_in(&mut tx, self.key.as_deref(), &incident, drafts).await?;
+                    }
+                    tx.commit().await.map_err(db)?;
+                    Ok(true)
+                }
+
                 async fn block_run(&self, run: &RunId, owner: &str, drafts: Vec<Draft>) -> Result<bool> {
                     let mut tx = self.begin().await?;
                     let res = sqlx::query("UPDATE runs SET state = 'blocked', owner = NULL, lease_until = NULL WHERE id = $1 AND state = 'running' AND owner = $2")

@@ -78,6 +78,24 @@ impl Drop for LeaseKeeper {
     }
 }
 
+/// Counts a run as executing in this process while it lives.
+struct Executing<'a>(&'a Engine);
+
+impl<'a> Executing<'a> {
+    fn enter(engine: &'a Engine) -> Self {
+        engine.runs_here.executing.fetch_add(1, Ordering::SeqCst);
+        Self(engine)
+    }
+}
+
+impl Drop for Executing<'_> {
+    fn drop(&mut self) {
+        if self.0.runs_here.executing.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0.runs_here.idle.notify_waiters();
+        }
+    }
+}
+
 impl Engine {
     /// This process's claim on a run, from now.
     pub(crate) fn lease(&self) -> Lease {
@@ -99,6 +117,7 @@ impl Engine {
         run_id: &RunId,
         keeper: LeaseKeeper,
     ) -> crate::Result<Reply> {
+        let _counted = Executing::enter(self);
         let run = self
             .store
             .run(run_id)
@@ -115,6 +134,10 @@ impl Engine {
             }
             if keeper.lost() {
                 return self.lost(&run).await;
+            }
+            if self.is_stopping() {
+                drop(keeper);
+                return self.handed_over(&run, &steps[i]).await;
             }
             let failure = match self.run_step(&run, &mut steps[i], total).await {
                 Ok(()) => continue,
@@ -296,6 +319,27 @@ impl Engine {
             run.playbook,
             rest[0].idx,
             not_done.join(", ")
+        ))
+        .about(&run.request))
+    }
+
+    /// Shutting down between steps: the lease is given up so another replica continues at once,
+    /// from this step, instead of waiting for the lease to run out.
+    async fn handed_over(&self, run: &Run, next: &StepRecord) -> crate::Result<Reply> {
+        let me = crate::run::owner_label(&self.settings.owner);
+        let draft = self.system_draft(
+            "run.handed_over",
+            format!(
+                "{me} is shutting down: it gave {} up before step {} ({}) for another process to continue",
+                run.id, next.idx, next.name
+            ),
+        );
+        self.store
+            .release_run(&run.id, &self.settings.owner, vec![draft])
+            .await?;
+        Ok(Reply::channel(format!(
+            "↻ {me} is shutting down; {} continues on another replica from step {} ({}).",
+            run.id, next.idx, next.name
         ))
         .about(&run.request))
     }

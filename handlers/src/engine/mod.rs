@@ -87,9 +87,50 @@ pub struct Engine {
     pub(crate) topo: Arc<Topology>,
     pub(crate) playbooks: Arc<PlaybookSet>,
     pub(crate) settings: Arc<Settings>,
+    /// Runs this process is executing, and whether it is shutting down (see `hand_over`).
+    pub(crate) runs_here: Arc<RunsHere>,
+}
+
+/// What a process knows of its own executions, for a clean shutdown.
+#[derive(Default)]
+pub(crate) struct RunsHere {
+    pub(crate) executing: std::sync::atomic::AtomicUsize,
+    pub(crate) stopping: std::sync::atomic::AtomicBool,
+    pub(crate) idle: tokio::sync::Notify,
 }
 
 impl Engine {
+    /// A clean shutdown (SIGTERM): each run this process executes finishes the step in progress,
+    /// then gives its lease up so another replica continues at once; resolves when none is left
+    /// or `grace` has passed (a step still in progress then counts as interrupted).
+    pub async fn hand_over(&self, grace: std::time::Duration) {
+        use std::sync::atomic::Ordering;
+        self.begin_stop();
+        let wait = async {
+            while self.runs_here.executing.load(Ordering::SeqCst) > 0 {
+                let idle = self.runs_here.idle.notified();
+                if self.runs_here.executing.load(Ordering::SeqCst) == 0 {
+                    break;
+                }
+                idle.await;
+            }
+        };
+        let _ = tokio::time::timeout(grace, wait).await;
+    }
+
+    /// From now on this process starts no new step and takes no run over.
+    pub fn begin_stop(&self) {
+        self.runs_here
+            .stopping
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Whether this process is shutting down (it starts no new step, and takes nothing over).
+    pub fn is_stopping(&self) -> bool {
+        self.runs_here
+            .stopping
+            .load(std::sync::atomic::Ordering::SeqCst)
+    }
     pub fn new(
         store: Arc<dyn Store>,
         executor: Arc<dyn Executor>,
@@ -107,6 +148,7 @@ impl Engine {
             topo,
             playbooks,
             settings: Arc::new(settings),
+            runs_here: Arc::default(),
         }
     }
 

@@ -21,6 +21,9 @@ pub enum TakeOver {
 impl Engine {
     /// Claims one run whose owner stopped renewing its lease, if there is one, and prepares it.
     pub async fn take_over_next(&self) -> crate::Result<Option<TakeOver>> {
+        if self.is_stopping() {
+            return Ok(None);
+        }
         let now = self.clock.now();
         let Some(TakenOver {
             run,
@@ -109,12 +112,15 @@ impl Engine {
         Ok(out)
     }
 
-    /// The background duty of every executing process, for ever: every third of a lease, take
+    /// The background duty of every executing process, for ever: every few seconds, take
     /// over the runs of dead owners (each executes in a task of its own, its closing summary
     /// going to the channel), then check the severity clocks and expire requests on their own
     /// period.
     pub async fn supervise(self) {
-        let scan = StdDuration::from_millis((self.settings.lease_seconds.max(1) as u64) * 333);
+        // Every third of a lease, and at least every 5 s: a run handed over by a replica that is
+        // shutting down continues within seconds.
+        let scan = StdDuration::from_millis((self.settings.lease_seconds.max(1) as u64) * 333)
+            .min(StdDuration::from_secs(5));
         let tick = StdDuration::from_secs(self.settings.tick_seconds.max(1));
         let mut scans = tokio::time::interval(scan);
         let mut ticks = tokio::time::interval(tick);
