@@ -232,14 +232,27 @@ pub async fn incidents(config: &Config, screen: &Screen) -> u8 {
 }
 
 pub fn list_playbooks(config: &Config, screen: &Screen) -> u8 {
+    let builtin = erlmcp_handlers::playbook::PlaybookSet::builtin(&config.topology).ok();
     match app::load_playbooks(config, &config.topology) {
         Ok(set) => {
             for p in set.playbooks.values() {
+                let replaces = builtin
+                    .as_ref()
+                    .and_then(|b| b.get(&p.name))
+                    .is_some_and(|b| b.file != p.file);
                 say(
                     screen,
                     &format!(
-                        "{:<20} {:<6} {}  ({})",
-                        p.name, p.runbook, p.description, p.file
+                        "{:<20} {:<6} {}  ({}{})",
+                        p.name,
+                        p.runbook,
+                        p.description,
+                        p.file,
+                        if replaces {
+                            "; replaces the built-in playbook of that name"
+                        } else {
+                            ""
+                        }
                     ),
                 );
             }

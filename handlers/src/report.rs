@@ -75,6 +75,13 @@ pub fn sla_report(all: &[Incident], year: i32, month: u32, generated: DateTime<U
     let Some((start, next)) = month_bounds(year, month) else {
         return format!("{year}-{month:02} is not a month");
     };
+    if start > generated.date_naive() {
+        return format!(
+            "# erlmcp SLA Report - {}\n\nThis month has not begun yet ({} UTC now): there is nothing to report.\n",
+            start.format("%B %Y"),
+            generated.format("%Y-%m-%d %H:%M")
+        );
+    }
     let in_month: Vec<&Incident> = all
         .iter()
         .filter(|i| i.declared_at.date_naive() >= start && i.declared_at.date_naive() < next)
@@ -92,7 +99,9 @@ pub fn sla_report(all: &[Incident], year: i32, month: u32, generated: DateTime<U
                 as f64
                 / 60.0
         })
-        .sum();
+        .sum::<f64>()
+        // An empty sum is -0.0, which would print as "-0.0 minutes".
+        .max(0.0);
     let availability = 1.0 - downtime / minutes_in_month;
     let count = |s: Severity| real.iter().filter(|i| i.severity == s).count();
 

@@ -405,7 +405,16 @@ impl Engine {
 
     async fn timeline_text(&self, id: &IncidentId) -> crate::Result<String> {
         let entries = self.store.timeline(id).await?;
-        let mut s = format!("Timeline of {id} ({} entries):", entries.len());
+        let queries = entries.iter().filter(|e| e.kind == "query").count();
+        let mut s = format!(
+            "Timeline of {id} ({} entries{}):",
+            entries.len() - queries,
+            if queries > 0 {
+                format!(", and {queries} status queries not shown")
+            } else {
+                String::new()
+            }
+        );
         for e in entries.iter().filter(|e| e.kind != "query") {
             s.push_str(&format!(
                 "\n{} {} [{}] {}",
