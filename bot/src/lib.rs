@@ -9,6 +9,7 @@ pub mod drill;
 pub mod error;
 pub mod http;
 pub mod inspect;
+pub mod intake;
 pub mod live;
 pub mod serve;
 pub mod slack;

@@ -5,6 +5,7 @@
 use crate::app;
 use crate::config::Config;
 use crate::error::Error;
+use crate::intake::Intake;
 use crate::slack::api::WebApi;
 use crate::slack::poster::{Poster, SlackOutbox};
 use crate::slack::server::{AppState, router};
@@ -21,13 +22,13 @@ pub async fn build(
 ) -> Result<(axum::Router, app::App), Error> {
     build_parts(config, slack)
         .await
-        .map(|(router, app, _)| (router, app))
+        .map(|(router, app, _, _)| (router, app))
 }
 
 async fn build_parts(
     config: &Config,
     slack: &SlackConfig,
-) -> Result<(axum::Router, app::App, Slack), Error> {
+) -> Result<(axum::Router, app::App, Slack, Intake), Error> {
     let api = WebApi::new(&slack.api_url, &slack.bot_token);
     // Fails at start, clearly, on a wrong token or an unreachable API.
     let workspace = Workspace::discover(
@@ -50,8 +51,19 @@ async fn build_parts(
         .cloned()
         .ok_or_else(|| Error::Config("the outbox was not built".into()))?;
     let adapter = Slack::new(app.engine.clone(), poster, workspace);
-    let state = AppState::new(adapter.clone(), &slack.signing_secret, app.ping.clone());
-    Ok((router(state), app, adapter))
+    // Receipts: stored by one writer before each acknowledgement, processed from there; the
+    // sweep picks up what a process that died left behind.
+    let (stored_tx, stored_rx) = tokio::sync::mpsc::unbounded_channel();
+    let intake = Intake::start(app.engine.store().clone(), stored_tx.clone());
+    tokio::spawn(crate::slack::process::run(adapter.clone(), stored_rx));
+    tokio::spawn(crate::slack::process::sweep(adapter.clone(), stored_tx));
+    let state = AppState::new(
+        adapter.clone(),
+        intake.clone(),
+        &slack.signing_secret,
+        app.ping.clone(),
+    );
+    Ok((router(state), app, adapter, intake))
 }
 
 /// Runs until SIGINT or SIGTERM (HTTP), or until the Socket Mode connection ends.
@@ -61,7 +73,7 @@ pub async fn run(
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<(), Error> {
     let slack = SlackConfig::from_env(env)?;
-    let (router, app, adapter) = build_parts(config, &slack).await?;
+    let (router, app, adapter, intake) = build_parts(config, &slack).await?;
     let addr = listen.unwrap_or(slack.listen.clone());
     let listener = tokio::net::TcpListener::bind(&addr)
         .await
@@ -82,7 +94,7 @@ pub async fn run(
             app.store_description,
             config.mode.as_str()
         );
-        return crate::slack::socket_mode::run(adapter, token, &slack.api_url).await;
+        return crate::slack::socket_mode::run(adapter, intake, token, &slack.api_url).await;
     }
     eprintln!(
         "erlmcp-bot serving Slack on http://{bound} ({}, executor {})",

@@ -36,7 +36,7 @@ pub struct NewIncident {
 }
 
 #[async_trait::async_trait]
-pub trait Store: RunStore {
+pub trait Store: RunStore + ReceiptStore {
     // Incidents and their timeline.
 
     /// Allocates the next `INC-YYYYMMDD-N` for the declaration day and stores the incident with its
@@ -179,6 +179,59 @@ pub trait RunStore: Send + Sync {
         lease: &Lease,
         drafts: Vec<Draft>,
     ) -> Result<bool>;
+}
+
+/// Receipts: every command acknowledged to a chat platform, stored durably before the
+/// acknowledgement, then processed from there exactly once (a crash between the two loses
+/// nothing; a receipt is marked processed in the same transaction as the effect of a note).
+#[async_trait::async_trait]
+pub trait ReceiptStore: Send + Sync {
+    /// Stores new receipts, all in one transaction (one sync to disk for many commands). Each
+    /// answer is the receipt's id, or `None` if its key was stored before (a replay or a
+    /// redelivery).
+    async fn record_receipts(&self, new: &[NewReceipt]) -> Result<Vec<Option<i64>>>;
+    /// Claims a new receipt for processing by `owner`; `false` if another process has it.
+    async fn claim_receipt(&self, id: i64, owner: &str) -> Result<bool>;
+    /// Marks a claimed receipt processed.
+    async fn finish_receipt(&self, id: i64) -> Result<()>;
+    /// Appends notes to an incident's timeline, each only if its receipt was still unprocessed,
+    /// marking it processed in the same transaction; returns the receipts that were applied.
+    async fn append_receipted(
+        &self,
+        incident: &IncidentId,
+        notes: Vec<(i64, Draft)>,
+    ) -> Result<Vec<i64>>;
+    /// Receipts still new that were received before `before` (their process died, or fell
+    /// behind), oldest first.
+    async fn unprocessed_receipts(&self, before: DateTime<Utc>, limit: i64)
+    -> Result<Vec<Receipt>>;
+    /// Receipts claimed but never finished, claimed before `before` (their process died mid-way).
+    async fn interrupted_receipts(&self, before: DateTime<Utc>) -> Result<Vec<Receipt>>;
+    /// Marks a receipt as interrupted (its effect unknown; the person is told).
+    async fn abandon_receipt(&self, id: i64) -> Result<()>;
+    /// Forgets processed receipts received before `before` (replays of them are refused by the
+    /// platform's own time window long before).
+    async fn prune_receipts(&self, before: DateTime<Utc>) -> Result<u64>;
+}
+
+/// A command as acknowledged, before it has an id.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewReceipt {
+    /// Unique per delivery: the request's signature, or the platform's event id.
+    pub key: String,
+    pub platform: String,
+    pub received_at: DateTime<Utc>,
+    /// What to process, as the adapter wrote it (JSON).
+    pub payload: String,
+}
+
+/// A stored receipt.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Receipt {
+    pub id: i64,
+    pub platform: String,
+    pub received_at: DateTime<Utc>,
+    pub payload: String,
 }
 
 /// What `start_step` found.

@@ -5,6 +5,7 @@
 mod approvals;
 mod chat_store;
 mod cli;
+mod durability;
 mod hardening;
 mod incidents;
 mod live;

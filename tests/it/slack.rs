@@ -762,20 +762,11 @@ async fn web_api_rate_limits_are_waited_out_and_outages_do_not_lose_the_timeline
     );
     let channel = bot.incident_channel().await;
     // Slack answers a post with a 5xx: it may have posted it, so it is not sent again (no
-    // duplicate message). The note is on the timeline anyway and the person is told.
+    // duplicate message). The acknowledgement is on the timeline anyway and the person is told.
     bot.slack
         .fail("chat.postMessage", 503, "upstream connect error", None);
     let posts_before = bot.slack.calls("chat.postMessage").len();
-    assert_eq!(
-        bot.command(
-            "U_BOB",
-            &channel,
-            "/erlmcp",
-            "note restarted the edge proxies"
-        )
-        .await,
-        200
-    );
+    assert_eq!(bot.command("U_BOB", &channel, "/erlmcp", "ack").await, 200);
     bot.slack
         .wait_until("the person is told Slack failed", |c| {
             c.iter().any(|c| {
@@ -807,7 +798,7 @@ async fn web_api_rate_limits_are_waited_out_and_outages_do_not_lose_the_timeline
             .await
             .unwrap()
             .iter()
-            .any(|e| e.text == "restarted the edge proxies")
+            .any(|e| e.kind == "acknowledged" && e.actor == "bob")
     );
     // A channel the bot is not in: it joins and posts.
     bot.slack.fail(
@@ -816,8 +807,7 @@ async fn web_api_rate_limits_are_waited_out_and_outages_do_not_lose_the_timeline
         "{\"ok\":false,\"error\":\"not_in_channel\"}",
         None,
     );
-    bot.command("U_BOB", &channel, "/erlmcp", "note second")
-        .await;
+    bot.command("U_BOB", &channel, "/erlmcp", "mitigated").await;
     bot.slack
         .wait_until("joined and posted", |c| {
             c.iter().any(|c| c.method == "conversations.join")

@@ -7,6 +7,7 @@ pub mod inbound;
 #[cfg(test)]
 mod inbound_props;
 pub mod poster;
+pub mod process;
 pub mod server;
 pub mod socket_mode;
 mod verify;
@@ -158,6 +159,17 @@ impl Slack {
                 actor
             }
         }
+    }
+
+    /// Says one reply for a command said in `channel` (to the person, or the channel).
+    pub async fn tell(&self, channel: &str, reply: &Reply, asker: &Asker) {
+        self.deliver_all(channel, std::slice::from_ref(reply), asker)
+            .await;
+    }
+
+    /// This process as a claimant of receipts (the engine's run owner id).
+    pub fn engine_owner(&self) -> String {
+        self.engine.owner().to_string()
     }
 
     async fn deliver_all(&self, channel: &str, replies: &[Reply], asker: &Asker) {

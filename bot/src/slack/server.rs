@@ -3,16 +3,18 @@
 //! work continues in a spawned task. Socket Mode hands its envelopes to the same `take`.
 
 use super::Slack;
-use super::inbound::{self, Parsed};
+use super::inbound::{self, Inbound, Parsed};
 use super::poster::PLATFORM;
 use super::verify::Verifier;
 use crate::http::SmallBody;
+use crate::intake::{Intake, Outcome};
 use crate::store::futures_ping::PingFuture;
 use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use erlmcp_handlers::store::NewReceipt;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -20,6 +22,7 @@ use std::sync::Arc;
 #[derive(Clone)]
 pub struct AppState {
     pub slack: Slack,
+    pub intake: Intake,
     pub verifier: Arc<Verifier>,
     pub ping: Arc<dyn Fn() -> PingFuture + Send + Sync>,
 }
@@ -27,11 +30,13 @@ pub struct AppState {
 impl AppState {
     pub fn new(
         slack: Slack,
+        intake: Intake,
         signing_secret: &str,
         ping: Arc<dyn Fn() -> PingFuture + Send + Sync>,
     ) -> Self {
         Self {
             slack,
+            intake,
             verifier: Arc::new(Verifier::new(signing_secret)),
             ping,
         }
@@ -76,48 +81,6 @@ fn verified(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<String
     Ok(text.to_string())
 }
 
-/// Why a request was not taken.
-enum NotTaken {
-    /// A replay, or otherwise not from Slack: the answer to give.
-    Refused(Box<Response>),
-    /// The database did not record it: nothing happened; the person must be told.
-    DatabaseDown(String),
-}
-
-/// Slack never re-sends a slash command or a button press, so a second request with the same
-/// signature is a replay (a signature stays valid for the 5-minute window): refused.
-async fn not_replayed(state: &AppState, headers: &HeaderMap) -> Result<(), NotTaken> {
-    let signature = headers
-        .get("x-slack-signature")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    let recorded = tokio::time::timeout(
-        DATABASE_PATIENCE,
-        state
-            .slack
-            .poster
-            .chat
-            .first_delivery("slack-signature", signature),
-    )
-    .await
-    .unwrap_or_else(|_| {
-        Err(crate::error::Error::Database(format!(
-            "no answer within {} s",
-            DATABASE_PATIENCE.as_secs()
-        )))
-    });
-    match recorded {
-        Ok(true) => Ok(()),
-        Ok(false) => Err(NotTaken::Refused(Box::new(unauthorized(
-            "replayed request: this signature was already used".into(),
-        )))),
-        Err(e) => {
-            tracing::error!(error = %e, "the database is unreachable; a request was refused unrecorded");
-            Err(NotTaken::DatabaseDown(e.to_string()))
-        }
-    }
-}
-
 /// How long the request path waits for the database before telling the person it is down:
 /// Slack gives up on an answer after 3 seconds.
 const DATABASE_PATIENCE: std::time::Duration = std::time::Duration::from_secs(2);
@@ -142,17 +105,23 @@ fn form(text: &str) -> HashMap<String, String> {
 
 /// What became of a parsed payload.
 pub enum Taken {
-    /// The work started in the background.
-    Acting,
+    /// Stored as a receipt: it will be processed, whatever happens to this process now.
+    Stored,
+    /// Stored before (a replay of a command or button, or a redelivered event).
+    Duplicate,
     /// Nothing for the bot to do (another kind of event or interaction).
     Ignored,
     /// Signed by Slack, but for another workspace or app: refused, with the reason.
     NotOurs(String),
+    /// Not recorded (the database refused or is unreachable).
+    Failed(String),
+    /// No answer in time: it may or may not be recorded.
+    Unknown(String),
 }
 
-/// Admits a parsed payload (its workspace and app must be the bot's own) and starts its work in
-/// a task. Event callbacks count once per event id, whichever delivery arrives first.
-pub fn take(slack: &Slack, parsed: Parsed) -> Taken {
+/// Admits a parsed payload (its workspace and app must be the bot's own) and stores it as a
+/// receipt under `key` before anything is acknowledged; processing starts from the receipt.
+pub async fn take(slack: &Slack, intake: &Intake, parsed: Parsed, key: String) -> Taken {
     if let Some(why) = slack
         .workspace
         .refuses(parsed.origin.team.as_deref(), parsed.origin.app.as_deref())
@@ -163,24 +132,48 @@ pub fn take(slack: &Slack, parsed: Parsed) -> Taken {
     let Some(inbound) = parsed.inbound else {
         return Taken::Ignored;
     };
-    let slack = slack.clone();
-    tokio::spawn(async move {
-        if let Some(event_id) = &parsed.event_id {
-            match slack.poster.chat.first_delivery(PLATFORM, event_id).await {
-                Ok(true) => {}
-                Ok(false) => {
-                    tracing::debug!(event_id, "repeated delivery ignored");
-                    return;
-                }
-                Err(e) => {
-                    tracing::error!(event_id, error = %e, "cannot record the event; not handling it twice is safer");
-                    return;
-                }
-            }
+    let payload = match serde_json::to_string(&inbound) {
+        Ok(p) => p,
+        Err(e) => return Taken::Failed(e.to_string()),
+    };
+    let receipt = NewReceipt {
+        key,
+        platform: PLATFORM.to_string(),
+        received_at: chrono::Utc::now(),
+        payload,
+    };
+    match intake.submit(receipt, DATABASE_PATIENCE).await {
+        Outcome::Stored(_) => Taken::Stored,
+        Outcome::Duplicate => Taken::Duplicate,
+        Outcome::Failed(e) => {
+            tracing::error!(error = %e, "a request could not be recorded");
+            Taken::Failed(e)
         }
-        slack.handle(inbound).await;
-    });
-    Taken::Acting
+        Outcome::Unknown(e) => {
+            tracing::error!(error = %e, "a request may not have been recorded");
+            Taken::Unknown(e)
+        }
+    }
+}
+
+/// The receipt key of a command or button press: its signature (Slack never sends one twice).
+fn signature_key(headers: &HeaderMap) -> String {
+    let signature = headers
+        .get("x-slack-signature")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    format!("slack:sig:{signature}")
+}
+
+fn replayed() -> Response {
+    unauthorized("replayed request: this signature was already used".into())
+}
+
+/// What the person is told when their request may or may not have been recorded.
+fn database_slow_text(why: &str) -> String {
+    format!(
+        "⚠ erlmcp-bot's database did not answer in time ({why}). Your command may or may not have been recorded: check with `/erlmcp status` before you repeat it."
+    )
 }
 
 async fn commands(
@@ -196,15 +189,17 @@ async fn commands(
         Ok(p) => p,
         Err(why) => return bad_request(why),
     };
-    match not_replayed(&state, &headers).await {
-        Ok(()) => {}
-        Err(NotTaken::Refused(r)) => return *r,
-        Err(NotTaken::DatabaseDown(why)) => return ephemeral(&database_down_text(&why)),
-    }
-    match take(&state.slack, parsed) {
+    let note = matches!(&parsed.inbound, Some(Inbound::Command { command, text, .. })
+        if erlmcp_handlers::engine::as_note(&super::process::command_line(command, text)).is_some());
+    match take(&state.slack, &state.intake, parsed, signature_key(&headers)).await {
+        // A note is answered in the channel at once, with no Web API call: notes come in bursts.
+        Taken::Stored if note => axum::Json(super::process::note_acknowledgement()).into_response(),
         // An empty 200 acknowledges at once; the answers follow through the Web API.
-        Taken::Acting | Taken::Ignored => StatusCode::OK.into_response(),
+        Taken::Stored | Taken::Ignored => StatusCode::OK.into_response(),
+        Taken::Duplicate => replayed(),
         Taken::NotOurs(why) => ephemeral(&format!("erlmcp-bot did nothing: {why}.")),
+        Taken::Failed(why) => ephemeral(&database_down_text(&why)),
+        Taken::Unknown(why) => ephemeral(&database_slow_text(&why)),
     }
 }
 
@@ -227,25 +222,26 @@ async fn interactions(
         Ok(parsed) => parsed,
         Err(why) => return bad_request(why),
     };
-    match not_replayed(&state, &headers).await {
-        Ok(()) => {}
-        Err(NotTaken::Refused(r)) => return *r,
-        Err(NotTaken::DatabaseDown(why)) => {
-            // A button's answer body is not shown: tell the person through its response URL.
-            if let Some(url) = p["response_url"].as_str().map(str::to_string) {
-                let api = state.slack.api().clone();
-                tokio::spawn(async move {
-                    let body = json!({ "response_type": "ephemeral", "replace_original": false, "text": database_down_text(&why) });
-                    if let Err(e) = api.respond(&url, &body).await {
-                        tracing::warn!(error = %e, "could not tell the person the database is down");
-                    }
-                });
-            }
+    let said = match take(&state.slack, &state.intake, parsed, signature_key(&headers)).await {
+        Taken::Duplicate => return replayed(),
+        Taken::Failed(why) => database_down_text(&why),
+        Taken::Unknown(why) => database_slow_text(&why),
+        // Another workspace's button is refused without a word to it.
+        Taken::Stored | Taken::Ignored | Taken::NotOurs(_) => {
             return StatusCode::OK.into_response();
         }
+    };
+    // A button's answer body is not shown: tell the person through its response URL.
+    if let Some(url) = p["response_url"].as_str().map(str::to_string) {
+        let api = state.slack.api().clone();
+        tokio::spawn(async move {
+            let body =
+                json!({ "response_type": "ephemeral", "replace_original": false, "text": said });
+            if let Err(e) = api.respond(&url, &body).await {
+                tracing::warn!(error = %e, "could not tell the person the database is down");
+            }
+        });
     }
-    // Another workspace's button is refused without a word to it.
-    let _ = take(&state.slack, parsed);
     StatusCode::OK.into_response()
 }
 
@@ -264,13 +260,23 @@ async fn events(
     if v["type"] == "url_verification" {
         return axum::Json(json!({ "challenge": v["challenge"] })).into_response();
     }
-    match inbound::parse_event(&v) {
-        Ok(parsed) => {
-            // Acknowledged whatever it is, so Slack does not retry what we refuse or ignore.
-            let _ = take(&state.slack, parsed);
-            StatusCode::OK.into_response()
-        }
-        Err(why) => bad_request(why),
+    let parsed = match inbound::parse_event(&v) {
+        Ok(parsed) => parsed,
+        Err(why) => return bad_request(why),
+    };
+    let key = format!(
+        "slack:event:{}",
+        parsed.event_id.clone().unwrap_or_default()
+    );
+    match take(&state.slack, &state.intake, parsed, key).await {
+        // Not recorded: a 5xx makes Slack deliver it again (the event id counts it once).
+        Taken::Failed(why) | Taken::Unknown(why) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not recorded, deliver again: {why}"),
+        )
+            .into_response(),
+        // Acknowledged whatever else it is, so Slack does not retry what we refuse or ignore.
+        _ => StatusCode::OK.into_response(),
     }
 }
 

@@ -5,6 +5,7 @@
 use super::Slack;
 use super::inbound;
 use super::server::{Taken, take};
+use crate::intake::Intake;
 use serde_json::Value;
 use slack_morphism::prelude::*;
 use std::collections::HashMap;
@@ -22,8 +23,23 @@ pub fn command_fields(event: &SlackCommandEvent) -> HashMap<String, String> {
         .unwrap_or_default()
 }
 
-fn adapter(states: &SlackClientEventsUserStateStorage) -> Option<Slack> {
-    states.get_user_state::<Slack>().cloned()
+/// What the callbacks need: the adapter, and the writer that stores receipts.
+#[derive(Clone)]
+struct Ingest {
+    slack: Slack,
+    intake: Intake,
+}
+
+fn adapter(states: &SlackClientEventsUserStateStorage) -> Option<Ingest> {
+    states.get_user_state::<Ingest>().cloned()
+}
+
+/// The receipt key of an envelope's content: its event id, or (commands and buttons, which have
+/// none) a digest of the payload with its trigger id, unique per invocation.
+fn envelope_key(kind: &str, v: &Value) -> String {
+    use sha2::Digest;
+    let digest = hex::encode(sha2::Sha256::digest(v.to_string().as_bytes()));
+    format!("slack:socket:{kind}:{digest}")
 }
 
 /// An envelope arrives on the socket this app opened with its own app-level token, so it is for
@@ -46,10 +62,20 @@ async fn on_command(
     states: SlackClientEventsUserState,
 ) -> UserCallbackResult<SlackCommandEventResponse> {
     let mut answer = SlackMessageContent::new();
-    if let Some(slack) = adapter(&*states.read().await) {
-        let parsed = inbound::parse_command(&command_fields(&event)).map_err(malformed)?;
-        if let Taken::NotOurs(why) = take(&slack, on_our_socket(&slack, parsed)) {
-            answer = answer.with_text(format!("erlmcp-bot did nothing: {why}."));
+    if let Some(ingest) = adapter(&*states.read().await) {
+        let fields = command_fields(&event);
+        let key = envelope_key("command", &serde_json::to_value(&fields)?);
+        let parsed = inbound::parse_command(&fields).map_err(malformed)?;
+        let parsed = on_our_socket(&ingest.slack, parsed);
+        let said = match take(&ingest.slack, &ingest.intake, parsed, key).await {
+            Taken::Stored | Taken::Ignored | Taken::Duplicate => None,
+            Taken::NotOurs(why) => Some(format!("erlmcp-bot did nothing: {why}.")),
+            Taken::Failed(why) | Taken::Unknown(why) => Some(format!(
+                "⚠ erlmcp-bot could not record your command ({why}); check with `/erlmcp status` before you repeat it."
+            )),
+        };
+        if let Some(text) = said {
+            answer = answer.with_text(text);
         }
     }
     Ok(SlackCommandEventResponse::new(answer))
@@ -60,10 +86,17 @@ async fn on_interaction(
     _client: Arc<SlackHyperClient>,
     states: SlackClientEventsUserState,
 ) -> UserCallbackResult<()> {
-    if let Some(slack) = adapter(&*states.read().await) {
+    if let Some(ingest) = adapter(&*states.read().await) {
         let v = serde_json::to_value(&event)?;
         let parsed = inbound::parse_interaction(&v).map_err(malformed)?;
-        let _ = take(&slack, on_our_socket(&slack, parsed));
+        let parsed = on_our_socket(&ingest.slack, parsed);
+        let _ = take(
+            &ingest.slack,
+            &ingest.intake,
+            parsed,
+            envelope_key("interaction", &v),
+        )
+        .await;
     }
     Ok(())
 }
@@ -73,17 +106,32 @@ async fn on_push(
     _client: Arc<SlackHyperClient>,
     states: SlackClientEventsUserState,
 ) -> UserCallbackResult<()> {
-    if let Some(slack) = adapter(&*states.read().await) {
+    if let Some(ingest) = adapter(&*states.read().await) {
         let mut v = serde_json::to_value(&event)?;
         v["type"] = Value::String("event_callback".into());
         let parsed = inbound::parse_event(&v).map_err(malformed)?;
-        let _ = take(&slack, on_our_socket(&slack, parsed));
+        let key = format!(
+            "slack:event:{}",
+            parsed.event_id.clone().unwrap_or_default()
+        );
+        let parsed = on_our_socket(&ingest.slack, parsed);
+        if let Taken::Failed(why) | Taken::Unknown(why) =
+            take(&ingest.slack, &ingest.intake, parsed, key).await
+        {
+            // Not acknowledged: Slack sends it again (the event id counts it once).
+            return Err(malformed(&format!("not recorded: {why}")));
+        }
     }
     Ok(())
 }
 
 /// Connects with the app-level token (`xapp-…`) and serves until interrupted.
-pub async fn run(slack: Slack, app_token: &str, api_url: &str) -> Result<(), crate::error::Error> {
+pub async fn run(
+    slack: Slack,
+    intake: Intake,
+    app_token: &str,
+    api_url: &str,
+) -> Result<(), crate::error::Error> {
     let tls = hyper_rustls::HttpsConnectorBuilder::new()
         .with_native_roots()
         .map_err(|e| crate::error::Error::Io(format!("Socket Mode: cannot set up TLS: {e}")))?;
@@ -96,8 +144,9 @@ pub async fn run(slack: Slack, app_token: &str, api_url: &str) -> Result<(), cra
     };
     let connector = SlackClientHyperConnector::with_connector(https).with_slack_api_url(api_url);
     let client = Arc::new(SlackClient::new(connector));
-    let environment =
-        Arc::new(SlackClientEventsListenerEnvironment::new(client).with_user_state(slack));
+    let environment = Arc::new(
+        SlackClientEventsListenerEnvironment::new(client).with_user_state(Ingest { slack, intake }),
+    );
     let callbacks = SlackSocketModeListenerCallbacks::new()
         .with_command_events(on_command)
         .with_interaction_events(on_interaction)

@@ -6,6 +6,8 @@
 mod sql;
 #[macro_use]
 mod runs;
+#[macro_use]
+mod receipts;
 pub mod chat;
 mod rows;
 
@@ -70,6 +72,8 @@ run_store!(
     " FOR UPDATE",
     " FOR UPDATE SKIP LOCKED"
 );
+receipt_store!(SqliteStore, sqlx::Sqlite);
+receipt_store!(PgStore, sqlx::Postgres);
 
 /// A connected store, and what to say about it at start.
 pub struct Opened {

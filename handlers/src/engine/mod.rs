@@ -5,11 +5,13 @@
 mod approvals;
 mod execute;
 mod incidents;
+mod notes;
 mod reminders;
 mod requests;
 mod resume;
 mod supervise;
 
+pub use notes::{NoteItem, as_note};
 pub use supervise::TakeOver;
 
 use crate::approval::{Actor, Groups};
@@ -116,6 +118,11 @@ impl Engine {
             }
         };
         let _ = tokio::time::timeout(grace, wait).await;
+    }
+
+    /// Who this process is, as an owner of runs and claims.
+    pub fn owner(&self) -> &str {
+        &self.settings.owner
     }
 
     /// From now on this process starts no new step and takes no run over.

@@ -1,0 +1,136 @@
+//! The `ReceiptStore` implementation, for SQLite and PostgreSQL: many receipts stored in one
+//! transaction (group commit: one sync to disk for a burst of commands), claims as
+//! compare-and-sets, and notes appended with their receipts marked in the same transaction.
+
+macro_rules! receipt_store {
+    ($store:ident, $db:ty) => {
+        const _: () = {
+            use crate::store::rows::db;
+            use chrono::{DateTime, Utc};
+            use erlmcp_handlers::error::Result;
+            use erlmcp_handlers::ids::IncidentId;
+            use erlmcp_handlers::store::{NewReceipt, Receipt, ReceiptStore};
+            use erlmcp_handlers::timeline::{self, Draft};
+            use sqlx::Row;
+
+            type DbRow = <$db as sqlx::Database>::Row;
+
+            fn receipt_from(row: &DbRow) -> Result<Receipt> {
+                Ok(Receipt {
+                    id: row.try_get("id").map_err(db)?,
+                    platform: row.try_get("platform").map_err(db)?,
+                    received_at: row.try_get("received_at").map_err(db)?,
+                    payload: row.try_get("payload").map_err(db)?,
+                })
+            }
+
+            #[async_trait::async_trait]
+            impl ReceiptStore for $store {
+                async fn record_receipts(&self, new: &[NewReceipt]) -> Result<Vec<Option<i64>>> {
+                    // No connection within this: the database is away and nothing was sent, so
+                    // the person can be told for certain that nothing was recorded.
+                    let mut tx = tokio::time::timeout(std::time::Duration::from_millis(1500), self.begin())
+                        .await
+                        .map_err(|_| erlmcp_handlers::Error::Store("no connection to the database within 1.5 s".into()))??;
+                    let mut out = Vec::with_capacity(new.len());
+                    for r in new {
+                        let id: Option<i64> = sqlx::query(
+                            "INSERT INTO receipts (key, platform, received_at, payload) VALUES ($1, $2, $3, $4) ON CONFLICT (key) DO NOTHING RETURNING id",
+                        )
+                        .bind(&r.key)
+                        .bind(&r.platform)
+                        .bind(timeline::normalise_time(r.received_at))
+                        .bind(&r.payload)
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(db)?
+                        .map(|row| row.try_get("id"))
+                        .transpose()
+                        .map_err(db)?;
+                        out.push(id);
+                    }
+                    tx.commit().await.map_err(db)?;
+                    Ok(out)
+                }
+
+                async fn claim_receipt(&self, id: i64, owner: &str) -> Result<bool> {
+                    let res = sqlx::query("UPDATE receipts SET state = 'processing', owner = $1, claimed_at = $2 WHERE id = $3 AND state = 'new'")
+                        .bind(owner)
+                        .bind(timeline::normalise_time(Utc::now()))
+                        .bind(id)
+                        .execute(&self.pool)
+                        .await
+                        .map_err(db)?;
+                    Ok(res.rows_affected() == 1)
+                }
+
+                async fn finish_receipt(&self, id: i64) -> Result<()> {
+                    sqlx::query("UPDATE receipts SET state = 'done' WHERE id = $1")
+                        .bind(id)
+                        .execute(&self.pool)
+                        .await
+                        .map_err(db)?;
+                    Ok(())
+                }
+
+                async fn append_receipted(&self, incident: &IncidentId, notes: Vec<(i64, Draft)>) -> Result<Vec<i64>> {
+                    let mut tx = self.begin().await?;
+                    let mut applied = Vec::with_capacity(notes.len());
+                    let mut drafts = Vec::with_capacity(notes.len());
+                    for (receipt, draft) in notes {
+                        // Only a receipt still unprocessed: another process may have applied it.
+                        let res = sqlx::query("UPDATE receipts SET state = 'done' WHERE id = $1 AND state IN ('new', 'processing')")
+                            .bind(receipt)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(db)?;
+                        if res.rows_affected() == 1 {
+                            applied.push(receipt);
+                            drafts.push(draft);
+                        }
+                    }
+                    Self::append_in(&mut tx, self.key.as_deref(), incident, drafts).await?;
+                    tx.commit().await.map_err(db)?;
+                    Ok(applied)
+                }
+
+                async fn unprocessed_receipts(&self, before: DateTime<Utc>, limit: i64) -> Result<Vec<Receipt>> {
+                    let rows = sqlx::query("SELECT id, platform, received_at, payload FROM receipts WHERE state = 'new' AND received_at < $1 ORDER BY id LIMIT $2")
+                        .bind(timeline::normalise_time(before))
+                        .bind(limit)
+                        .fetch_all(&self.pool)
+                        .await
+                        .map_err(db)?;
+                    rows.iter().map(receipt_from).collect()
+                }
+
+                async fn interrupted_receipts(&self, before: DateTime<Utc>) -> Result<Vec<Receipt>> {
+                    let rows = sqlx::query("SELECT id, platform, received_at, payload FROM receipts WHERE state = 'processing' AND claimed_at < $1 ORDER BY id LIMIT 100")
+                        .bind(timeline::normalise_time(before))
+                        .fetch_all(&self.pool)
+                        .await
+                        .map_err(db)?;
+                    rows.iter().map(receipt_from).collect()
+                }
+
+                async fn abandon_receipt(&self, id: i64) -> Result<()> {
+                    sqlx::query("UPDATE receipts SET state = 'interrupted' WHERE id = $1 AND state = 'processing'")
+                        .bind(id)
+                        .execute(&self.pool)
+                        .await
+                        .map_err(db)?;
+                    Ok(())
+                }
+
+                async fn prune_receipts(&self, before: DateTime<Utc>) -> Result<u64> {
+                    let res = sqlx::query("DELETE FROM receipts WHERE state IN ('done', 'interrupted') AND received_at < $1")
+                        .bind(timeline::normalise_time(before))
+                        .execute(&self.pool)
+                        .await
+                        .map_err(db)?;
+                    Ok(res.rows_affected())
+                }
+            }
+        };
+    };
+}

@@ -1,0 +1,102 @@
+//! Notes in bulk. Notes are the one command people send in bursts (a scribe typing through an
+//! outage); each was acknowledged and stored as a receipt. Consecutive notes for one incident
+//! are appended in one transaction that also marks their receipts processed, so a crash loses
+//! none and repeats none, and thousands a second cost thousands of rows, not transactions.
+
+use super::{Engine, Request};
+use crate::command::{self, Command};
+use crate::ids::IncidentId;
+use crate::reply::Reply;
+use crate::timeline::Draft;
+use chrono::{DateTime, Utc};
+use std::collections::BTreeMap;
+
+/// One note to record: who said it where, when it was received, and its receipt.
+#[derive(Clone, Debug)]
+pub struct NoteItem {
+    pub receipt: i64,
+    pub request: Request,
+    pub received_at: DateTime<Utc>,
+}
+
+/// The text of a note if `text` is one (`/erlmcp note …`, `INC-… note …`), and which incident it
+/// names, if any.
+pub fn as_note(text: &str) -> Option<(Option<IncidentId>, String)> {
+    match command::parse(text) {
+        Ok(command::Parsed {
+            incident,
+            command: Command::Note(body),
+        }) => Some((incident, body)),
+        _ => None,
+    }
+}
+
+impl Engine {
+    /// Records notes, in order, each exactly once. Returns, per receipt, what to tell its author:
+    /// `None` when it was recorded (the platform already showed that), a refusal otherwise.
+    pub async fn record_notes(&self, items: Vec<NoteItem>) -> Vec<(i64, Option<Reply>)> {
+        let mut out: Vec<(i64, Option<Reply>)> = Vec::with_capacity(items.len());
+        // Which incident each channel (or named incident) addresses, looked up once per batch.
+        let mut targets: BTreeMap<(String, Option<IncidentId>), Result<IncidentId, Reply>> =
+            BTreeMap::new();
+        let mut batches: Vec<(IncidentId, Vec<(i64, Draft)>)> = Vec::new();
+        for item in items {
+            let Some((named, body)) = as_note(&item.request.text) else {
+                out.push((
+                    item.receipt,
+                    Some(Reply::error("internal: not a note (it was routed as one)")),
+                ));
+                continue;
+            };
+            if item.request.actor.is_bot {
+                out.push((
+                    item.receipt,
+                    Some(Reply::error("Bots cannot change incidents; a person must.")),
+                ));
+                continue;
+            }
+            let key = (item.request.channel.clone(), named.clone());
+            if !targets.contains_key(&key) {
+                let found = match self.target_incident(&item.request, named, false).await {
+                    Ok(Ok(inc)) if inc.is_open() => Ok(inc.id),
+                    Ok(Ok(inc)) => Err(Reply::error(format!(
+                        "{} is closed; its timeline takes no more notes.",
+                        inc.id
+                    ))),
+                    Ok(Err(reply)) => Err(reply),
+                    Err(e) => Err(Reply::error(format!("note failed: {e}"))),
+                };
+                targets.insert(key.clone(), found);
+            }
+            match &targets[&key] {
+                Err(reply) => out.push((item.receipt, Some(reply.clone()))),
+                Ok(id) => {
+                    let draft = Draft {
+                        at: item.received_at,
+                        ..self.draft(&item.request.actor, item.request.source, "note", body)
+                    };
+                    match batches.last_mut() {
+                        Some((last, notes)) if last == id => notes.push((item.receipt, draft)),
+                        _ => batches.push((id.clone(), vec![(item.receipt, draft)])),
+                    }
+                }
+            }
+        }
+        for (incident, notes) in batches {
+            let receipts: Vec<i64> = notes.iter().map(|(r, _)| *r).collect();
+            match self.store.append_receipted(&incident, notes).await {
+                // Receipts another process applied first are done already: nothing to say.
+                Ok(_) => out.extend(receipts.into_iter().map(|r| (r, None))),
+                Err(e) => out.extend(receipts.into_iter().map(|r| {
+                    (
+                        r,
+                        Some(Reply::error(format!(
+                            "Your note was received but could not be written to {incident}'s timeline yet ({e}); it will be, once the database answers."
+                        ))),
+                    )
+                })),
+            }
+        }
+        out
+    }
+}

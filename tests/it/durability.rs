@@ -1,0 +1,157 @@
+//! An acknowledged command is durable: `serve` is killed with SIGKILL while notes pour in, and
+//! after a restart every note it acknowledged is on the timeline exactly once (the receipts it
+//! stored before acknowledging are processed by the process that comes back).
+
+use crate::program::{Served, Workdir};
+use crate::shipped::{incident_id, slack_env};
+use erlmcp_handlers::ids::IncidentId;
+use erlmcp_tests::slack_fake::{FakeSlack, SignedSlack};
+use erlmcp_tests::{Backend, TestDb};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+const SECRET: &str = "8f742231b10e8888abcd99yyyzzz85a5";
+
+async fn acked_notes_survive_a_kill(backend: Backend) {
+    let w = Workdir::new();
+    let (db_url, _db) = match backend {
+        Backend::Sqlite => (w.db_url(), None),
+        Backend::Postgres => {
+            let Some(db) = TestDb::new(Backend::Postgres).await else {
+                return;
+            };
+            let mut url = url::Url::parse(&erlmcp_tests::postgres_url()).unwrap();
+            url.query_pairs_mut()
+                .append_pair("options[search_path]", db.pg_schema.as_ref().unwrap());
+            (url.to_string(), Some(db))
+        }
+    };
+    let fake = FakeSlack::start().await;
+    let env = slack_env(&fake, &db_url);
+    let mut bot = Served::start(w.path(), &env, &[]).await;
+    let slack = SignedSlack::new(&bot.url, &fake, SECRET);
+    slack
+        .command(
+            "U_ALICE",
+            "C_GENERAL",
+            "/erlmcp",
+            "p1 declare notes under fire",
+        )
+        .await;
+    fake.wait_until("the incident channel", |c| {
+        c.iter().any(|c| c.method == "pins.add")
+    })
+    .await;
+    let channel = fake.calls("pins.add")[0].form["channel"].clone();
+    let inc = IncidentId::new(incident_id(&fake.calls("chat.postMessage")[0].form["text"]));
+
+    // Processing waits (its first look-up of the note-taker is held), so receipts are stored
+    // and acknowledged but not yet on the timeline when the bot dies: the restart must do it.
+    let gate = Arc::new(tokio::sync::Notify::new());
+    fake.state.lock().unwrap().hold_users_info = Some(gate.clone());
+    // 16 senders, notes as fast as they are acknowledged; the bot dies under them.
+    let acked: Arc<Mutex<BTreeMap<String, bool>>> = Arc::default();
+    let mut senders = Vec::new();
+    for s in 0..16 {
+        let (slack, channel, acked) = (slack.clone(), channel.clone(), acked.clone());
+        senders.push(tokio::spawn(async move {
+            for k in 0.. {
+                let text = format!("note s{s}-n{k}");
+                let body = slack.command_body("U_BOB", &channel, "/erlmcp", &text);
+                let sent = slack
+                    .http
+                    .post(format!("{}/slack/commands", slack.bot_url))
+                    .header("content-type", "application/x-www-form-urlencoded")
+                    .header("x-slack-request-timestamp", SignedSlack::now().to_string())
+                    .header(
+                        "x-slack-signature",
+                        erlmcp_tests::slack_fake::sign(&slack.secret, SignedSlack::now(), &body),
+                    )
+                    .body(body)
+                    .send()
+                    .await;
+                let ok = match sent {
+                    Ok(r) if r.status() == 200 => r
+                        .text()
+                        .await
+                        .is_ok_and(|t| t.contains("Noted on the incident's timeline")),
+                    // The bot is gone: this one was never acknowledged; stop.
+                    _ => break,
+                };
+                acked
+                    .lock()
+                    .unwrap()
+                    .insert(text.trim_start_matches("note ").to_string(), ok);
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    bot.kill9().await;
+    for s in senders {
+        let _ = s.await;
+    }
+    let acked: Vec<String> = acked
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(_, ok)| **ok)
+        .map(|(t, _)| t.clone())
+        .collect();
+    assert!(
+        acked.len() > 100,
+        "the load was real: {} acknowledged",
+        acked.len()
+    );
+
+    let store: Arc<dyn erlmcp_handlers::store::Store> = match &_db {
+        Some(db) => db.store.clone(),
+        None => erlmcp_bot::store::open(&db_url, None).await.unwrap().store,
+    };
+    let before_restart = store
+        .timeline(&inc)
+        .await
+        .unwrap()
+        .iter()
+        .filter(|e| e.kind == "note")
+        .count();
+    assert_eq!(before_restart, 0, "nothing was processed before the kill");
+    // Back up on the same database: what was acknowledged is processed from its receipts.
+    fake.state.lock().unwrap().hold_users_info = None;
+    gate.notify_waiters();
+    let _bot = Served::start(w.path(), &env, &[]).await;
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    for _ in 0..200 {
+        counts.clear();
+        for e in store.timeline(&inc).await.unwrap() {
+            if e.kind == "note" {
+                *counts.entry(e.text.clone()).or_default() += 1;
+            }
+        }
+        if acked.iter().all(|t| counts.contains_key(t)) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let missing: Vec<&String> = acked.iter().filter(|t| !counts.contains_key(*t)).collect();
+    assert!(
+        missing.is_empty(),
+        "{} acknowledged notes were lost (of {}): {:?}",
+        missing.len(),
+        acked.len(),
+        missing.iter().take(5).collect::<Vec<_>>()
+    );
+    let twice: Vec<(&String, &usize)> = counts.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "notes recorded twice: {twice:?}");
+    let check = erlmcp_handlers::reads::verify_timeline(store.as_ref(), &inc, None)
+        .await
+        .unwrap();
+    assert!(check.breaks.is_empty(), "{:?}", check.breaks);
+    eprintln!(
+        "{backend:?}: {} notes acknowledged before the kill, all on the timeline once ({} there in all)",
+        acked.len(),
+        counts.len()
+    );
+}
+
+erlmcp_tests::on_both_backends!(acked_notes_survive_a_kill);
