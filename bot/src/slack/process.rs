@@ -15,7 +15,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 /// Most notes recorded in one transaction.
-const NOTE_BATCH: usize = 2048;
+const NOTE_BATCH: usize = 512;
 /// A receipt still new after this long was left behind (its process died or fell far behind).
 const LEFT_BEHIND: Duration = Duration::from_secs(5);
 /// A receipt claimed this long ago and never finished was interrupted.

@@ -45,14 +45,14 @@ macro_rules! chat_store {
                 sqlx::query("DELETE FROM chat_events WHERE platform = $1 AND received_at < $2")
                     .bind(platform)
                     .bind(now - keep)
-                    .execute(self.pool())
+                    .execute(self.writer())
                     .await
                     .map_err(|e| Error::Database(e.to_string()))?;
                 let r = sqlx::query("INSERT INTO chat_events (platform, event_id, received_at) VALUES ($1, $2, $3) ON CONFLICT (platform, event_id) DO NOTHING")
                     .bind(platform)
                     .bind(event_id)
                     .bind(now)
-                    .execute(self.pool())
+                    .execute(self.writer())
                     .await
                     .map_err(|e| Error::Database(e.to_string()))?;
                 Ok(r.rows_affected() == 1)
@@ -65,7 +65,7 @@ macro_rules! chat_store {
                     .bind(ts)
                     .bind(request.as_str())
                     .bind(body)
-                    .execute(self.pool())
+                    .execute(self.writer())
                     .await
                     .map_err(|e| Error::Database(e.to_string()))?;
                 Ok(())

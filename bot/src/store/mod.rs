@@ -23,22 +23,33 @@ use std::time::Duration;
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
 
+/// SQLite: reads through a small pool; every write through one connection, so writers queue
+/// without waiting on SQLite's busy handler (which sleeps, by the millisecond) and batches run
+/// back to back.
 #[derive(Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    writer: SqlitePool,
     /// Keys the timeline chain (`ERLMCP_TIMELINE_KEY`), when set.
     key: Option<Arc<TimelineKey>>,
 }
 
+/// PostgreSQL: one pool (the server handles concurrent writers with row locks).
 #[derive(Clone)]
 pub struct PgStore {
     pool: PgPool,
+    writer: PgPool,
     key: Option<Arc<TimelineKey>>,
 }
 
 impl SqliteStore {
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
+    }
+
+    /// The one connection writes go through.
+    pub fn writer(&self) -> &SqlitePool {
+        &self.writer
     }
 
     /// The same store, writing keyed entries with `key`.
@@ -53,6 +64,10 @@ impl SqliteStore {
 impl PgStore {
     pub fn pool(&self) -> &PgPool {
         &self.pool
+    }
+
+    pub fn writer(&self) -> &PgPool {
+        &self.writer
     }
 
     pub fn with_timeline_key(self, key: Option<TimelineKey>) -> Self {
@@ -148,15 +163,24 @@ pub async fn open_sqlite(url: &str) -> Result<SqliteStore, Error> {
         .foreign_keys(true)
         .busy_timeout(Duration::from_secs(10));
     let pool = SqlitePoolOptions::new()
-        .max_connections(4)
-        .connect_with(opts)
+        .max_connections(3)
+        .connect_with(opts.clone())
         .await
         .map_err(|e| Error::Database(format!("cannot open SQLite database {url}: {e}")))?;
     SQLITE_MIGRATIONS
         .run(&pool)
         .await
         .map_err(|e| Error::Database(format!("migrating {url}: {e}")))?;
-    Ok(SqliteStore { pool, key: None })
+    let writer = SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(opts.clone())
+        .await
+        .map_err(|e| Error::Database(format!("cannot open SQLite database {url}: {e}")))?;
+    Ok(SqliteStore {
+        pool,
+        writer,
+        key: None,
+    })
 }
 
 pub async fn open_postgres(url: &str) -> Result<PgStore, Error> {
@@ -203,7 +227,11 @@ pub async fn open_postgres_with(opts: PgConnectOptions, url: &str) -> Result<PgS
         .run(&pool)
         .await
         .map_err(|e| Error::Database(format!("migrating PostgreSQL {}: {e}", redact_url(url))))?;
-    Ok(PgStore { pool, key: None })
+    Ok(PgStore {
+        writer: pool.clone(),
+        pool,
+        key: None,
+    })
 }
 
 /// Query parameters that carry secrets in database URLs (libpq and sqlx spellings).

@@ -32,25 +32,36 @@ macro_rules! receipt_store {
                     let mut tx = tokio::time::timeout(std::time::Duration::from_millis(1500), self.begin())
                         .await
                         .map_err(|_| erlmcp_handlers::Error::Store("no connection to the database within 1.5 s".into()))??;
-                    let mut out = Vec::with_capacity(new.len());
-                    for r in new {
-                        let id: Option<i64> = sqlx::query(
-                            "INSERT INTO receipts (key, platform, received_at, payload) VALUES ($1, $2, $3, $4) ON CONFLICT (key) DO NOTHING RETURNING id",
-                        )
-                        .bind(&r.key)
-                        .bind(&r.platform)
-                        .bind(timeline::normalise_time(r.received_at))
-                        .bind(&r.payload)
-                        .fetch_optional(&mut *tx)
-                        .await
-                        .map_err(db)?
-                        .map(|row| row.try_get("id"))
-                        .transpose()
-                        .map_err(db)?;
-                        out.push(id);
+                    let mut stored: std::collections::HashMap<String, i64> = std::collections::HashMap::with_capacity(new.len());
+                    // Many rows a statement; a key already stored (before, or earlier in this
+                    // batch) comes back with no id: a replay or a redelivery.
+                    for chunk in new.chunks(500) {
+                        let mut sql = String::from("INSERT INTO receipts (key, platform, received_at, payload) VALUES ");
+                        for i in 0..chunk.len() {
+                            let b = i * 4;
+                            if i > 0 {
+                                sql.push(',');
+                            }
+                            sql.push_str(&format!("(${},${},${},${})", b + 1, b + 2, b + 3, b + 4));
+                        }
+                        sql.push_str(" ON CONFLICT (key) DO NOTHING RETURNING id, key");
+                        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+                        for r in chunk {
+                            q = q
+                                .bind(r.key.clone())
+                                .bind(r.platform.clone())
+                                .bind(timeline::normalise_time(r.received_at))
+                                .bind(r.payload.clone());
+                        }
+                        for row in q.fetch_all(&mut *tx).await.map_err(db)? {
+                            let id: i64 = row.try_get("id").map_err(db)?;
+                            let key: String = row.try_get("key").map_err(db)?;
+                            stored.insert(key, id);
+                        }
                     }
                     tx.commit().await.map_err(db)?;
-                    Ok(out)
+                    // Only the first submission of a key gets its id.
+                    Ok(new.iter().map(|r| stored.remove(&r.key)).collect())
                 }
 
                 async fn claim_receipt(&self, id: i64, owner: &str) -> Result<bool> {
@@ -58,7 +69,7 @@ macro_rules! receipt_store {
                         .bind(owner)
                         .bind(timeline::normalise_time(Utc::now()))
                         .bind(id)
-                        .execute(&self.pool)
+                        .execute(&self.writer)
                         .await
                         .map_err(db)?;
                     Ok(res.rows_affected() == 1)
@@ -67,7 +78,7 @@ macro_rules! receipt_store {
                 async fn finish_receipt(&self, id: i64) -> Result<()> {
                     sqlx::query("UPDATE receipts SET state = 'done' WHERE id = $1")
                         .bind(id)
-                        .execute(&self.pool)
+                        .execute(&self.writer)
                         .await
                         .map_err(db)?;
                     Ok(())
@@ -75,16 +86,26 @@ macro_rules! receipt_store {
 
                 async fn append_receipted(&self, incident: &IncidentId, notes: Vec<(i64, Draft)>) -> Result<Vec<i64>> {
                     let mut tx = self.begin().await?;
-                    let mut applied = Vec::with_capacity(notes.len());
-                    let mut drafts = Vec::with_capacity(notes.len());
+                    // Only receipts still unprocessed: another process may have applied some.
+                    let mut taken = std::collections::HashSet::with_capacity(notes.len());
+                    for chunk in notes.chunks(1000) {
+                        let list: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+                        let sql = format!(
+                            "UPDATE receipts SET state = 'done' WHERE id IN ({}) AND state IN ('new', 'processing') RETURNING id",
+                            list.join(",")
+                        );
+                        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+                        for (receipt, _) in chunk {
+                            q = q.bind(*receipt);
+                        }
+                        for row in q.fetch_all(&mut *tx).await.map_err(db)? {
+                            taken.insert(row.try_get::<i64, _>("id").map_err(db)?);
+                        }
+                    }
+                    let mut applied = Vec::with_capacity(taken.len());
+                    let mut drafts = Vec::with_capacity(taken.len());
                     for (receipt, draft) in notes {
-                        // Only a receipt still unprocessed: another process may have applied it.
-                        let res = sqlx::query("UPDATE receipts SET state = 'done' WHERE id = $1 AND state IN ('new', 'processing')")
-                            .bind(receipt)
-                            .execute(&mut *tx)
-                            .await
-                            .map_err(db)?;
-                        if res.rows_affected() == 1 {
+                        if taken.contains(&receipt) {
                             applied.push(receipt);
                             drafts.push(draft);
                         }
@@ -116,7 +137,7 @@ macro_rules! receipt_store {
                 async fn abandon_receipt(&self, id: i64) -> Result<()> {
                     sqlx::query("UPDATE receipts SET state = 'interrupted' WHERE id = $1 AND state = 'processing'")
                         .bind(id)
-                        .execute(&self.pool)
+                        .execute(&self.writer)
                         .await
                         .map_err(db)?;
                     Ok(())
@@ -125,7 +146,7 @@ macro_rules! receipt_store {
                 async fn prune_receipts(&self, before: DateTime<Utc>) -> Result<u64> {
                     let res = sqlx::query("DELETE FROM receipts WHERE state IN ('done', 'interrupted') AND received_at < $1")
                         .bind(timeline::normalise_time(before))
-                        .execute(&self.pool)
+                        .execute(&self.writer)
                         .await
                         .map_err(db)?;
                     Ok(res.rows_affected())

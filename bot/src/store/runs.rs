@@ -262,7 +262,7 @@ macro_rules! run_store {
                         .bind(timeline::normalise_time(lease.until))
                         .bind(run.as_str())
                         .bind(&lease.owner)
-                        .execute(&self.pool)
+                        .execute(&self.writer)
                         .await
                         .map_err(db)?;
                     Ok(res.rows_affected() == 1)

@@ -106,7 +106,7 @@ macro_rules! sql_store {
 
             impl $store {
                 async fn begin(&self) -> Result<Tx> {
-                    self.pool.begin_with($begin).await.map_err(db)
+                    self.writer.begin_with($begin).await.map_err(db)
                 }
 
                 /// Next per-day sequence number of a table, inside the transaction.
@@ -136,33 +136,51 @@ macro_rules! sql_store {
                     for d in drafts {
                         let prev = (len > 0).then_some(timeline::Prev { seq: len, hash: head.as_str(), mac: mac.as_deref() });
                         let e = timeline::seal(incident, prev, d, key);
-                        let facts = if e.facts.is_empty() {
-                            None
-                        } else {
-                            Some(serde_json::to_string(&e.facts).map_err(|e| Error::Store(e.to_string()))?)
-                        };
-                        sqlx::query(
-                            "INSERT INTO timeline (incident_id, seq, at, actor, actor_id, source, kind, text, prev_hash, hash, data, mac) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-                        )
-                        .bind(e.incident.as_str())
-                        .bind(e.seq)
-                        .bind(e.at)
-                        .bind(&e.actor)
-                        .bind(&e.actor_id)
-                        .bind(e.source.as_str())
-                        .bind(&e.kind)
-                        .bind(&e.text)
-                        .bind(&e.prev_hash)
-                        .bind(&e.hash)
-                        .bind(facts)
-                        .bind(&e.mac)
-                        .execute(&mut **tx)
-                        .await
-                        .map_err(db)?;
                         len = e.seq;
                         head = e.hash.clone();
                         mac = e.mac.clone();
                         out.push(e);
+                    }
+                    // Many rows a statement: a burst of notes costs a few statements, not one each.
+                    for chunk in out.chunks(400) {
+                        let mut sql = String::from("INSERT INTO timeline (incident_id, seq, at, actor, actor_id, source, kind, text, prev_hash, hash, data, mac) VALUES ");
+                        for i in 0..chunk.len() {
+                            let b = i * 12;
+                            if i > 0 {
+                                sql.push(',');
+                            }
+                            sql.push('(');
+                            for c in 1..=12 {
+                                if c > 1 {
+                                    sql.push(',');
+                                }
+                                sql.push('$');
+                                sql.push_str(&(b + c).to_string());
+                            }
+                            sql.push(')');
+                        }
+                        let mut q = sqlx::query(AssertSqlSafe(sql));
+                        for e in chunk {
+                            let facts = if e.facts.is_empty() {
+                                None
+                            } else {
+                                Some(serde_json::to_string(&e.facts).map_err(|e| Error::Store(e.to_string()))?)
+                            };
+                            q = q
+                                .bind(e.incident.as_str())
+                                .bind(e.seq)
+                                .bind(e.at)
+                                .bind(e.actor.clone())
+                                .bind(e.actor_id.clone())
+                                .bind(e.source.as_str())
+                                .bind(e.kind.clone())
+                                .bind(e.text.clone())
+                                .bind(e.prev_hash.clone())
+                                .bind(e.hash.clone())
+                                .bind(facts)
+                                .bind(e.mac.clone());
+                        }
+                        q.execute(&mut **tx).await.map_err(db)?;
                     }
                     let head_mac = key.map(|k| k.head_mac(incident.as_str(), len, &head));
                     sqlx::query("UPDATE incidents SET timeline_len = $1, timeline_head = $2, timeline_head_mac = $3 WHERE id = $4")
@@ -177,7 +195,7 @@ macro_rules! sql_store {
                 }
 
                 async fn try_create_incident(&self, new: &NewIncident, drafts: &[Draft]) -> std::result::Result<Incident, sqlx::Error> {
-                    let mut tx = self.pool.begin_with($begin).await?;
+                    let mut tx = self.writer.begin_with($begin).await?;
                     let day = new.declared_at.date_naive();
                     let row = sqlx::query("SELECT COALESCE(MAX(day_seq), 0) + 1 AS n FROM incidents WHERE day = $1")
                         .bind(day.to_string())
