@@ -93,7 +93,9 @@ async fn large_incident(db_url: &str, n: i64) -> IncidentId {
                 actor_id: "U_BOB".into(),
                 source: Source::Slack,
                 kind: "note".into(),
-                text: format!("note {seq}: p99 back under 200 ms in us-east-1 after the cache flush"),
+                text: format!(
+                    "note {seq}: p99 back under 200 ms in us-east-1 after the cache flush"
+                ),
                 facts: Vec::new(),
             };
             let e = timeline::seal(
@@ -136,7 +138,16 @@ macro_rules! insert_rows {
                 }
                 sql.push_str(&format!(
                     "(${},${},${},${},${},${},${},${},${},${})",
-                    b + 1, b + 2, b + 3, b + 4, b + 5, b + 6, b + 7, b + 8, b + 9, b + 10
+                    b + 1,
+                    b + 2,
+                    b + 3,
+                    b + 4,
+                    b + 5,
+                    b + 6,
+                    b + 7,
+                    b + 8,
+                    b + 9,
+                    b + 10
                 ));
             }
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
@@ -178,8 +189,20 @@ impl Bulk {
     async fn set_head(&self, id: &IncidentId, len: i64, hash: &str) {
         let sql = "UPDATE incidents SET timeline_len = $1, timeline_head = $2 WHERE id = $3";
         match self {
-            Bulk::Sqlite(p) => sqlx::query(sql).bind(len).bind(hash).bind(id.as_str()).execute(p).await.map(|_| ()),
-            Bulk::Postgres(p) => sqlx::query(sql).bind(len).bind(hash).bind(id.as_str()).execute(p).await.map(|_| ()),
+            Bulk::Sqlite(p) => sqlx::query(sql)
+                .bind(len)
+                .bind(hash)
+                .bind(id.as_str())
+                .execute(p)
+                .await
+                .map(|_| ()),
+            Bulk::Postgres(p) => sqlx::query(sql)
+                .bind(len)
+                .bind(hash)
+                .bind(id.as_str())
+                .execute(p)
+                .await
+                .map(|_| ()),
         }
         .expect("set the head");
     }
@@ -215,7 +238,13 @@ pub async fn report(bin: &str, work: &Path, pg: Option<&PgSchema>) {
         if !out.contains("intact") {
             println!("(verify said: {})", out.trim());
         }
-        row(&format!("`timeline verify`, {name}"), 1_000_000, took, peak, code);
+        row(
+            &format!("`timeline verify`, {name}"),
+            1_000_000,
+            took,
+            peak,
+            code,
+        );
         let lakh = large_incident(&url, 100_000).await;
         let (took, peak, code, _) = crate::procs::measure(
             bin,

@@ -54,7 +54,8 @@ async fn async_main() {
     let mut rows = Vec::new();
     let mut ready = Vec::new();
     // erlmcp-bot on SQLite (the embedded default).
-    let targets = std::env::var("ERLMCP_BENCH_TARGETS").unwrap_or_else(|_| "sqlite,postgres,bolt".into());
+    let targets =
+        std::env::var("ERLMCP_BENCH_TARGETS").unwrap_or_else(|_| "sqlite,postgres,bolt".into());
     let sqlite_url = format!("sqlite://{}", work.join("bot.db").display());
     if targets.contains("sqlite") {
         let (row, started) = bot_row("erlmcp-bot, SQLite", &bin, &api, &sqlite_url).await;
@@ -165,13 +166,26 @@ async fn bolt_row(work: &std::path::Path, api: &str) -> Option<Row> {
     let mut child = Child::spawn(
         "python3",
         &[
-            "-m", "gunicorn", "--chdir", dir, "-w", &workers, "--threads", &threads, "-b", &addr,
-            "--log-level", "error", "bolt_peer:application",
+            "-m",
+            "gunicorn",
+            "--chdir",
+            dir,
+            "-w",
+            &workers,
+            "--threads",
+            &threads,
+            "-b",
+            &addr,
+            "--log-level",
+            "error",
+            "bolt_peer:application",
         ],
         &[("BOLT_SECRET", SECRET), ("BOLT_DB", &db), ("BOLT_API", api)],
     );
     if !procs::wait_listening(&addr, Duration::from_secs(20)).await {
-        println!("(Bolt for Python did not start: are slack_bolt and gunicorn installed? `pip install slack_bolt gunicorn`)\n");
+        println!(
+            "(Bolt for Python did not start: are slack_bolt and gunicorn installed? `pip install slack_bolt gunicorn`)\n"
+        );
         child.kill();
         return None;
     }

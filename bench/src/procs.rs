@@ -67,7 +67,9 @@ impl Child {
             cmd.env(k, v);
         }
         Child {
-            child: cmd.spawn().unwrap_or_else(|e| panic!("cannot start {program}: {e}")),
+            child: cmd
+                .spawn()
+                .unwrap_or_else(|e| panic!("cannot start {program}: {e}")),
         }
     }
 
@@ -107,7 +109,9 @@ pub fn measure(program: &str, args: &[&str], env: &[(&str, &str)]) -> (Duration,
         cmd.env(k, v);
     }
     let started = Instant::now();
-    let child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {program}: {e}"));
+    let child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {program}: {e}"));
     let pid = child.id() as libc::pid_t;
     // Read the output on threads so the child never blocks on a full pipe.
     let mut child = child;
