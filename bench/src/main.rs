@@ -16,14 +16,20 @@ const SECRET: &str = "bench-signing-secret-0123456789";
 /// Length of each measured load run, as in the measurements.
 const RUN: Duration = Duration::from_secs(8);
 const WARMUP: Duration = Duration::from_secs(1);
+/// How long after the load "RSS after" is read: what the process holds once it is idle again.
+const SETTLE: Duration = Duration::from_secs(3);
 
 /// One line of the table.
 struct Row {
     name: String,
     at32: Measured,
     at128: Measured,
-    rss_kb: u64,
+    /// Resident memory (kB) at its peak, and once the load has been over for `SETTLE`.
+    rss_peak_kb: u64,
+    rss_after_kb: u64,
     drain: Option<Duration>,
+    /// Percent of the CPU time the hypervisor took for other guests during the load.
+    stolen: f64,
 }
 
 fn ms(d: Duration) -> String {
@@ -88,7 +94,11 @@ async fn async_main() {
     if let Some(pg) = pg {
         pg.drop().await;
     }
-    let _ = std::fs::remove_dir_all(&work);
+    if std::env::var_os("ERLMCP_BENCH_KEEP").is_some() {
+        println!("(kept {})", work.display());
+    } else {
+        let _ = std::fs::remove_dir_all(&work);
+    }
 }
 
 /// Starts the bot, declares an incident, loads it at 32 then 128 connections, and measures.
@@ -109,6 +119,13 @@ async fn bot_row(name: &str, bin: &str, api: &str, db_url: &str) -> (Row, Durati
     );
     procs::wait_ready(&addr, "/readyz").await;
     let to_ready = started.elapsed();
+    if std::env::var_os("ERLMCP_BENCH_DEBUG_RSS").is_some() {
+        println!(
+            "debug: RSS at ready {:?} kB; {}",
+            child.rss_kb(),
+            child.memory()
+        );
+    }
     let target = Target {
         addr: addr.clone(),
         path: "/slack/commands".into(),
@@ -124,8 +141,10 @@ async fn bot_row(name: &str, bin: &str, api: &str, db_url: &str) -> (Row, Durati
     // Every note is one entry: what the timeline holds beyond this is the notes.
     let before = procs::timeline_len(store.as_ref(), &incident).await;
     let warm = load::run(&target, 32, WARMUP, "warm").await;
+    let ticks = procs::cpu_ticks();
     let at32 = load::run(&target, 32, RUN, "c32").await;
     let at128 = load::run(&target, 128, RUN, "c128").await;
+    let stolen = procs::stolen_since(ticks);
     // Drain: from the end of the load until every acknowledged note is on the timeline.
     let stopped = Instant::now();
     let mut drain = None;
@@ -137,15 +156,21 @@ async fn bot_row(name: &str, bin: &str, api: &str, db_url: &str) -> (Row, Durati
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    let rss_kb = child.rss_kb();
+    tokio::time::sleep(SETTLE.saturating_sub(stopped.elapsed())).await;
+    let (rss_after_kb, rss_peak_kb) = child.rss_kb();
+    if std::env::var_os("ERLMCP_BENCH_DEBUG_RSS").is_some() {
+        println!("debug: RSS after {} kB; {}", rss_after_kb, child.memory());
+    }
     child.kill();
     (
         Row {
             name: name.into(),
             at32,
             at128,
-            rss_kb,
+            rss_peak_kb,
+            rss_after_kb,
             drain,
+            stolen,
         },
         to_ready,
     )
@@ -196,28 +221,34 @@ async fn bolt_row(work: &std::path::Path, api: &str) -> Option<Row> {
         channel: "C_INC1".into(),
     };
     load::run(&target, 32, WARMUP, "warm").await;
+    let ticks = procs::cpu_ticks();
     let at32 = load::run(&target, 32, RUN, "c32").await;
     let at128 = load::run(&target, 128, RUN, "c128").await;
-    let rss_kb = child.rss_kb();
+    let stolen = procs::stolen_since(ticks);
+    tokio::time::sleep(SETTLE).await;
+    let (rss_after_kb, rss_peak_kb) = child.rss_kb();
     child.kill();
     Some(Row {
         name: format!("Bolt for Python (gunicorn, {workers} workers x {threads} threads), SQLite"),
         at32,
         at128,
-        rss_kb,
+        rss_peak_kb,
+        rss_after_kb,
         // It inserts before it acknowledges: nothing is left to do after the load.
         drain: Some(Duration::ZERO),
+        stolen,
     })
 }
 
 fn print_table(rows: &[Row]) {
     println!(
-        "| | acks/s at 32 conns | p50 / p99 | errors | acks/s at 128 conns | p50 / p99 | errors | RSS after | all acked notes on the timeline after the load |"
+        "| | acks/s at 32 conns | p50 / p99 | errors | acks/s at 128 conns | p50 / p99 | errors | RSS peak / {} s after the load | all acked notes on the timeline after the load | CPU stolen by the hypervisor |",
+        SETTLE.as_secs()
     );
-    println!("|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
     for r in rows {
         println!(
-            "| {} | {:.0} | {} / {} | {} | {:.0} | {} / {} | {} | {:.1} MB | {} |",
+            "| {} | {:.0} | {} / {} | {} | {:.0} | {} / {} | {} | {:.1} / {:.1} MB | {} | {:.0}% |",
             r.name,
             r.at32.per_second(),
             ms(r.at32.percentile(0.5)),
@@ -227,8 +258,10 @@ fn print_table(rows: &[Row]) {
             ms(r.at128.percentile(0.5)),
             ms(r.at128.percentile(0.99)),
             r.at128.errors,
-            r.rss_kb as f64 / 1024.0,
-            r.drain.map(ms).unwrap_or_else(|| "not within 30 s".into())
+            r.rss_peak_kb as f64 / 1024.0,
+            r.rss_after_kb as f64 / 1024.0,
+            r.drain.map(ms).unwrap_or_else(|| "not within 30 s".into()),
+            r.stolen
         );
     }
     let bot = rows.iter().find(|r| r.name == "erlmcp-bot, SQLite");

@@ -44,6 +44,34 @@ pub fn machine() -> String {
     )
 }
 
+/// The machine's CPU time so far, and how much of it the hypervisor took for other guests
+/// (`steal` in /proc/stat): on a shared virtual machine that is what makes two runs differ.
+pub fn cpu_ticks() -> (u64, u64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let fields: Vec<u64> = stat
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    (
+        fields.iter().take(8).sum(),
+        fields.get(7).copied().unwrap_or(0),
+    )
+}
+
+/// The share of CPU time stolen since `before` (from `cpu_ticks`), in percent.
+pub fn stolen_since(before: (u64, u64)) -> f64 {
+    let now = cpu_ticks();
+    let total = now.0.saturating_sub(before.0);
+    if total == 0 {
+        return 0.0;
+    }
+    100.0 * now.1.saturating_sub(before.1) as f64 / total as f64
+}
+
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -73,16 +101,52 @@ impl Child {
         }
     }
 
-    /// Resident memory now, in kB.
-    pub fn rss_kb(&self) -> u64 {
+    /// The memory lines of /proc/PID/status.
+    pub fn memory(&self) -> String {
         std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .ok()
-            .and_then(|s| {
-                s.lines()
-                    .find(|l| l.starts_with("VmRSS:"))
-                    .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-            })
-            .unwrap_or(0)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.starts_with("Rss") || l.starts_with("Threads"))
+            .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// Resident memory now and at its peak (kB), of the process and its children (gunicorn's
+    /// workers are children of its master).
+    pub fn rss_kb(&self) -> (u64, u64) {
+        let mut pids = vec![self.child.id()];
+        if let Ok(dir) = std::fs::read_dir("/proc") {
+            for e in dir.flatten() {
+                let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+                    continue;
+                };
+                let parent = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                    .ok()
+                    .and_then(|s| {
+                        // The command may hold spaces: the fields after its closing parenthesis.
+                        let rest = s.rsplit_once(')')?.1.to_string();
+                        rest.split_whitespace().nth(1)?.parse::<u32>().ok()
+                    });
+                if parent == Some(self.child.id()) {
+                    pids.push(pid);
+                }
+            }
+        }
+        let field = |pid: u32, name: &str| -> u64 {
+            std::fs::read_to_string(format!("/proc/{pid}/status"))
+                .ok()
+                .and_then(|s| {
+                    s.lines()
+                        .find(|l| l.starts_with(name))
+                        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+                })
+                .unwrap_or(0)
+        };
+        (
+            pids.iter().map(|p| field(*p, "VmRSS:")).sum(),
+            pids.iter().map(|p| field(*p, "VmHWM:")).sum(),
+        )
     }
 
     pub fn kill(&mut self) {

@@ -4,7 +4,7 @@
 //! acknowledged durably. One writer task owns the writing: requests hand it their receipt and
 //! wait for the answer; it drains whatever has queued up meanwhile into one batch.
 
-use erlmcp_handlers::store::{NewReceipt, Store};
+use erlmcp_handlers::store::{NewReceipt, ReceiptFate, Store};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
@@ -26,6 +26,8 @@ pub struct Stored {
 pub enum Outcome {
     /// Stored: it will be processed.
     Stored(i64),
+    /// Stored with its note on the timeline: processed already.
+    Applied(i64),
     /// Its key was stored before: a replay, or a redelivery already taken.
     Duplicate,
     /// Not stored (the database refused or is unreachable): nothing was recorded.
@@ -43,36 +45,47 @@ struct Submission {
 #[derive(Clone)]
 pub struct Intake {
     queue: mpsc::Sender<Submission>,
+    activity: crate::memory::Activity,
 }
 
 impl Intake {
     /// Starts the writer; stored receipts go to `stored`, in order.
     pub fn start(store: Arc<dyn Store>, stored_tx: mpsc::UnboundedSender<Stored>) -> Intake {
         let (queue, mut incoming) = mpsc::channel::<Submission>(QUEUE);
+        let activity = crate::memory::Activity::default();
+        let counted = activity.clone();
         tokio::spawn(async move {
             let mut batch = Vec::with_capacity(MAX_BATCH);
             while incoming.recv_many(&mut batch, MAX_BATCH).await > 0 {
-                let receipts: Vec<NewReceipt> = batch.iter().map(|s| s.receipt.clone()).collect();
+                counted.count(batch.len());
+                let (receipts, answers): (Vec<NewReceipt>, Vec<_>) =
+                    batch.drain(..).map(|s| (s.receipt, s.answer)).unzip();
                 let written = store.record_receipts(&receipts).await;
-                for (i, s) in batch.drain(..).enumerate() {
+                for (i, (receipt, answer)) in receipts.into_iter().zip(answers).enumerate() {
                     let outcome = match &written {
-                        Ok(ids) => match ids.get(i).copied().flatten() {
-                            Some(id) => {
-                                let _ = stored_tx.send(Stored {
-                                    id,
-                                    receipt: s.receipt,
-                                });
+                        Ok(fates) => match fates.get(i).copied() {
+                            Some(ReceiptFate::Stored(id)) => {
+                                let _ = stored_tx.send(Stored { id, receipt });
                                 Outcome::Stored(id)
                             }
-                            None => Outcome::Duplicate,
+                            Some(ReceiptFate::Applied(id)) => Outcome::Applied(id),
+                            Some(ReceiptFate::Duplicate) => Outcome::Duplicate,
+                            None => Outcome::Failed(
+                                "the database answered for fewer commands than it was given".into(),
+                            ),
                         },
                         Err(e) => Outcome::Failed(e.to_string()),
                     };
-                    let _ = s.answer.send(outcome);
+                    let _ = answer.send(outcome);
                 }
             }
         });
-        Intake { queue }
+        Intake { queue, activity }
+    }
+
+    /// How many receipts have come in, for `memory::give_back_after_bursts`.
+    pub fn activity(&self) -> crate::memory::Activity {
+        self.activity.clone()
     }
 
     /// Stores one receipt (with whatever else arrives meanwhile); waits at most `patience`.

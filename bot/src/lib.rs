@@ -11,6 +11,7 @@ pub mod http;
 pub mod inspect;
 pub mod intake;
 pub mod live;
+pub mod memory;
 pub mod serve;
 pub mod slack;
 pub mod store;

@@ -57,6 +57,7 @@ async fn build_parts(
     let intake = Intake::start(app.engine.store().clone(), stored_tx.clone());
     tokio::spawn(crate::slack::process::run(adapter.clone(), stored_rx));
     tokio::spawn(crate::slack::process::sweep(adapter.clone(), stored_tx));
+    tokio::spawn(crate::memory::give_back_after_bursts(intake.activity()));
     let state = AppState::new(
         adapter.clone(),
         intake.clone(),

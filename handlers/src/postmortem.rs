@@ -53,7 +53,14 @@ fn clock_row(
     let _ = writeln!(out, "| {what} | {took} | {target} | {verdict} |");
 }
 
-pub fn render(inc: &Incident, entries: &[Entry], requests: &[RequestRecord]) -> String {
+/// The postmortem: `timeline` is the table `TimelineTable` built from the incident's entries,
+/// `severity_changed` whether any entry changed the severity.
+pub fn render(
+    inc: &Incident,
+    timeline: TimelineTable,
+    severity_changed: bool,
+    requests: &[RequestRecord],
+) -> String {
     let mut o = String::new();
     let drill = if inc.drill { " (DRILL)" } else { "" };
     let _ = writeln!(o, "# Postmortem: {}{drill}\n", cell(&inc.title));
@@ -130,7 +137,7 @@ pub fn render(inc: &Incident, entries: &[Entry], requests: &[RequestRecord]) -> 
         inc.resolved_at,
         Some(inc.severity.resolution_target()),
     );
-    if entries.iter().any(|e| e.kind == "severity") {
+    if severity_changed {
         let _ = writeln!(
             o,
             "\nThe severity changed during the incident; targets are those of the final severity, {}.",
@@ -217,16 +224,7 @@ pub fn render(inc: &Incident, entries: &[Entry], requests: &[RequestRecord]) -> 
         o,
         "\n## Timeline\n\n| Time (UTC) | Who | Source | What |\n|---|---|---|---|"
     );
-    for e in entries.iter().filter(|e| e.kind != "query") {
-        let _ = writeln!(
-            o,
-            "| {} | {} | {} | {} |",
-            ts(e.at),
-            cell(&e.actor),
-            e.source,
-            cell(&e.text)
-        );
-    }
+    o.push_str(&timeline.finish());
 
     for section in [
         "Root cause",
@@ -245,4 +243,125 @@ pub fn render(inc: &Incident, entries: &[Entry], requests: &[RequestRecord]) -> 
         "\n## Action items\n\n| Action | Type | Owner | Status |\n|---|---|---|---|\n| {TO_BE_WRITTEN} | | | |"
     );
     o
+}
+
+/// A run of one kind of entry by one person longer than this is shortened in the postmortem.
+const RUN_SHOWN_FIRST: usize = 10;
+/// How many of the last entries of a shortened run are shown after the count of those left out.
+const RUN_SHOWN_LAST: usize = 3;
+
+/// The postmortem's timeline table, built entry by entry as the timeline is read. A long run of
+/// the same kind of entry by the same person (a scribe's thousand notes, a flood of reminders)
+/// shows its first and last entries and one row saying how many were left out, between which
+/// times, and how to see them: nothing is dropped silently. Entries that mark the incident's
+/// life or record an infrastructure change are always shown.
+pub struct TimelineTable {
+    out: String,
+    incident: String,
+    run: Option<RunOfEntries>,
+}
+
+/// The run of alike entries being written.
+struct RunOfEntries {
+    kind: String,
+    actor_id: String,
+    actor: String,
+    shown: usize,
+    /// The last entries, not yet written: shown at the run's end unless more follow.
+    tail: std::collections::VecDeque<(DateTime<Utc>, String)>,
+    left_out: u64,
+    left_out_from: Option<DateTime<Utc>>,
+    left_out_to: Option<DateTime<Utc>>,
+}
+
+impl TimelineTable {
+    pub fn new(incident: &str) -> Self {
+        Self {
+            out: String::new(),
+            incident: incident.to_string(),
+            run: None,
+        }
+    }
+
+    /// The next entry, in order.
+    pub fn add(&mut self, e: &Entry) {
+        if e.kind == "query" {
+            return;
+        }
+        let row = format!(
+            "| {} | {} | {} | {} |\n",
+            ts(e.at),
+            cell(&e.actor),
+            e.source,
+            cell(&e.text)
+        );
+        let groupable = !crate::timeline::kept_for_row_checks(e);
+        let same = groupable
+            && self
+                .run
+                .as_ref()
+                .is_some_and(|r| r.kind == e.kind && r.actor_id == e.actor_id);
+        if !same {
+            self.end_run();
+            if groupable {
+                self.run = Some(RunOfEntries {
+                    kind: e.kind.clone(),
+                    actor_id: e.actor_id.clone(),
+                    actor: e.actor.clone(),
+                    shown: 0,
+                    tail: Default::default(),
+                    left_out: 0,
+                    left_out_from: None,
+                    left_out_to: None,
+                });
+            } else {
+                self.out.push_str(&row);
+                return;
+            }
+        }
+        let Some(run) = self.run.as_mut() else {
+            return;
+        };
+        if run.shown < RUN_SHOWN_FIRST {
+            run.shown += 1;
+            self.out.push_str(&row);
+            return;
+        }
+        run.tail.push_back((e.at, row));
+        if run.tail.len() > RUN_SHOWN_LAST
+            && let Some((at, _)) = run.tail.pop_front()
+        {
+            run.left_out += 1;
+            run.left_out_from.get_or_insert(at);
+            run.left_out_to = Some(at);
+        }
+    }
+
+    fn end_run(&mut self) {
+        let Some(run) = self.run.take() else {
+            return;
+        };
+        if run.left_out > 0 {
+            let _ = writeln!(
+                self.out,
+                "| {} to {} | {} | | … {} more `{}` entries by {} in this stretch, not shown here; `erlmcp-bot timeline show {}` lists every one |",
+                run.left_out_from.map(ts).unwrap_or_default(),
+                run.left_out_to.map(ts).unwrap_or_default(),
+                cell(&run.actor),
+                run.left_out,
+                cell(&run.kind),
+                cell(&run.actor),
+                self.incident
+            );
+        }
+        for (_, row) in run.tail {
+            self.out.push_str(&row);
+        }
+    }
+
+    /// The table's rows.
+    pub fn finish(mut self) -> String {
+        self.end_run();
+        self.out
+    }
 }

@@ -10,32 +10,30 @@ use crate::store::Store;
 use crate::timeline::{self, Break, Keying, TimelineKey};
 use chrono::{DateTime, Utc};
 
-/// The postmortem draft of an incident, in Markdown.
+/// The postmortem draft of an incident, in Markdown. The timeline is read once, a page at a
+/// time: each entry is checked and added to the table, so a huge incident costs a page of memory.
 pub async fn postmortem_markdown(store: &dyn Store, id: &IncidentId) -> crate::Result<String> {
     let inc = store
         .incident(id)
         .await?
         .ok_or_else(|| Error::NotFound(id.to_string()))?;
-    let entries = store.timeline(id).await?;
-    let mut records = Vec::new();
-    for request in store.requests_for_incident(id).await? {
-        let approvals = store.approvals(&request.id).await?;
-        let run = match store.run_for_request(&request.id).await? {
-            Some(run) => {
-                let steps = store.steps(&run.id).await?;
-                Some((run, steps))
-            }
-            None => None,
-        };
-        records.push(RequestRecord {
+    let mut table = postmortem::TimelineTable::new(id.as_str());
+    let mut severity_changed = false;
+    let (check, records) = walk(store, id, None, |e| {
+        severity_changed |= e.kind == "severity";
+        table.add(e);
+    })
+    .await?;
+    let records: Vec<RequestRecord> = records
+        .into_iter()
+        .map(|(request, approvals, run)| RequestRecord {
             request,
             approvals,
             run,
-        });
-    }
-    let mut md = postmortem::render(&inc, &entries, &records);
+        })
+        .collect();
+    let mut md = postmortem::render(&inc, table, severity_changed, &records);
     // A postmortem of a tampered record says so at the top, before anyone reads on.
-    let check = verify_timeline(store, id, None).await?;
     if !check.breaks.is_empty() {
         let reasons: Vec<String> = check
             .breaks
@@ -71,14 +69,112 @@ pub async fn verify_timeline(
     id: &IncidentId,
     key: Option<&TimelineKey>,
 ) -> crate::Result<ChainCheck> {
-    let entries = store.timeline(id).await?;
-    let head = store.timeline_head(id).await?;
-    let (mut breaks, keying) = timeline::verify(&entries, head.as_ref(), key);
-    if breaks.is_empty()
-        && let Some(inc) = store.incident(id).await?
-    {
-        breaks.extend(timeline::verify_row(&inc, &entries));
-        let mut held = Vec::new();
+    Ok(walk(store, id, key, |_| {}).await?.0)
+}
+
+/// Entries read per query: big enough that a million take a few hundred queries, small enough
+/// that a page of long notes stays a few megabytes.
+const PAGE: i64 = 2048;
+
+/// Pages read and hashed ahead of the one being checked: the database, the parsing and the
+/// hashing of different pages then run side by side on the machine's cores.
+const PAGES_AHEAD: usize = 3;
+
+/// An approval request with its approvals and its run's steps.
+type Held = (
+    crate::approval::ApprovalRequest,
+    Vec<crate::approval::Approval>,
+    Option<(crate::run::Run, Vec<crate::run::StepRecord>)>,
+);
+
+/// A page of entries, each with whether its content still gives its hash.
+type HashedPage = crate::Result<(Vec<timeline::Entry>, Vec<bool>)>;
+
+/// Reads the page after `after` and holds each entry to its hash on a blocking thread.
+async fn hashed_page(store: &dyn Store, id: &IncidentId, after: i64) -> HashedPage {
+    let page = store.timeline_page(id, after, PAGE).await?;
+    tokio::task::spawn_blocking(move || {
+        let matches = page.iter().map(|e| e.hash_matches()).collect();
+        (page, matches)
+    })
+    .await
+    .map_err(|e| Error::Store(format!("checking the timeline failed: {e}")))
+}
+
+/// Reads the timeline a page at a time and checks it as `verify_timeline` says, showing each
+/// entry to `visit` in order. Only entries the row and table checks need are kept.
+///
+/// Pages are requested ahead, each starting `PAGE` positions after the one before: a page of
+/// `PAGE` entries after position `a` reaches at least `a + PAGE` (positions are unique), so
+/// pages may overlap where positions are missing but never leave a hole; an entry at or before
+/// the last one checked is a repeat from such an overlap and is skipped.
+async fn walk(
+    store: &dyn Store,
+    id: &IncidentId,
+    key: Option<&TimelineKey>,
+    mut visit: impl FnMut(&timeline::Entry),
+) -> crate::Result<(ChainCheck, Vec<Held>)> {
+    use futures_util::StreamExt;
+    let mut checker = timeline::ChainChecker::new(key);
+    let mut kept = Vec::new();
+    // The incident's record of its chain's end is read again after the entries, so an entry
+    // appended while they were read is not taken for a cut; a record ahead of what was read
+    // sends the reader on, a few times at most. A chain that keeps growing faster (a live
+    // incident taking a flood of notes) is held to the record read before the entries.
+    let earlier = store.timeline_head(id).await?;
+    if let Some(h) = &earlier {
+        checker.watch(h.len);
+    }
+    let mut head;
+    let mut rounds = 0;
+    loop {
+        let mut pages = futures_util::stream::FuturesOrdered::new();
+        let mut next_after = checker.last_seq();
+        let mut reached_end = false;
+        loop {
+            while !reached_end && pages.len() < PAGES_AHEAD {
+                pages.push_back(hashed_page(store, id, next_after));
+                next_after += PAGE;
+            }
+            let Some(page) = pages.next().await else {
+                break;
+            };
+            let (page, matches) = page?;
+            if (page.len() as i64) < PAGE {
+                reached_end = true;
+            }
+            for (e, hash_matches) in page.into_iter().zip(matches) {
+                if checker.entries() > 0 && e.seq <= checker.last_seq() {
+                    continue;
+                }
+                checker.check_hashed(&e, hash_matches);
+                visit(&e);
+                if timeline::kept_for_row_checks(&e) {
+                    kept.push(e);
+                }
+            }
+        }
+        head = store.timeline_head(id).await?;
+        rounds += 1;
+        match &head {
+            Some(h) if h.len > checker.last_seq() && rounds < 4 => continue,
+            _ => break,
+        }
+    }
+    let entries = checker.entries();
+    let (mut breaks, keying) = match (&head, &earlier) {
+        (Some(now), Some(before)) if now.len > checker.last_seq() => {
+            checker.finish_at_earlier(before)
+        }
+        _ => checker.finish(head.as_ref()),
+    };
+    let mut held = Vec::new();
+    // The row and the tables are held to the timeline only when the chain itself is intact.
+    let chain_intact = breaks.is_empty();
+    if let Some(inc) = store.incident(id).await? {
+        if chain_intact {
+            breaks.extend(timeline::verify_row(&inc, &kept));
+        }
         for request in store.requests_for_incident(id).await? {
             let approvals = store.approvals(&request.id).await?;
             let run = match store.run_for_request(&request.id).await? {
@@ -90,25 +186,30 @@ pub async fn verify_timeline(
             };
             held.push((request, approvals, run));
         }
-        let recorded: Vec<facts::Recorded<'_>> = held
-            .iter()
-            .map(|(request, approvals, run)| facts::Recorded {
-                request,
-                approvals,
-                run: run.as_ref().map(|(r, s)| (r, s.as_slice())),
-            })
-            .collect();
-        breaks.extend(
-            facts::check_tables(&entries, &recorded)
-                .into_iter()
-                .map(|what| Break::Table { what }),
-        );
+        if chain_intact {
+            let recorded: Vec<facts::Recorded<'_>> = held
+                .iter()
+                .map(|(request, approvals, run)| facts::Recorded {
+                    request,
+                    approvals,
+                    run: run.as_ref().map(|(r, s)| (r, s.as_slice())),
+                })
+                .collect();
+            breaks.extend(
+                facts::check_tables(&kept, &recorded)
+                    .into_iter()
+                    .map(|what| Break::Table { what }),
+            );
+        }
     }
-    Ok(ChainCheck {
-        breaks,
-        keying,
-        entries: entries.len() as i64,
-    })
+    Ok((
+        ChainCheck {
+            breaks,
+            keying,
+            entries,
+        },
+        held,
+    ))
 }
 
 /// The monthly SLA report over every recorded incident.

@@ -56,6 +56,13 @@ pub trait Store: RunStore + ReceiptStore {
     /// Appends entries to an incident's timeline.
     async fn append(&self, incident: &IncidentId, drafts: Vec<Draft>) -> Result<Vec<Entry>>;
     async fn timeline(&self, incident: &IncidentId) -> Result<Vec<Entry>>;
+    /// Up to `limit` entries after entry `after_seq`, in order: a long timeline read a page at a time.
+    async fn timeline_page(
+        &self,
+        incident: &IncidentId,
+        after_seq: i64,
+        limit: i64,
+    ) -> Result<Vec<Entry>>;
     /// Whether the incident's timeline has an entry of this kind.
     async fn has_entry(&self, incident: &IncidentId, kind: &str) -> Result<bool>;
     /// The chain length and last hash the incident row records.
@@ -186,10 +193,12 @@ pub trait RunStore: Send + Sync {
 /// nothing; a receipt is marked processed in the same transaction as the effect of a note).
 #[async_trait::async_trait]
 pub trait ReceiptStore: Send + Sync {
-    /// Stores new receipts, all in one transaction (one sync to disk for many commands). Each
-    /// answer is the receipt's id, or `None` if its key was stored before (a replay or a
-    /// redelivery).
-    async fn record_receipts(&self, new: &[NewReceipt]) -> Result<Vec<Option<i64>>>;
+    /// Stores new receipts, all in one transaction (one sync to disk for many commands). A
+    /// receipt that carries a ready note has it appended in the same transaction and is stored
+    /// processed (unless the note cannot be appended after all, say its incident was closed
+    /// meanwhile: then it is stored unprocessed, for the processor to answer). A key stored
+    /// before (a replay or a redelivery) is a duplicate, and nothing of it is applied.
+    async fn record_receipts(&self, new: &[NewReceipt]) -> Result<Vec<ReceiptFate>>;
     /// Claims a new receipt for processing by `owner`; `false` if another process has it.
     async fn claim_receipt(&self, id: i64, owner: &str) -> Result<bool>;
     /// Marks a claimed receipt processed.
@@ -223,6 +232,27 @@ pub struct NewReceipt {
     pub received_at: DateTime<Utc>,
     /// What to process, as the adapter wrote it (JSON).
     pub payload: String,
+    /// A note to append with the receipt, when the engine could prepare it at once.
+    pub note: Option<ReadyNote>,
+}
+
+/// A note prepared for its incident while the request waits (its author and incident known):
+/// stored with its receipt, so the acknowledgement means it is on the timeline.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReadyNote {
+    pub incident: IncidentId,
+    pub draft: Draft,
+}
+
+/// What became of one receipt given to `record_receipts`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReceiptFate {
+    /// Its key was stored before: nothing was done.
+    Duplicate,
+    /// Stored, to be processed.
+    Stored(i64),
+    /// Stored with its note appended: processed.
+    Applied(i64),
 }
 
 /// A stored receipt.

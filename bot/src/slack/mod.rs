@@ -108,15 +108,23 @@ impl Slack {
     /// and whether they belong to this workspace. When Slack cannot say (rate limit, outage,
     /// missing scope), the actor is marked unverified and nothing privileged is counted for them.
     pub async fn actor(&self, user: &str, fallback_name: Option<&str>) -> Actor {
-        if let Some((a, at)) = self
-            .users
+        if let Some(a) = self.known_actor(user) {
+            return a;
+        }
+        self.look_up_actor(user, fallback_name).await
+    }
+
+    /// Who a Slack user is, if `users.info` answered for them recently; never a network call.
+    pub fn known_actor(&self, user: &str) -> Option<Actor> {
+        self.users
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .get(user)
-            && at.elapsed() < USER_CACHE_TTL
-        {
-            return a.clone();
-        }
+            .filter(|(_, at)| at.elapsed() < USER_CACHE_TTL)
+            .map(|(a, _)| a.clone())
+    }
+
+    async fn look_up_actor(&self, user: &str, fallback_name: Option<&str>) -> Actor {
         match self
             .api()
             .call("users.info", &[("user", user.to_string())])

@@ -159,6 +159,7 @@ pub async fn sweep(slack: Slack, stored: mpsc::UnboundedSender<Stored>) {
                             platform: r.platform,
                             received_at: r.received_at,
                             payload: r.payload,
+                            note: None,
                         },
                     });
                 }

@@ -136,14 +136,17 @@ pub async fn take(slack: &Slack, intake: &Intake, parsed: Parsed, key: String) -
         Ok(p) => p,
         Err(e) => return Taken::Failed(e.to_string()),
     };
+    let received_at = chrono::Utc::now();
+    let note = ready_note(slack, &inbound, received_at).await;
     let receipt = NewReceipt {
         key,
         platform: PLATFORM.to_string(),
-        received_at: chrono::Utc::now(),
+        received_at,
         payload,
+        note,
     };
     match intake.submit(receipt, DATABASE_PATIENCE).await {
-        Outcome::Stored(_) => Taken::Stored,
+        Outcome::Stored(_) | Outcome::Applied(_) => Taken::Stored,
         Outcome::Duplicate => Taken::Duplicate,
         Outcome::Failed(e) => {
             tracing::error!(error = %e, "a request could not be recorded");
@@ -154,6 +157,35 @@ pub async fn take(slack: &Slack, intake: &Intake, parsed: Parsed, key: String) -
             Taken::Unknown(e)
         }
     }
+}
+
+/// A note whose author Slack has already vouched for (no `users.info` call while Slack waits
+/// for the answer) and whose incident is known goes onto the timeline with its receipt, in the
+/// same transaction; any other command is processed from its receipt afterwards. (A person's
+/// first note is processed afterwards, so it may land a moment after a second one sent at once;
+/// each keeps the time it was received.)
+async fn ready_note(
+    slack: &Slack,
+    inbound: &Inbound,
+    received_at: chrono::DateTime<chrono::Utc>,
+) -> Option<erlmcp_handlers::store::ReadyNote> {
+    let Inbound::Command {
+        command,
+        text,
+        user,
+        channel,
+        ..
+    } = inbound
+    else {
+        return None;
+    };
+    let request = erlmcp_handlers::engine::Request {
+        actor: slack.known_actor(user)?,
+        source: erlmcp_handlers::timeline::Source::Slack,
+        channel: channel.clone(),
+        text: super::process::command_line(command, text),
+    };
+    slack.engine.ready_note(&request, received_at).await
 }
 
 /// The receipt key of a command or button press: its signature (Slack never sends one twice).

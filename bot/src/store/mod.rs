@@ -9,6 +9,8 @@ mod runs;
 #[macro_use]
 mod receipts;
 pub mod chat;
+mod note_burst;
+mod pages;
 mod rows;
 
 use crate::error::Error;
@@ -32,6 +34,10 @@ pub struct SqliteStore {
     writer: SqlitePool,
     /// Keys the timeline chain (`ERLMCP_TIMELINE_KEY`), when set.
     key: Option<Arc<TimelineKey>>,
+    /// Where incidents' chains end, as this process last saw them (see `note_burst`).
+    chain_ends: note_burst::ChainEnds,
+    /// Held by every copy of the store; the checkpointer stops when the last is dropped.
+    _alive: Arc<()>,
 }
 
 /// PostgreSQL: one pool (the server handles concurrent writers with row locks).
@@ -62,6 +68,15 @@ impl SqliteStore {
 }
 
 impl PgStore {
+    /// Receipts and their notes, as any other transaction: PostgreSQL's round trips are the
+    /// network's, not a thread's.
+    pub(crate) async fn record_receipts_here(
+        &self,
+        new: &[erlmcp_handlers::store::NewReceipt],
+    ) -> erlmcp_handlers::error::Result<Vec<erlmcp_handlers::store::ReceiptFate>> {
+        self.record_receipts_plainly(new).await
+    }
+
     pub fn pool(&self) -> &PgPool {
         &self.pool
     }
@@ -171,16 +186,53 @@ pub async fn open_sqlite(url: &str) -> Result<SqliteStore, Error> {
         .run(&pool)
         .await
         .map_err(|e| Error::Database(format!("migrating {url}: {e}")))?;
+    // The writer never checkpoints the write-ahead log itself (that copies it into the database
+    // file and syncs it, stalling every write queued behind it for milliseconds); a background
+    // task does, from a reading connection, while writes go on.
     let writer = SqlitePoolOptions::new()
         .max_connections(1)
+        .test_before_acquire(false)
+        .after_connect(|conn, _| {
+            Box::pin(async move {
+                sqlx::query("PRAGMA wal_autocheckpoint = 0")
+                    .execute(conn)
+                    .await
+                    .map(|_| ())
+            })
+        })
         .connect_with(opts.clone())
         .await
         .map_err(|e| Error::Database(format!("cannot open SQLite database {url}: {e}")))?;
+    let alive = Arc::new(());
+    tokio::spawn(checkpoint_while(Arc::downgrade(&alive), pool.clone()));
     Ok(SqliteStore {
         pool,
         writer,
         key: None,
+        chain_ends: Default::default(),
+        _alive: alive,
     })
+}
+
+/// How often the write-ahead log is copied into the database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
+
+/// Checkpoints the write-ahead log, without blocking writers, for as long as the store is in use.
+async fn checkpoint_while(alive: std::sync::Weak<()>, pool: SqlitePool) {
+    let mut every = tokio::time::interval(CHECKPOINT_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        if alive.upgrade().is_none() {
+            return;
+        }
+        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+            .execute(&pool)
+            .await
+        {
+            tracing::debug!(error = %e, "checkpoint skipped");
+        }
+    }
 }
 
 pub async fn open_postgres(url: &str) -> Result<PgStore, Error> {

@@ -9,7 +9,7 @@ macro_rules! receipt_store {
             use chrono::{DateTime, Utc};
             use erlmcp_handlers::error::Result;
             use erlmcp_handlers::ids::IncidentId;
-            use erlmcp_handlers::store::{NewReceipt, Receipt, ReceiptStore};
+            use erlmcp_handlers::store::{NewReceipt, Receipt, ReceiptFate, ReceiptStore};
             use erlmcp_handlers::timeline::{self, Draft};
             use sqlx::Row;
 
@@ -24,9 +24,22 @@ macro_rules! receipt_store {
                 })
             }
 
-            #[async_trait::async_trait]
-            impl ReceiptStore for $store {
-                async fn record_receipts(&self, new: &[NewReceipt]) -> Result<Vec<Option<i64>>> {
+
+            impl $store {
+                /// Stores receipts, appending their ready notes, in one transaction; if a note
+                /// cannot be appended after all (its incident closed meanwhile, or gone), the batch
+                /// is stored again as plain receipts, and the processor gives each author the
+                /// specific answer.
+                pub(crate) async fn record_receipts_plainly(&self, new: &[NewReceipt]) -> Result<Vec<ReceiptFate>> {
+                    match self.try_record_receipts(new, true).await {
+                        Err(erlmcp_handlers::Error::Conflict(_) | erlmcp_handlers::Error::NotFound(_)) => {
+                            self.try_record_receipts(new, false).await
+                        }
+                        other => other,
+                    }
+                }
+
+                async fn try_record_receipts(&self, new: &[NewReceipt], with_notes: bool) -> Result<Vec<ReceiptFate>> {
                     // No connection within this: the database is away and nothing was sent, so
                     // the person can be told for certain that nothing was recorded.
                     let mut tx = tokio::time::timeout(std::time::Duration::from_millis(1500), self.begin())
@@ -34,34 +47,63 @@ macro_rules! receipt_store {
                         .map_err(|_| erlmcp_handlers::Error::Store("no connection to the database within 1.5 s".into()))??;
                     let mut stored: std::collections::HashMap<String, i64> = std::collections::HashMap::with_capacity(new.len());
                     // Many rows a statement; a key already stored (before, or earlier in this
-                    // batch) comes back with no id: a replay or a redelivery.
-                    for chunk in new.chunks(500) {
-                        let mut sql = String::from("INSERT INTO receipts (key, platform, received_at, payload) VALUES ");
+                    // batch) comes back with no id: a replay or a redelivery. A receipt whose
+                    // note is appended below is stored processed.
+                    for chunk in new.chunks(400) {
+                        let mut sql = String::from("INSERT INTO receipts (key, platform, received_at, payload, state) VALUES ");
                         for i in 0..chunk.len() {
-                            let b = i * 4;
+                            let b = i * 5;
                             if i > 0 {
                                 sql.push(',');
                             }
-                            sql.push_str(&format!("(${},${},${},${})", b + 1, b + 2, b + 3, b + 4));
+                            sql.push_str(&format!("(${},${},${},${},${})", b + 1, b + 2, b + 3, b + 4, b + 5));
                         }
                         sql.push_str(" ON CONFLICT (key) DO NOTHING RETURNING id, key");
                         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
                         for r in chunk {
+                            let state = if with_notes && r.note.is_some() { "done" } else { "new" };
                             q = q
-                                .bind(r.key.clone())
-                                .bind(r.platform.clone())
+                                .bind(r.key.as_str())
+                                .bind(r.platform.as_str())
                                 .bind(timeline::normalise_time(r.received_at))
-                                .bind(r.payload.clone());
+                                .bind(r.payload.as_str())
+                                .bind(state);
                         }
                         for row in q.fetch_all(&mut *tx).await.map_err(db)? {
-                            let id: i64 = row.try_get("id").map_err(db)?;
-                            let key: String = row.try_get("key").map_err(db)?;
-                            stored.insert(key, id);
+                            stored.insert(row.try_get("key").map_err(db)?, row.try_get("id").map_err(db)?);
                         }
                     }
+                    // Only the first submission of a key gets its id (and its note applied).
+                    let mut out = Vec::with_capacity(new.len());
+                    let mut notes: Vec<(&IncidentId, Vec<Draft>)> = Vec::new();
+                    for r in new {
+                        let Some(id) = stored.remove(r.key.as_str()) else {
+                            out.push(ReceiptFate::Duplicate);
+                            continue;
+                        };
+                        match r.note.as_ref().filter(|_| with_notes) {
+                            Some(note) => {
+                                match notes.iter_mut().find(|(i, _)| *i == &note.incident) {
+                                    Some((_, drafts)) => drafts.push(note.draft.clone()),
+                                    None => notes.push((&note.incident, vec![note.draft.clone()])),
+                                }
+                                out.push(ReceiptFate::Applied(id));
+                            }
+                            None => out.push(ReceiptFate::Stored(id)),
+                        }
+                    }
+                    for (incident, drafts) in notes {
+                        Self::append_checked(&mut tx, self.key.as_deref(), incident, drafts, true).await?;
+                    }
                     tx.commit().await.map_err(db)?;
-                    // Only the first submission of a key gets its id.
-                    Ok(new.iter().map(|r| stored.remove(&r.key)).collect())
+                    Ok(out)
+                }
+            }
+
+            #[async_trait::async_trait]
+            impl ReceiptStore for $store {
+                async fn record_receipts(&self, new: &[NewReceipt]) -> Result<Vec<ReceiptFate>> {
+                    self.record_receipts_here(new).await
                 }
 
                 async fn claim_receipt(&self, id: i64, owner: &str) -> Result<bool> {

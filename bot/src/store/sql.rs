@@ -119,16 +119,24 @@ macro_rules! sql_store {
                 /// Seals (and with a key, MACs) and inserts drafts after the incident's current
                 /// head, holding its row lock; the incident row keeps the new length, head and head MAC.
                 async fn append_in(tx: &mut Tx, key: Option<&TimelineKey>, incident: &IncidentId, drafts: Vec<Draft>) -> Result<Vec<Entry>> {
+                    Self::append_checked(tx, key, incident, drafts, false).await
+                }
+
+                /// Appends, refusing (with `Error::Conflict`) a closed incident when `open_only`.
+                async fn append_checked(tx: &mut Tx, key: Option<&TimelineKey>, incident: &IncidentId, drafts: Vec<Draft>, open_only: bool) -> Result<Vec<Entry>> {
                     if drafts.is_empty() {
                         return Ok(Vec::new());
                     }
-                    let sql = format!("SELECT timeline_len, timeline_head, (SELECT mac FROM timeline WHERE incident_id = $1 AND seq = incidents.timeline_len) AS last_mac FROM incidents WHERE id = $1{}", $for_update);
+                    let sql = format!("SELECT status, timeline_len, timeline_head, (SELECT mac FROM timeline WHERE incident_id = $1 AND seq = incidents.timeline_len) AS last_mac FROM incidents WHERE id = $1{}", $for_update);
                     let row = sqlx::query(AssertSqlSafe(sql))
                         .bind(incident.as_str())
                         .fetch_optional(&mut **tx)
                         .await
                         .map_err(db)?
                         .ok_or_else(|| Error::NotFound(incident.to_string()))?;
+                    if open_only && row.try_get::<String, _>("status").map_err(db)? == "closed" {
+                        return Err(Error::Conflict(format!("{incident} is closed")));
+                    }
                     let mut len: i64 = row.try_get("timeline_len").map_err(db)?;
                     let mut head: String = row.try_get("timeline_head").map_err(db)?;
                     let mut mac: Option<String> = row.try_get("last_mac").map_err(db)?;
@@ -341,6 +349,16 @@ macro_rules! sql_store {
                     .await
                     .map_err(db)?;
                     rows.iter().map(entry_from).collect()
+                }
+
+                async fn timeline_page(
+                    &self,
+                    incident: &IncidentId,
+                    after_seq: i64,
+                    limit: i64,
+                ) -> Result<Vec<Entry>> {
+                    // One JSON row per page (store/pages.rs).
+                    self.timeline_page_here(incident, after_seq, limit).await
                 }
 
                 async fn has_entry(&self, incident: &IncidentId, kind: &str) -> Result<bool> {

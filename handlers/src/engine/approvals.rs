@@ -206,15 +206,22 @@ impl Engine {
                         why.lines().next().unwrap_or("")
                     ),
                 );
-                self.settle(
-                    &r.id,
-                    RequestState::Void,
-                    self.clock.now(),
-                    Some(&req.actor.name),
-                    Some("plan changed"),
-                    draft,
-                )
-                .await?;
+                let voided = self
+                    .settle(
+                        &r.id,
+                        RequestState::Void,
+                        self.clock.now(),
+                        Some(&req.actor.name),
+                        Some("plan changed"),
+                        draft,
+                    )
+                    .await?;
+                // Another approval (on another replica) started the run first, and the plan
+                // reads differently because that run already changed the world: say what
+                // became of the request, not that it is void.
+                if !voided && let Some(now) = self.store.request(&r.id).await? {
+                    return Ok(vec![Reply::private(self.not_pending(&now)).about(&r.id)]);
+                }
                 return Ok(vec![Reply::error(format!(
                     "{} is void and will not run: {why}\nNobody approved that. Request it again: `{}`.",
                     r.id, r.command

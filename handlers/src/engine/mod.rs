@@ -91,6 +91,8 @@ pub struct Engine {
     pub(crate) settings: Arc<Settings>,
     /// Runs this process is executing, and whether it is shutting down (see `hand_over`).
     pub(crate) runs_here: Arc<RunsHere>,
+    /// Which incident a channel's notes go to, remembered briefly (see `notes::ready_note`).
+    pub(crate) note_targets: Arc<notes::NoteTargets>,
 }
 
 /// What a process knows of its own executions, for a clean shutdown.
@@ -156,6 +158,7 @@ impl Engine {
             playbooks,
             settings: Arc::new(settings),
             runs_here: Arc::default(),
+            note_targets: Arc::default(),
         }
     }
 
@@ -174,9 +177,9 @@ impl Engine {
     /// Handles one line of chat. Never panics on input; every problem becomes a reply.
     pub async fn handle(&self, req: &Request) -> Vec<Reply> {
         let mut actor = req.actor.clone();
-        if self.settings.bots.contains(&actor.id) || self.settings.bots.contains(&actor.name) {
-            actor.is_bot = true;
-        }
+        actor.is_bot = self.is_bot(&actor);
+        // Any command may declare, move or close an incident: where notes go is looked up anew.
+        self.note_targets.forget();
         let req = Request {
             actor,
             ..req.clone()
@@ -191,6 +194,13 @@ impl Engine {
             Ok(replies) => replies,
             Err(e) => vec![Reply::error(format!("{} failed: {e}", short(&req.text)))],
         }
+    }
+
+    /// A bot or app, by the platform's word or by the operator's `bots` setting.
+    pub(crate) fn is_bot(&self, actor: &Actor) -> bool {
+        actor.is_bot
+            || self.settings.bots.contains(&actor.id)
+            || self.settings.bots.contains(&actor.name)
     }
 
     async fn dispatch(

@@ -7,9 +7,50 @@ use super::{Engine, Request};
 use crate::command::{self, Command};
 use crate::ids::IncidentId;
 use crate::reply::Reply;
+use crate::store::ReadyNote;
 use crate::timeline::Draft;
 use chrono::{DateTime, Utc};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// How long a channel's note target is remembered. Within this, a change made by another
+/// process (a second incident declared in the channel) may not be seen; a closed incident never
+/// takes a note, whatever is remembered (the store checks that when it appends).
+const TARGET_MEMORY: Duration = Duration::from_secs(2);
+
+/// Which open incident notes sent in a channel (or naming an incident) go to, remembered for
+/// `TARGET_MEMORY` so a burst of notes costs one lookup, not one each.
+#[derive(Default)]
+pub(crate) struct NoteTargets {
+    known: Mutex<HashMap<TargetKey, (IncidentId, Instant)>>,
+}
+
+/// A channel, and the incident a note names there if it names one.
+type TargetKey = (String, Option<IncidentId>);
+
+impl NoteTargets {
+    fn get(&self, key: &TargetKey) -> Option<IncidentId> {
+        let known = self.known.lock().unwrap_or_else(|p| p.into_inner());
+        known
+            .get(key)
+            .filter(|(_, at)| at.elapsed() < TARGET_MEMORY)
+            .map(|(id, _)| id.clone())
+    }
+
+    fn remember(&self, key: TargetKey, id: IncidentId) {
+        let mut known = self.known.lock().unwrap_or_else(|p| p.into_inner());
+        // Bounded: channels are few, but a flood of named incidents must not grow it for ever.
+        if known.len() >= 1024 {
+            known.clear();
+        }
+        known.insert(key, (id, Instant::now()));
+    }
+
+    pub(crate) fn forget(&self) {
+        self.known.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+}
 
 /// One note to record: who said it where, when it was received, and its receipt.
 #[derive(Clone, Debug)]
@@ -32,6 +73,37 @@ pub fn as_note(text: &str) -> Option<(Option<IncidentId>, String)> {
 }
 
 impl Engine {
+    /// A note ready to be stored with its receipt, if `request` is a plain note from a person to
+    /// an open incident that can be found at once. Anything else (not a note, a bot, no incident
+    /// or several, a closed one, a database error) is `None`: the receipt is then processed the
+    /// ordinary way, which gives the person the specific answer.
+    pub async fn ready_note(
+        &self,
+        request: &Request,
+        received_at: DateTime<Utc>,
+    ) -> Option<ReadyNote> {
+        let (named, body) = as_note(&request.text)?;
+        if self.is_bot(&request.actor) {
+            return None;
+        }
+        let key = (request.channel.clone(), named.clone());
+        let incident = match self.note_targets.get(&key) {
+            Some(id) => id,
+            None => match self.target_incident(request, named, false).await {
+                Ok(Ok(inc)) if inc.is_open() => {
+                    self.note_targets.remember(key, inc.id.clone());
+                    inc.id
+                }
+                _ => return None,
+            },
+        };
+        let draft = Draft {
+            at: received_at,
+            ..self.draft(&request.actor, request.source, "note", body)
+        };
+        Some(ReadyNote { incident, draft })
+    }
+
     /// Records notes, in order, each exactly once. Returns, per receipt, what to tell its author:
     /// `None` when it was recorded (the platform already showed that), a refusal otherwise.
     pub async fn record_notes(&self, items: Vec<NoteItem>) -> Vec<(i64, Option<Reply>)> {
@@ -48,7 +120,7 @@ impl Engine {
                 ));
                 continue;
             };
-            if item.request.actor.is_bot {
+            if self.is_bot(&item.request.actor) {
                 out.push((
                     item.receipt,
                     Some(Reply::error("Bots cannot change incidents; a person must.")),

@@ -155,78 +155,184 @@ pub fn verify(
     head: Option<&Head>,
     key: Option<&TimelineKey>,
 ) -> (Vec<Break>, Keying) {
-    let mut breaks = Vec::new();
-    let mut prev_seq = 0;
-    let mut prev_hash = GENESIS_HASH.to_string();
-    let mut prev_mac: Option<String> = None;
-    let mut unkeyed_until = 0;
-    let any_mac = entries.iter().any(|e| e.mac.is_some());
+    let mut checker = ChainChecker::new(key);
     for e in entries {
-        if e.seq != prev_seq + 1 {
-            breaks.push(Break::Gap {
-                after: prev_seq,
+        checker.check(e);
+    }
+    checker.finish(head)
+}
+
+/// Checks a chain entry by entry as it is read, page after page, holding only the entry before:
+/// a timeline of millions is checked in the memory of one page.
+pub struct ChainChecker<'k> {
+    key: Option<&'k TimelineKey>,
+    breaks: Vec<Break>,
+    prev_seq: i64,
+    prev_hash: String,
+    prev_mac: Option<String>,
+    unkeyed_until: i64,
+    any_mac: bool,
+    entries: i64,
+    incident: Option<crate::ids::IncidentId>,
+    /// A position whose entry's hash is remembered (`watch`), and that hash once seen.
+    watched: Option<(i64, Option<String>)>,
+}
+
+impl<'k> ChainChecker<'k> {
+    pub fn new(key: Option<&'k TimelineKey>) -> Self {
+        Self {
+            key,
+            breaks: Vec::new(),
+            prev_seq: 0,
+            prev_hash: GENESIS_HASH.to_string(),
+            prev_mac: None,
+            unkeyed_until: 0,
+            any_mac: false,
+            entries: 0,
+            incident: None,
+            watched: None,
+        }
+    }
+
+    /// Remembers the hash of the entry at `seq` when it is checked, so the chain can be held
+    /// to a record of its end read before its entries (`finish_at_earlier`).
+    pub fn watch(&mut self, seq: i64) {
+        self.watched = Some((seq, None));
+    }
+
+    /// The next entry, in `seq` order.
+    pub fn check(&mut self, e: &Entry) {
+        self.check_hashed(e, e.hash_matches());
+    }
+
+    /// The next entry, its content already held to its hash (`Entry::hash_matches`, on another
+    /// thread, for instance).
+    pub fn check_hashed(&mut self, e: &Entry, hash_matches: bool) {
+        if self.incident.is_none() {
+            self.incident = Some(e.incident.clone());
+        }
+        self.entries += 1;
+        self.any_mac |= e.mac.is_some();
+        if e.seq != self.prev_seq + 1 {
+            self.breaks.push(Break::Gap {
+                after: self.prev_seq,
                 next: e.seq,
             });
         }
-        if entry_hash(&e.incident, e.seq, &e.draft(), &e.prev_hash) != e.hash {
-            breaks.push(Break::Edited { seq: e.seq });
-        } else if e.prev_hash != prev_hash && e.seq == prev_seq + 1 {
-            breaks.push(Break::Unlinked {
+        if !hash_matches {
+            self.breaks.push(Break::Edited { seq: e.seq });
+        } else if e.prev_hash != self.prev_hash && e.seq == self.prev_seq + 1 {
+            self.breaks.push(Break::Unlinked {
                 seq: e.seq,
-                expected_prev: prev_hash.clone(),
+                expected_prev: self.prev_hash.clone(),
             });
         }
-        match (&e.mac, key) {
-            (None, _) if prev_mac.is_some() => breaks.push(Break::MacMissing { seq: e.seq }),
-            (None, _) => unkeyed_until = e.seq,
+        match (&e.mac, self.key) {
+            (None, _) if self.prev_mac.is_some() => {
+                self.breaks.push(Break::MacMissing { seq: e.seq })
+            }
+            (None, _) => self.unkeyed_until = e.seq,
             (Some(mac), Some(k)) => {
-                let chained = prev_mac.as_deref().unwrap_or(&e.prev_hash);
+                let chained = self.prev_mac.as_deref().unwrap_or(&e.prev_hash);
                 if *mac != k.entry_mac(chained, &e.hash) {
-                    breaks.push(Break::MacInvalid { seq: e.seq });
+                    self.breaks.push(Break::MacInvalid { seq: e.seq });
                 }
             }
             (Some(_), None) => {}
         }
-        prev_seq = e.seq;
-        prev_hash = e.hash.clone();
-        prev_mac = e.mac.clone();
-    }
-    if let Some(head) = head {
-        // The last entry there is, not how many: a row deleted in the middle is a gap, not a cut.
-        let stored = entries.last().map_or(0, |e| e.seq);
-        if stored < head.len {
-            breaks.push(Break::Truncated {
-                stored,
-                expected: head.len,
-            });
-        } else if let Some(last) = entries.last()
-            && last.hash != head.hash
-            && breaks.is_empty()
+        if let Some((seq, seen)) = &mut self.watched
+            && *seq == e.seq
         {
-            breaks.push(Break::HeadMismatch { seq: last.seq });
+            *seen = Some(e.hash.clone());
         }
-        // Rewriting content changes the head's hash; cutting entries changes its length: either
-        // needs a new head MAC, which takes the key.
-        if let (Some(k), Some(first)) = (key, entries.first()) {
-            let expected = k.head_mac(first.incident.as_str(), head.len, &head.hash);
+        self.prev_seq = e.seq;
+        self.prev_hash.clone_from(&e.hash);
+        self.prev_mac.clone_from(&e.mac);
+    }
+
+    /// The position of the last entry checked (0 before any).
+    pub fn last_seq(&self) -> i64 {
+        self.prev_seq
+    }
+
+    /// How many entries were checked so far.
+    pub fn entries(&self) -> i64 {
+        self.entries
+    }
+
+    /// For a chain still growing while it was read: holds the record of its end read before the
+    /// entries (`earlier`, whose position was `watch`ed) to the entry at that position. Entries
+    /// after it were appended since; a chain cut below it shows as cut.
+    pub fn finish_at_earlier(mut self, earlier: &Head) -> (Vec<Break>, Keying) {
+        let seen = match self.watched.take() {
+            Some((seq, seen)) if seq == earlier.len => seen,
+            _ => None,
+        };
+        if self.prev_seq < earlier.len {
+            self.breaks.push(Break::Truncated {
+                stored: self.prev_seq,
+                expected: earlier.len,
+            });
+        } else if earlier.len > 0
+            && seen.as_deref() != Some(earlier.hash.as_str())
+            && self.breaks.is_empty()
+        {
+            self.breaks.push(Break::HeadMismatch { seq: earlier.len });
+        }
+        self.finish_keyed(Some(earlier))
+    }
+
+    /// Holds the chain's end to the incident's record of it; every break, and what the MACs showed.
+    pub fn finish(mut self, head: Option<&Head>) -> (Vec<Break>, Keying) {
+        let last_seq = self.prev_seq;
+        if let Some(head) = head {
+            // The last entry there is, not how many: a row deleted in the middle is a gap, not a cut.
+            if last_seq < head.len {
+                self.breaks.push(Break::Truncated {
+                    stored: last_seq,
+                    expected: head.len,
+                });
+            } else if self.entries > 0 && self.prev_hash != head.hash && self.breaks.is_empty() {
+                self.breaks.push(Break::HeadMismatch { seq: last_seq });
+            }
+        }
+        self.finish_keyed(head)
+    }
+
+    /// The head's MAC, and what the entries' MACs showed.
+    fn finish_keyed(mut self, head: Option<&Head>) -> (Vec<Break>, Keying) {
+        // Rewriting content changes the head's hash; cutting entries changes its length:
+        // either needs a new head MAC, which takes the key.
+        if let (Some(head), Some(k), Some(incident)) = (head, self.key, &self.incident) {
+            let expected = k.head_mac(incident.as_str(), head.len, &head.hash);
             match &head.mac {
-                Some(m) if *m != expected => breaks.push(Break::HeadMacInvalid),
-                None if any_mac => breaks.push(Break::HeadMacInvalid),
+                Some(m) if *m != expected => self.breaks.push(Break::HeadMacInvalid),
+                None if self.any_mac => self.breaks.push(Break::HeadMacInvalid),
                 _ => {}
             }
         }
+        let n = self.entries;
+        let keying = match (self.any_mac, self.key) {
+            (false, _) => Keying::Unkeyed { entries: n },
+            (true, None) => Keying::NotChecked { entries: n },
+            (true, Some(_)) if self.unkeyed_until > 0 => Keying::KeyedFrom {
+                until: self.unkeyed_until,
+                entries: n,
+            },
+            (true, Some(_)) => Keying::Keyed { entries: n },
+        };
+        (self.breaks, keying)
     }
-    let n = entries.len() as i64;
-    let keying = match (any_mac, key) {
-        (false, _) => Keying::Unkeyed { entries: n },
-        (true, None) => Keying::NotChecked { entries: n },
-        (true, Some(_)) if unkeyed_until > 0 => Keying::KeyedFrom {
-            until: unkeyed_until,
-            entries: n,
-        },
-        (true, Some(_)) => Keying::Keyed { entries: n },
-    };
-    (breaks, keying)
+}
+
+/// Whether `verify_row` or the tables' check needs this entry: the moments of the incident's
+/// life and the entries that carry facts. Notes and the like are checked and let go.
+pub fn kept_for_row_checks(e: &Entry) -> bool {
+    !e.facts.is_empty()
+        || matches!(
+            e.kind.as_str(),
+            "declared" | "acknowledged" | "mitigated" | "resolved" | "closed" | "severity"
+        )
 }
 
 /// Checks the incident's row (state, severity, key moments) against what an intact timeline recorded.
@@ -421,6 +527,34 @@ mod tests {
         assert!(
             breaks(&c, Some(&h)).is_empty(),
             "unkeyed, a cut is invisible"
+        );
+    }
+
+    /// A chain read while it grew is held to the record of its end read before it.
+    #[test]
+    fn a_growing_chain_is_held_to_the_earlier_record() {
+        let c = chain(10);
+        let earlier = head(&c[..6]);
+        let check = |entries: &[Entry], earlier: &Head| {
+            let mut checker = ChainChecker::new(None);
+            checker.watch(earlier.len);
+            for e in entries {
+                checker.check(e);
+            }
+            checker.finish_at_earlier(earlier).0
+        };
+        assert_eq!(check(&c, &earlier), vec![]);
+        // The end the record named was replaced.
+        let mut replaced = c.clone();
+        rewrite(&mut replaced, 5, "something else");
+        assert!(check(&replaced, &earlier).contains(&Break::HeadMismatch { seq: 6 }));
+        // Cut below the record.
+        assert_eq!(
+            check(&c[..4], &earlier),
+            vec![Break::Truncated {
+                stored: 4,
+                expected: 6
+            }]
         );
     }
 

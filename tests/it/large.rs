@@ -1,0 +1,161 @@
+//! Long timelines: checked a page at a time (an edit or a deletion deep inside, or at a page's
+//! edge, is still found), and a postmortem that shortens long runs of alike entries, saying
+//! how many it left out.
+
+use chrono::Utc;
+use erlmcp_handlers::ids::IncidentId;
+use erlmcp_handlers::reads;
+use erlmcp_handlers::store::{NewIncident, Store};
+use erlmcp_handlers::timeline::{Break, Draft, Source};
+use erlmcp_tests::{Backend, TestDb, on_both_backends};
+
+fn draft(kind: &str, actor: &str, text: &str) -> Draft {
+    Draft {
+        at: Utc::now(),
+        actor: actor.into(),
+        actor_id: format!("U_{}", actor.to_uppercase()),
+        source: Source::Slack,
+        kind: kind.into(),
+        text: text.into(),
+        facts: Vec::new(),
+    }
+}
+
+/// An incident with 5,000 notes by alice, then one by bob: 5,002 entries, three pages.
+async fn long_incident(store: &dyn Store) -> IncidentId {
+    let declared = draft("declared", "alice", "Declared P2 (Medium): long");
+    let inc = store
+        .create_incident(
+            NewIncident {
+                title: "long".into(),
+                severity: erlmcp_handlers::severity::Severity::P2,
+                channel: "C_LONG".into(),
+                drill: false,
+                declared_by: "alice".into(),
+                declared_at: declared.at,
+            },
+            vec![declared],
+        )
+        .await
+        .unwrap()
+        .id;
+    for chunk in 0..10 {
+        let drafts = (0..500)
+            .map(|i| draft("note", "alice", &format!("note {}", chunk * 500 + i)))
+            .collect();
+        store.append(&inc, drafts).await.unwrap();
+    }
+    store
+        .append(&inc, vec![draft("note", "bob", "bob's only note")])
+        .await
+        .unwrap();
+    inc
+}
+
+async fn long_timelines_are_checked_page_by_page(b: Backend) {
+    let Some(db) = TestDb::new(b).await else {
+        return;
+    };
+    let store = db.store.as_ref();
+    let inc = long_incident(store).await;
+    let check = reads::verify_timeline(store, &inc, None).await.unwrap();
+    assert!(check.breaks.is_empty(), "{:?}", check.breaks);
+    assert_eq!(check.entries, 5002);
+
+    let md = reads::postmortem_markdown(store, &inc).await.unwrap();
+    // 5,000 notes by alice: the first ten and the last three shown, the rest counted.
+    assert!(
+        md.contains("… 4987 more `note` entries by alice in this stretch"),
+        "{md}"
+    );
+    assert!(md.contains(&format!("`erlmcp-bot timeline show {inc}` lists every one")));
+    for shown in [
+        "note 0 |",
+        "note 9 |",
+        "note 4997 |",
+        "note 4999 |",
+        "bob's only note",
+    ] {
+        assert!(md.contains(shown), "{shown} is shown");
+    }
+    for left_out in ["note 10 |", "note 2500 |", "note 4996 |"] {
+        assert!(!md.contains(left_out), "{left_out} is counted, not shown");
+    }
+    assert!(md.contains("Declared P2 (Medium): long"));
+
+    // Edit an entry on the third page and delete the first entry of the second.
+    let (drop, edit, delete) = (
+        match b {
+            Backend::Sqlite => "DROP TRIGGER timeline_no_update; DROP TRIGGER timeline_no_delete",
+            Backend::Postgres => "DROP TRIGGER timeline_no_update_or_delete ON timeline",
+        },
+        "UPDATE timeline SET text = 'nothing happened' WHERE incident_id = $1 AND seq = 4500",
+        "DELETE FROM timeline WHERE incident_id = $1 AND seq = 2049",
+    );
+    macro_rules! tamper {
+        ($pool:expr) => {{
+            sqlx::raw_sql(drop).execute($pool).await.unwrap();
+            for q in [edit, delete] {
+                sqlx::query(q)
+                    .bind(inc.as_str())
+                    .execute($pool)
+                    .await
+                    .unwrap();
+            }
+        }};
+    }
+    match b {
+        Backend::Sqlite => tamper!(db.sqlite.as_ref().unwrap().pool()),
+        Backend::Postgres => tamper!(db.postgres.as_ref().unwrap().pool()),
+    }
+    let check = reads::verify_timeline(store, &inc, None).await.unwrap();
+    assert_eq!(
+        check.breaks,
+        vec![
+            Break::Gap {
+                after: 2048,
+                next: 2050
+            },
+            Break::Edited { seq: 4500 },
+        ]
+    );
+    let md = reads::postmortem_markdown(store, &inc).await.unwrap();
+    assert!(md.contains("fails verification"), "{md}");
+    assert!(md.contains("4500 was modified"), "{md}");
+}
+
+/// A timeline that grows while it is checked is not taken for a cut one.
+async fn a_growing_timeline_is_not_a_cut_one(b: Backend) {
+    let Some(db) = TestDb::new(b).await else {
+        return;
+    };
+    let store = db.store.clone();
+    let inc = long_incident(store.as_ref()).await;
+    let writer = {
+        let (store, inc) = (store.clone(), inc.clone());
+        tokio::spawn(async move {
+            for i in 0..40 {
+                store
+                    .append(&inc, vec![draft("note", "carol", &format!("live {i}"))])
+                    .await
+                    .unwrap();
+            }
+        })
+    };
+    for _ in 0..5 {
+        let check = reads::verify_timeline(store.as_ref(), &inc, None)
+            .await
+            .unwrap();
+        assert!(check.breaks.is_empty(), "{:?}", check.breaks);
+    }
+    writer.await.unwrap();
+    let check = reads::verify_timeline(store.as_ref(), &inc, None)
+        .await
+        .unwrap();
+    assert_eq!(check.entries, 5042);
+}
+
+on_both_backends!(
+    long_timelines_are_checked_page_by_page,
+    a_growing_timeline_is_not_a_cut_one
+);

@@ -1,0 +1,227 @@
+//! Receipts that carry their note: the note is on the timeline when the receipt is stored, once,
+//! chained after whatever another replica appended, and never on a closed incident.
+
+use chrono::{DateTime, TimeZone, Utc};
+use erlmcp_handlers::ids::IncidentId;
+use erlmcp_handlers::incident::IncidentStatus;
+use erlmcp_handlers::store::{NewIncident, NewReceipt, ReadyNote, ReceiptFate, Store};
+use erlmcp_handlers::timeline::{Draft, Source};
+use erlmcp_tests::{Backend, TestDb, on_both_backends};
+
+fn draft(at: DateTime<Utc>, kind: &str, text: &str) -> Draft {
+    Draft {
+        at,
+        actor: "alice".into(),
+        actor_id: "U_ALICE".into(),
+        source: Source::Slack,
+        kind: kind.into(),
+        text: text.into(),
+        facts: Vec::new(),
+    }
+}
+
+async fn incident(store: &dyn Store, channel: &str) -> IncidentId {
+    let at = Utc::now();
+    let new = NewIncident {
+        title: "receipts".into(),
+        severity: erlmcp_handlers::severity::Severity::P1,
+        channel: channel.into(),
+        drill: false,
+        declared_by: "alice".into(),
+        declared_at: at,
+    };
+    store
+        .create_incident(new, vec![draft(at, "declared", "Declared P1")])
+        .await
+        .unwrap()
+        .id
+}
+
+fn receipt(key: &str, note: Option<(&IncidentId, DateTime<Utc>, &str)>) -> NewReceipt {
+    NewReceipt {
+        key: key.into(),
+        platform: "slack".into(),
+        received_at: Utc::now(),
+        payload: format!("{{\"text\":\"note {key}\"}}"),
+        note: note.map(|(inc, at, text)| ReadyNote {
+            incident: inc.clone(),
+            draft: draft(at, "note", text),
+        }),
+    }
+}
+
+fn notes(tl: &[erlmcp_handlers::timeline::Entry]) -> Vec<String> {
+    tl.iter()
+        .filter(|e| e.kind == "note")
+        .map(|e| e.text.clone())
+        .collect()
+}
+
+async fn intact(store: &dyn Store, inc: &IncidentId) {
+    let check = erlmcp_handlers::reads::verify_timeline(store, inc, None)
+        .await
+        .unwrap();
+    assert!(check.breaks.is_empty(), "{inc}: {check:?}");
+}
+
+async fn notes_go_in_with_their_receipts_once(b: Backend) {
+    let Some(db) = TestDb::new(b).await else {
+        return;
+    };
+    let store = db.store.as_ref();
+    let inc = incident(store, "C_R1").await;
+    let t = Utc.with_ymd_and_hms(2026, 11, 29, 10, 0, 0).unwrap();
+
+    // A note and a plain receipt in one batch: the note is applied, the other only stored.
+    let fates = store
+        .record_receipts(&[
+            receipt("k1", Some((&inc, t, "first note"))),
+            receipt("k2", None),
+        ])
+        .await
+        .unwrap();
+    assert!(matches!(fates[0], ReceiptFate::Applied(_)), "{fates:?}");
+    assert!(matches!(fates[1], ReceiptFate::Stored(_)), "{fates:?}");
+    assert_eq!(notes(&store.timeline(&inc).await.unwrap()), ["first note"]);
+    // The applied receipt is done: nothing is left for the processor.
+    let waiting = store
+        .unprocessed_receipts(Utc::now() + chrono::Duration::seconds(5), 100)
+        .await
+        .unwrap();
+    assert_eq!(
+        waiting
+            .iter()
+            .map(|r| r.payload.as_str())
+            .collect::<Vec<_>>(),
+        ["{\"text\":\"note k2\"}"]
+    );
+
+    // The same delivery again (Slack retries): a duplicate, and no second copy of the note.
+    let fates = store
+        .record_receipts(&[receipt("k1", Some((&inc, t, "first note")))])
+        .await
+        .unwrap();
+    assert_eq!(fates, [ReceiptFate::Duplicate]);
+    assert_eq!(notes(&store.timeline(&inc).await.unwrap()), ["first note"]);
+
+    // Another replica appends to the same incident: a note stored here afterwards chains after
+    // its entry, whatever this process remembered of the chain's end.
+    let other = db.replica().await;
+    other
+        .append(&inc, vec![draft(t, "note", "from the other replica")])
+        .await
+        .unwrap();
+    let fates = store
+        .record_receipts(&[receipt("k3", Some((&inc, t, "after the other")))])
+        .await
+        .unwrap();
+    assert!(matches!(fates[0], ReceiptFate::Applied(_)), "{fates:?}");
+    assert_eq!(
+        notes(&store.timeline(&inc).await.unwrap()),
+        ["first note", "from the other replica", "after the other"]
+    );
+    intact(store, &inc).await;
+
+    // Closed by the other replica: a note prepared for it is not appended; the receipt is
+    // stored so the processor tells its author why.
+    let mut closed = other.incident(&inc).await.unwrap().unwrap();
+    closed.status = IncidentStatus::Closed;
+    closed.closed_at = Some(t);
+    other
+        .update_incident(&closed, vec![draft(t, "closed", "Closed")])
+        .await
+        .unwrap();
+    let fates = store
+        .record_receipts(&[
+            receipt("k4", Some((&inc, t, "too late"))),
+            receipt("k5", None),
+        ])
+        .await
+        .unwrap();
+    assert!(matches!(fates[0], ReceiptFate::Stored(_)), "{fates:?}");
+    assert!(matches!(fates[1], ReceiptFate::Stored(_)), "{fates:?}");
+    let tl = store.timeline(&inc).await.unwrap();
+    assert!(!notes(&tl).contains(&"too late".to_string()));
+    assert_eq!(tl.last().unwrap().kind, "closed");
+    intact(store, &inc).await;
+}
+
+/// Notes for two incidents in one batch each land on their own timeline, in order.
+async fn one_batch_two_incidents(b: Backend) {
+    let Some(db) = TestDb::new(b).await else {
+        return;
+    };
+    let store = db.store.as_ref();
+    let a = incident(store, "C_A").await;
+    let z = incident(store, "C_Z").await;
+    let t = Utc::now();
+    let batch: Vec<NewReceipt> = (0..40)
+        .map(|i| {
+            let inc = if i % 3 == 0 { &z } else { &a };
+            receipt(&format!("b{i}"), Some((inc, t, &format!("n{i}"))))
+        })
+        .collect();
+    let fates = store.record_receipts(&batch).await.unwrap();
+    assert!(
+        fates.iter().all(|f| matches!(f, ReceiptFate::Applied(_))),
+        "{fates:?}"
+    );
+    let on_z: Vec<String> = (0..40)
+        .filter(|i| i % 3 == 0)
+        .map(|i| format!("n{i}"))
+        .collect();
+    let on_a: Vec<String> = (0..40)
+        .filter(|i| i % 3 != 0)
+        .map(|i| format!("n{i}"))
+        .collect();
+    assert_eq!(notes(&store.timeline(&z).await.unwrap()), on_z);
+    assert_eq!(notes(&store.timeline(&a).await.unwrap()), on_a);
+    intact(store, &a).await;
+    intact(store, &z).await;
+}
+
+/// SQLite: a note written with its receipt stores its time exactly as a bound parameter does,
+/// so comparisons and ordering on the `at` column treat both alike.
+#[tokio::test]
+async fn sqlite_times_are_written_alike_both_ways() {
+    let db = TestDb::new(Backend::Sqlite).await.unwrap();
+    let store = db.store.as_ref();
+    let inc = incident(store, "C_T").await;
+    for at in [
+        Utc.with_ymd_and_hms(2026, 11, 29, 10, 0, 0).unwrap(),
+        Utc.timestamp_opt(1_796_000_000, 123_456_789).unwrap(),
+        Utc.timestamp_opt(1_796_000_000, 120_000_000).unwrap(),
+    ] {
+        store
+            .record_receipts(&[receipt(
+                &format!("t{}", at.timestamp_nanos_opt().unwrap()),
+                Some((&inc, at, "with receipt")),
+            )])
+            .await
+            .unwrap();
+        store
+            .append(&inc, vec![draft(at, "note", "bound")])
+            .await
+            .unwrap();
+        let path = db.sqlite_path.as_ref().unwrap();
+        let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display()))
+            .await
+            .unwrap();
+        let written: Vec<(String, String)> = sqlx::query_as(
+            "SELECT text, at FROM timeline WHERE kind = 'note' ORDER BY seq DESC LIMIT 2",
+        )
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+        pool.close().await;
+        assert_eq!(written[0].0, "bound");
+        assert_eq!(written[1].0, "with receipt");
+        assert_eq!(written[0].1, written[1].1, "{at}");
+    }
+    intact(store, &inc).await;
+}
+
+on_both_backends!(
+    notes_go_in_with_their_receipts_once,
+    one_batch_two_incidents
+);
