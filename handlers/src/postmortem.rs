@@ -86,7 +86,8 @@ pub fn render(
     let _ = writeln!(o, "## Summary\n");
     match &inc.summary {
         Some(s) => {
-            let _ = writeln!(o, "{}\n", cell(s));
+            // A paragraph of its own: what a line's start makes structure of is escaped too.
+            let _ = writeln!(o, "{}\n", crate::markdown::line(s));
         }
         None => {
             let _ = writeln!(o, "{TO_BE_WRITTEN}\n");
@@ -245,16 +246,16 @@ pub fn render(
     o
 }
 
-/// A run of one kind of entry by one person longer than this is shortened in the postmortem.
+/// A run of one kind of entry longer than this is shortened in the postmortem.
 const RUN_SHOWN_FIRST: usize = 10;
 /// How many of the last entries of a shortened run are shown after the count of those left out.
 const RUN_SHOWN_LAST: usize = 3;
 
 /// The postmortem's timeline table, built entry by entry as the timeline is read. A long run of
-/// the same kind of entry by the same person (a scribe's thousand notes, a flood of reminders)
-/// shows its first and last entries and one row saying how many were left out, between which
-/// times, and how to see them: nothing is dropped silently. Entries that mark the incident's
-/// life or record an infrastructure change are always shown.
+/// the same kind of entry (two scribes' thousand notes, a flood of reminders) shows its first and
+/// last entries and one row saying how many were left out, by whom, between which times, and how
+/// to see them: nothing is dropped silently. Entries that mark the incident's life or record an
+/// infrastructure change are always shown.
 pub struct TimelineTable {
     out: String,
     incident: String,
@@ -264,11 +265,12 @@ pub struct TimelineTable {
 /// The run of alike entries being written.
 struct RunOfEntries {
     kind: String,
-    actor_id: String,
-    actor: String,
     shown: usize,
+    /// Who wrote the entries left out (a few names; the rest counted).
+    left_out_by: std::collections::BTreeSet<String>,
+    left_out_by_others: bool,
     /// The last entries, not yet written: shown at the run's end unless more follow.
-    tail: std::collections::VecDeque<(DateTime<Utc>, String)>,
+    tail: std::collections::VecDeque<(DateTime<Utc>, String, String)>,
     left_out: u64,
     left_out_from: Option<DateTime<Utc>>,
     left_out_to: Option<DateTime<Utc>>,
@@ -296,19 +298,15 @@ impl TimelineTable {
             cell(&e.text)
         );
         let groupable = !crate::timeline::kept_for_row_checks(e);
-        let same = groupable
-            && self
-                .run
-                .as_ref()
-                .is_some_and(|r| r.kind == e.kind && r.actor_id == e.actor_id);
+        let same = groupable && self.run.as_ref().is_some_and(|r| r.kind == e.kind);
         if !same {
             self.end_run();
             if groupable {
                 self.run = Some(RunOfEntries {
                     kind: e.kind.clone(),
-                    actor_id: e.actor_id.clone(),
-                    actor: e.actor.clone(),
                     shown: 0,
+                    left_out_by: Default::default(),
+                    left_out_by_others: false,
                     tail: Default::default(),
                     left_out: 0,
                     left_out_from: None,
@@ -327,11 +325,16 @@ impl TimelineTable {
             self.out.push_str(&row);
             return;
         }
-        run.tail.push_back((e.at, row));
+        run.tail.push_back((e.at, e.actor.clone(), row));
         if run.tail.len() > RUN_SHOWN_LAST
-            && let Some((at, _)) = run.tail.pop_front()
+            && let Some((at, actor, _)) = run.tail.pop_front()
         {
             run.left_out += 1;
+            if run.left_out_by.len() < 5 || run.left_out_by.contains(&actor) {
+                run.left_out_by.insert(actor);
+            } else {
+                run.left_out_by_others = true;
+            }
             run.left_out_from.get_or_insert(at);
             run.left_out_to = Some(at);
         }
@@ -342,19 +345,27 @@ impl TimelineTable {
             return;
         };
         if run.left_out > 0 {
+            let mut by: Vec<String> = run.left_out_by.iter().map(|a| cell(a)).collect();
+            if run.left_out_by_others {
+                by.push("others".into());
+            }
+            let who = if by.len() == 1 {
+                by[0].clone()
+            } else {
+                format!("{} people", by.len())
+            };
             let _ = writeln!(
                 self.out,
-                "| {} to {} | {} | | … {} more `{}` entries by {} in this stretch, not shown here; `erlmcp-bot timeline show {}` lists every one |",
+                "| {} to {} | {who} | | … {} more `{}` entries by {} in this stretch, not shown here; `erlmcp-bot timeline show {}` lists every one |",
                 run.left_out_from.map(ts).unwrap_or_default(),
                 run.left_out_to.map(ts).unwrap_or_default(),
-                cell(&run.actor),
                 run.left_out,
                 cell(&run.kind),
-                cell(&run.actor),
+                by.join(", "),
                 self.incident
             );
         }
-        for (_, row) in run.tail {
+        for (_, _, row) in run.tail {
             self.out.push_str(&row);
         }
     }

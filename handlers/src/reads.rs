@@ -129,12 +129,22 @@ async fn walk(
     let mut rounds = 0;
     loop {
         let mut pages = futures_util::stream::FuturesOrdered::new();
-        let mut next_after = checker.last_seq();
         let mut reached_end = false;
+        // Where the next page requested ahead starts; not known until the first page is in,
+        // which is read from the lowest position there is, so a row inserted before #1 is
+        // found too.
+        let mut next_after = None;
+        if rounds == 0 {
+            pages.push_back(hashed_page(store, id, i64::MIN));
+        } else {
+            next_after = Some(checker.last_seq());
+        }
         loop {
-            while !reached_end && pages.len() < PAGES_AHEAD {
-                pages.push_back(hashed_page(store, id, next_after));
-                next_after += PAGE;
+            if let Some(after) = next_after.as_mut() {
+                while !reached_end && pages.len() < PAGES_AHEAD {
+                    pages.push_back(hashed_page(store, id, *after));
+                    *after = after.saturating_add(PAGE);
+                }
             }
             let Some(page) = pages.next().await else {
                 break;
@@ -152,6 +162,9 @@ async fn walk(
                 if timeline::kept_for_row_checks(&e) {
                     kept.push(e);
                 }
+            }
+            if next_after.is_none() {
+                next_after = Some(checker.last_seq());
             }
         }
         head = store.timeline_head(id).await?;

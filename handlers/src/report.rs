@@ -100,8 +100,10 @@ pub fn sla_report(all: &[Incident], year: i32, month: u32, generated: DateTime<U
                 / 60.0
         })
         .sum::<f64>()
-        // An empty sum is -0.0, which would print as "-0.0 minutes".
-        .max(0.0);
+        // An empty sum is -0.0, which would print as "-0.0 minutes"; `max` may keep -0.0
+        // (it compares equal to 0.0), adding 0.0 never does.
+        .max(0.0)
+        + 0.0;
     let availability = 1.0 - downtime / minutes_in_month;
     let count = |s: Severity| real.iter().filter(|i| i.severity == s).count();
 
@@ -216,6 +218,14 @@ mod tests {
     use crate::ids::IncidentId;
     use crate::incident::IncidentStatus;
     use chrono::TimeZone;
+
+    #[test]
+    fn an_empty_month_has_no_negative_zero() {
+        let now = Utc.with_ymd_and_hms(2026, 11, 29, 12, 0, 0).unwrap();
+        let report = sla_report(&[], 2026, 10, now);
+        assert!(!report.contains("-0.0"), "{report}");
+        assert!(report.contains("0.0 minutes"), "{report}");
+    }
 
     fn inc(
         n: i64,

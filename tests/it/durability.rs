@@ -72,10 +72,9 @@ async fn acked_notes_survive_a_kill(backend: Backend) {
                     .send()
                     .await;
                 let ok = match sent {
-                    Ok(r) if r.status() == 200 => r
-                        .text()
-                        .await
-                        .is_ok_and(|t| t.contains("Noted on the incident's timeline")),
+                    Ok(r) if r.status() == 200 => r.text().await.is_ok_and(|t| {
+                        t.contains("s timeline.\"") || t.contains("Received and stored")
+                    }),
                     // The bot is gone: this one was never acknowledged; stop.
                     _ => break,
                 };
@@ -155,3 +154,58 @@ async fn acked_notes_survive_a_kill(backend: Backend) {
 }
 
 erlmcp_tests::on_both_backends!(acked_notes_survive_a_kill);
+
+/// A note that cannot be recorded (no incident in the channel) is stored, answered to its author
+/// only, refused once, and finished: it is not offered again every few seconds, and the
+/// commands after it are processed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_note_is_told_once_and_finished() {
+    let w = Workdir::new();
+    let fake = FakeSlack::start().await;
+    let env = slack_env(&fake, &w.db_url());
+    let bot = Served::start(w.path(), &env, &[]).await;
+    let slack = SignedSlack::new(&bot.url, &fake, SECRET);
+    let answer = slack
+        .command("U_ALICE", "C_NOWHERE", "/erlmcp", "note nobody hears this")
+        .await;
+    assert_eq!(answer.status(), 200);
+    let body = answer.text().await.unwrap();
+    assert!(
+        body.contains("Received and stored") && body.contains("ephemeral"),
+        "not announced in the channel as noted: {body}"
+    );
+    let refusals = |c: &[erlmcp_tests::slack_fake::Call]| {
+        c.iter()
+            .filter(|c| {
+                c.form
+                    .get("text")
+                    .is_some_and(|t| t.contains("No open incident"))
+            })
+            .count()
+    };
+    fake.wait_until("the refusal", |c| refusals(c) >= 1).await;
+    // Two sweeps of receipts left behind (every 5 s) later, it was said once.
+    tokio::time::sleep(Duration::from_secs(11)).await;
+    let calls = fake.state.lock().unwrap().calls.clone();
+    assert_eq!(refusals(&calls), 1, "told once");
+    // And what comes after it is processed.
+    slack
+        .command(
+            "U_ALICE",
+            "C_GENERAL",
+            "/erlmcp",
+            "p2 declare after the refusal",
+        )
+        .await;
+    fake.wait_until("the incident after it", |c| {
+        c.iter().any(|c| c.method == "pins.add")
+    })
+    .await;
+    let pool = sqlx::SqlitePool::connect(&w.db_url()).await.unwrap();
+    let waiting: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM receipts WHERE state = 'new'")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(waiting, 0, "nothing left to process");
+    drop(bot);
+}

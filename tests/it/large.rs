@@ -63,22 +63,23 @@ async fn long_timelines_are_checked_page_by_page(b: Backend) {
     assert_eq!(check.entries, 5002);
 
     let md = reads::postmortem_markdown(store, &inc).await.unwrap();
-    // 5,000 notes by alice: the first ten and the last three shown, the rest counted.
+    // 5,000 notes by alice and one by bob: the first ten and the last three shown, the rest
+    // counted.
     assert!(
-        md.contains("… 4987 more `note` entries by alice in this stretch"),
+        md.contains("… 4988 more `note` entries by alice in this stretch"),
         "{md}"
     );
     assert!(md.contains(&format!("`erlmcp-bot timeline show {inc}` lists every one")));
     for shown in [
         "note 0 |",
         "note 9 |",
-        "note 4997 |",
+        "note 4998 |",
         "note 4999 |",
         "bob's only note",
     ] {
         assert!(md.contains(shown), "{shown} is shown");
     }
-    for left_out in ["note 10 |", "note 2500 |", "note 4996 |"] {
+    for left_out in ["note 10 |", "note 2500 |", "note 4997 |"] {
         assert!(!md.contains(left_out), "{left_out} is counted, not shown");
     }
     assert!(md.contains("Declared P2 (Medium): long"));
@@ -155,7 +156,57 @@ async fn a_growing_timeline_is_not_a_cut_one(b: Backend) {
     assert_eq!(check.entries, 5042);
 }
 
+/// Rows the bot never writes, and a record of the end edited back, are named.
+async fn inserted_rows_and_a_shortened_record_are_caught(b: Backend) {
+    let Some(db) = TestDb::new(b).await else {
+        return;
+    };
+    let store = db.store.as_ref();
+    let inc = long_incident(store).await;
+    let drop = match b {
+        Backend::Sqlite => "DROP TRIGGER timeline_no_update; DROP TRIGGER timeline_no_delete",
+        Backend::Postgres => "DROP TRIGGER timeline_no_update_or_delete ON timeline",
+    };
+    let forge = "INSERT INTO timeline (incident_id, seq, at, actor, actor_id, source, kind, text, prev_hash, hash) SELECT incident_id, 0, at, actor, actor_id, source, kind, 'FORGED: root cause was the DBA', prev_hash, hash FROM timeline WHERE incident_id = $1 AND seq = 1";
+    let shorten = "UPDATE incidents SET timeline_len = timeline_len - 1 WHERE id = $1";
+    macro_rules! run {
+        ($pool:expr, $q:expr) => {{
+            sqlx::query($q)
+                .bind(inc.as_str())
+                .execute($pool)
+                .await
+                .unwrap();
+        }};
+    }
+    macro_rules! tamper {
+        ($pool:expr) => {{
+            sqlx::raw_sql(drop).execute($pool).await.unwrap();
+            run!($pool, forge);
+            let check = reads::verify_timeline(store, &inc, None).await.unwrap();
+            assert_eq!(check.breaks, vec![Break::Inserted { seq: 0 }]);
+            run!(
+                $pool,
+                "DELETE FROM timeline WHERE incident_id = $1 AND seq = 0"
+            );
+            run!($pool, shorten);
+            let check = reads::verify_timeline(store, &inc, None).await.unwrap();
+            assert_eq!(
+                check.breaks,
+                vec![Break::Beyond {
+                    stored: 5002,
+                    recorded: 5001
+                }]
+            );
+        }};
+    }
+    match b {
+        Backend::Sqlite => tamper!(db.sqlite.as_ref().unwrap().pool()),
+        Backend::Postgres => tamper!(db.postgres.as_ref().unwrap().pool()),
+    }
+}
+
 on_both_backends!(
     long_timelines_are_checked_page_by_page,
-    a_growing_timeline_is_not_a_cut_one
+    a_growing_timeline_is_not_a_cut_one,
+    inserted_rows_and_a_shortened_record_are_caught
 );

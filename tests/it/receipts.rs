@@ -140,8 +140,22 @@ async fn notes_go_in_with_their_receipts_once(b: Backend) {
         .unwrap();
     assert!(matches!(fates[0], ReceiptFate::Stored(_)), "{fates:?}");
     assert!(matches!(fates[1], ReceiptFate::Stored(_)), "{fates:?}");
+    // The processor's path for a stored note, with the incident closed since it was looked
+    // up: refused in the transaction that would append it, nothing appended.
+    let id = match fates[1] {
+        ReceiptFate::Stored(id) => id,
+        other => panic!("{other:?}"),
+    };
+    let refused = store
+        .append_receipted(&inc, vec![(id, draft(t, "note", "closed meanwhile"))])
+        .await;
+    assert!(
+        matches!(refused, Err(erlmcp_handlers::Error::Conflict(_))),
+        "{refused:?}"
+    );
     let tl = store.timeline(&inc).await.unwrap();
     assert!(!notes(&tl).contains(&"too late".to_string()));
+    assert!(!notes(&tl).contains(&"closed meanwhile".to_string()));
     assert_eq!(tl.last().unwrap().kind, "closed");
     intact(store, &inc).await;
 }

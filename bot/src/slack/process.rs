@@ -6,7 +6,7 @@
 use super::Slack;
 use super::inbound::Inbound;
 use crate::intake::Stored;
-use erlmcp_handlers::engine::{NoteItem, Request, as_note};
+use erlmcp_handlers::engine::{NoteFate, NoteItem, Request, as_note};
 use erlmcp_handlers::reply::Reply;
 use erlmcp_handlers::store::NewReceipt;
 use erlmcp_handlers::timeline::Source;
@@ -114,10 +114,19 @@ async fn record_notes(slack: &Slack, notes: Vec<(Stored, Inbound)>) {
             received_at: s.receipt.received_at,
         });
     }
-    for (receipt, refusal) in slack.engine.record_notes(items).await {
-        if let (Some(reply), Some((channel, user, response_url))) =
-            (refusal, answer_to.remove(&receipt))
-        {
+    for (receipt, fate) in slack.engine.record_notes(items).await {
+        let reply = match fate {
+            NoteFate::Recorded => continue,
+            // Refused for good: the receipt is finished, so its author is told once.
+            NoteFate::Refused(reply) => {
+                if let Err(e) = slack.engine.store().finish_receipt(receipt).await {
+                    tracing::warn!(receipt, error = %e, "could not mark a refused note's receipt finished");
+                }
+                reply
+            }
+            NoteFate::NotYet(reply) => reply,
+        };
+        if let Some((channel, user, response_url)) = answer_to.remove(&receipt) {
             slack
                 .tell(
                     &channel,
@@ -203,7 +212,13 @@ pub async fn sweep(slack: Slack, stored: mpsc::UnboundedSender<Stored>) {
     }
 }
 
-/// The body of the answer to a note command: shown in the channel, without a Web API call.
-pub fn note_acknowledgement() -> serde_json::Value {
-    json!({ "response_type": "in_channel", "text": "📝 Noted on the incident's timeline." })
+/// The answer to a note stored but not yet on the timeline: to its author only.
+pub fn note_received() -> serde_json::Value {
+    json!({ "response_type": "ephemeral", "text": "📝 Received and stored; it goes on the incident's timeline in a moment (you will be told here if it cannot)." })
+}
+
+/// The body of the answer to a note already on the timeline: shown in the channel, without a
+/// Web API call.
+pub fn note_acknowledgement(incident: &erlmcp_handlers::ids::IncidentId) -> serde_json::Value {
+    json!({ "response_type": "in_channel", "text": format!("📝 Noted on {incident}'s timeline.") })
 }

@@ -107,6 +107,8 @@ fn form(text: &str) -> HashMap<String, String> {
 pub enum Taken {
     /// Stored as a receipt: it will be processed, whatever happens to this process now.
     Stored,
+    /// A note stored with its receipt: already on this incident's timeline.
+    Applied(erlmcp_handlers::ids::IncidentId),
     /// Stored before (a replay of a command or button, or a redelivered event).
     Duplicate,
     /// Nothing for the bot to do (another kind of event or interaction).
@@ -138,6 +140,7 @@ pub async fn take(slack: &Slack, intake: &Intake, parsed: Parsed, key: String) -
     };
     let received_at = chrono::Utc::now();
     let note = ready_note(slack, &inbound, received_at).await;
+    let noted_on = note.as_ref().map(|n| n.incident.clone());
     let receipt = NewReceipt {
         key,
         platform: PLATFORM.to_string(),
@@ -146,7 +149,11 @@ pub async fn take(slack: &Slack, intake: &Intake, parsed: Parsed, key: String) -
         note,
     };
     match intake.submit(receipt, DATABASE_PATIENCE).await {
-        Outcome::Stored(_) | Outcome::Applied(_) => Taken::Stored,
+        Outcome::Stored(_) => Taken::Stored,
+        Outcome::Applied(_) => match noted_on {
+            Some(incident) => Taken::Applied(incident),
+            None => Taken::Stored,
+        },
         Outcome::Duplicate => Taken::Duplicate,
         Outcome::Failed(e) => {
             tracing::error!(error = %e, "a request could not be recorded");
@@ -224,8 +231,14 @@ async fn commands(
     let note = matches!(&parsed.inbound, Some(Inbound::Command { command, text, .. })
         if erlmcp_handlers::engine::as_note(&super::process::command_line(command, text)).is_some());
     match take(&state.slack, &state.intake, parsed, signature_key(&headers)).await {
-        // A note is answered in the channel at once, with no Web API call: notes come in bursts.
-        Taken::Stored if note => axum::Json(super::process::note_acknowledgement()).into_response(),
+        // A note already on the timeline is answered in the channel at once, with no Web API
+        // call: notes come in bursts.
+        Taken::Applied(incident) => {
+            axum::Json(super::process::note_acknowledgement(&incident)).into_response()
+        }
+        // A note only stored may still be refused (no open incident, closed meanwhile): only its
+        // author hears it is stored, and hears again if it is refused.
+        Taken::Stored if note => axum::Json(super::process::note_received()).into_response(),
         // An empty 200 acknowledges at once; the answers follow through the Web API.
         Taken::Stored | Taken::Ignored => StatusCode::OK.into_response(),
         Taken::Duplicate => replayed(),
@@ -259,7 +272,7 @@ async fn interactions(
         Taken::Failed(why) => database_down_text(&why),
         Taken::Unknown(why) => database_slow_text(&why),
         // Another workspace's button is refused without a word to it.
-        Taken::Stored | Taken::Ignored | Taken::NotOurs(_) => {
+        Taken::Stored | Taken::Applied(_) | Taken::Ignored | Taken::NotOurs(_) => {
             return StatusCode::OK.into_response();
         }
     };

@@ -68,7 +68,7 @@ async fn on_command(
         let parsed = inbound::parse_command(&fields).map_err(malformed)?;
         let parsed = on_our_socket(&ingest.slack, parsed);
         let said = match take(&ingest.slack, &ingest.intake, parsed, key).await {
-            Taken::Stored | Taken::Ignored | Taken::Duplicate => None,
+            Taken::Stored | Taken::Applied(_) | Taken::Ignored | Taken::Duplicate => None,
             Taken::NotOurs(why) => Some(format!("erlmcp-bot did nothing: {why}.")),
             Taken::Failed(why) | Taken::Unknown(why) => Some(format!(
                 "⚠ erlmcp-bot could not record your command ({why}); check with `/erlmcp status` before you repeat it."

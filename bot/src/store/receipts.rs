@@ -152,7 +152,9 @@ macro_rules! receipt_store {
                             drafts.push(draft);
                         }
                     }
-                    Self::append_in(&mut tx, self.key.as_deref(), incident, drafts).await?;
+                    // Checked open in this transaction: another replica may have closed it since
+                    // the engine looked.
+                    Self::append_checked(&mut tx, self.key.as_deref(), incident, drafts, true).await?;
                     tx.commit().await.map_err(db)?;
                     Ok(applied)
                 }

@@ -11,7 +11,7 @@ mod requests;
 mod resume;
 mod supervise;
 
-pub use notes::{NoteItem, as_note};
+pub use notes::{NoteFate, NoteItem, as_note};
 pub use supervise::TakeOver;
 
 use crate::approval::{Actor, Groups};

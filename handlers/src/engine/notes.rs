@@ -52,6 +52,18 @@ impl NoteTargets {
     }
 }
 
+/// What became of a note given to `Engine::record_notes`.
+#[derive(Clone, Debug)]
+pub enum NoteFate {
+    /// On the timeline (now, or already by another process).
+    Recorded,
+    /// Refused for good (no open incident, closed, a bot): tell the author; the receipt is
+    /// finished.
+    Refused(Reply),
+    /// Not written now (the database failed): tell the author; the receipt stays to be retried.
+    NotYet(Reply),
+}
+
 /// One note to record: who said it where, when it was received, and its receipt.
 #[derive(Clone, Debug)]
 pub struct NoteItem {
@@ -104,10 +116,9 @@ impl Engine {
         Some(ReadyNote { incident, draft })
     }
 
-    /// Records notes, in order, each exactly once. Returns, per receipt, what to tell its author:
-    /// `None` when it was recorded (the platform already showed that), a refusal otherwise.
-    pub async fn record_notes(&self, items: Vec<NoteItem>) -> Vec<(i64, Option<Reply>)> {
-        let mut out: Vec<(i64, Option<Reply>)> = Vec::with_capacity(items.len());
+    /// Records notes, in order, each exactly once. Returns, per receipt, what became of it.
+    pub async fn record_notes(&self, items: Vec<NoteItem>) -> Vec<(i64, NoteFate)> {
+        let mut out: Vec<(i64, NoteFate)> = Vec::with_capacity(items.len());
         // Which incident each channel (or named incident) addresses, looked up once per batch.
         let mut targets: BTreeMap<(String, Option<IncidentId>), Result<IncidentId, Reply>> =
             BTreeMap::new();
@@ -116,14 +127,14 @@ impl Engine {
             let Some((named, body)) = as_note(&item.request.text) else {
                 out.push((
                     item.receipt,
-                    Some(Reply::error("internal: not a note (it was routed as one)")),
+                    NoteFate::Refused(Reply::error("internal: not a note (it was routed as one)")),
                 ));
                 continue;
             };
             if self.is_bot(&item.request.actor) {
                 out.push((
                     item.receipt,
-                    Some(Reply::error("Bots cannot change incidents; a person must.")),
+                    NoteFate::Refused(Reply::error("Bots cannot change incidents; a person must.")),
                 ));
                 continue;
             }
@@ -141,7 +152,7 @@ impl Engine {
                 targets.insert(key.clone(), found);
             }
             match &targets[&key] {
-                Err(reply) => out.push((item.receipt, Some(reply.clone()))),
+                Err(reply) => out.push((item.receipt, NoteFate::Refused(reply.clone()))),
                 Ok(id) => {
                     let draft = Draft {
                         at: item.received_at,
@@ -158,11 +169,20 @@ impl Engine {
             let receipts: Vec<i64> = notes.iter().map(|(r, _)| *r).collect();
             match self.store.append_receipted(&incident, notes).await {
                 // Receipts another process applied first are done already: nothing to say.
-                Ok(_) => out.extend(receipts.into_iter().map(|r| (r, None))),
+                Ok(_) => out.extend(receipts.into_iter().map(|r| (r, NoteFate::Recorded))),
+                // Closed (by another replica) since it was looked up: refused for good.
+                Err(crate::Error::Conflict(_)) => out.extend(receipts.into_iter().map(|r| {
+                    (
+                        r,
+                        NoteFate::Refused(Reply::error(format!(
+                            "{incident} is closed; its timeline takes no more notes."
+                        ))),
+                    )
+                })),
                 Err(e) => out.extend(receipts.into_iter().map(|r| {
                     (
                         r,
-                        Some(Reply::error(format!(
+                        NoteFate::NotYet(Reply::error(format!(
                             "Your note was received but could not be written to {incident}'s timeline yet ({e}); it will be, once the database answers."
                         ))),
                     )

@@ -29,6 +29,16 @@ pub enum Break {
     HeadMismatch {
         seq: i64,
     },
+    /// Entries are stored after the end the incident records: rows were added, or the record
+    /// was edited back.
+    Beyond {
+        stored: i64,
+        recorded: i64,
+    },
+    /// An entry at a position the bot never writes (before #1): a row was inserted.
+    Inserted {
+        seq: i64,
+    },
     /// The entry's keyed MAC does not match: the row was rewritten by someone without the key.
     MacInvalid {
         seq: i64,
@@ -79,6 +89,14 @@ impl fmt::Display for Break {
             Break::HeadMismatch { seq } => write!(
                 f,
                 "entry #{seq} is not the last entry the incident recorded: the end of the timeline was replaced"
+            ),
+            Break::Beyond { stored, recorded } => write!(
+                f,
+                "the incident records {recorded} entries but entries up to #{stored} are stored: rows were added after its end, or its record was edited"
+            ),
+            Break::Inserted { seq } => write!(
+                f,
+                "an entry is stored at position #{seq}, which the bot never writes: a row was inserted"
             ),
             Break::MacInvalid { seq } => write!(
                 f,
@@ -208,6 +226,10 @@ impl<'k> ChainChecker<'k> {
     /// The next entry, its content already held to its hash (`Entry::hash_matches`, on another
     /// thread, for instance).
     pub fn check_hashed(&mut self, e: &Entry, hash_matches: bool) {
+        if e.seq < 1 {
+            self.breaks.push(Break::Inserted { seq: e.seq });
+            return;
+        }
         if self.incident.is_none() {
             self.incident = Some(e.incident.clone());
         }
@@ -292,8 +314,16 @@ impl<'k> ChainChecker<'k> {
                     stored: last_seq,
                     expected: head.len,
                 });
-            } else if self.entries > 0 && self.prev_hash != head.hash && self.breaks.is_empty() {
-                self.breaks.push(Break::HeadMismatch { seq: last_seq });
+            } else {
+                if self.entries > 0 && self.prev_hash != head.hash && self.breaks.is_empty() {
+                    self.breaks.push(Break::HeadMismatch { seq: last_seq });
+                }
+                if last_seq > head.len {
+                    self.breaks.push(Break::Beyond {
+                        stored: last_seq,
+                        recorded: head.len,
+                    });
+                }
             }
         }
         self.finish_keyed(head)
