@@ -1,7 +1,7 @@
-//! Long timelines read a page at a time. On SQLite each page comes as one row: the database
-//! folds the page's entries into one JSON array and serde reads it, because read row by row,
-//! sqlx spends most of `timeline verify` of a million entries handing single rows between
-//! threads. On PostgreSQL rows are cheap to read and JSON is dear to build, so pages are rows.
+//! Long timelines read a page at a time, each page as one row: the database folds the page's
+//! entries into one JSON array and serde reads it. Read row by row, sqlx spends most of
+//! `timeline verify` of a million entries handing single rows between threads (SQLite) or
+//! decoding them one by one (PostgreSQL); folded, a page is one round trip and one string.
 //! (`COPY … TO STDOUT` was tried for PostgreSQL: through sqlx it took 0.3 s a page.)
 
 use super::rows::{bad, db};
@@ -109,59 +109,27 @@ impl SqliteStore {
 }
 
 impl PgStore {
-    /// PostgreSQL's JSON aggregation costs the server about 10 µs an entry, more than sqlx's
-    /// decoding of plain rows in binary form: here a page is read as rows.
+    /// Folded like SQLite's. Plain rows were measured too: 17.1 s for a million entries against
+    /// 11.8 s folded (`bench/run`, 2026-11-29), though PostgreSQL spends about 3 µs an entry
+    /// building the JSON.
     pub(crate) async fn timeline_page_here(
         &self,
         incident: &IncidentId,
         after_seq: i64,
         limit: i64,
     ) -> Result<Vec<Entry>> {
-        type Row = (
-            i64,
-            DateTime<Utc>,
-            String,
-            String,
-            String,
-            String,
-            String,
-            String,
-            String,
-            Option<String>,
-            Option<String>,
-        );
         let sql = format!(
-            "SELECT {COLUMNS} FROM timeline WHERE incident_id = $1 AND seq > $2 ORDER BY seq LIMIT $3"
+            "SELECT COALESCE(json_agg(json_build_array({COLUMNS}) ORDER BY seq), '[]')::text AS page FROM (SELECT {COLUMNS} FROM timeline WHERE incident_id = $1 AND seq > $2 ORDER BY seq LIMIT $3) AS p"
         );
-        let rows: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(incident.as_str())
             .bind(after_seq)
             .bind(limit)
-            .fetch_all(self.pool())
+            .fetch_one(self.pool())
             .await
             .map_err(db)?;
-        let mut out = Vec::with_capacity(rows.len());
-        for (seq, at, actor, actor_id, source, kind, text, prev_hash, hash, data, mac) in rows {
-            let facts = match data {
-                Some(f) => serde_json::from_str(&f).map_err(|_| bad("data", &f))?,
-                None => Vec::new(),
-            };
-            out.push(Entry {
-                incident: incident.clone(),
-                seq,
-                at,
-                actor,
-                actor_id,
-                source: Source::parse(&source).ok_or_else(|| bad("source", &source))?,
-                kind,
-                text,
-                prev_hash,
-                hash,
-                facts,
-                mac,
-            });
-        }
-        Ok(out)
+        let page: String = row.try_get("page").map_err(db)?;
+        parse_aside(incident, move |id| entries(id, &page)).await
     }
 }
 
