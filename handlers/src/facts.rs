@@ -41,6 +41,16 @@ pub enum Fact {
         state: String,
         result: Option<String>,
     },
+    /// The incident as declared: what its row must keep saying (`verify_row`). A flipped
+    /// `drill` would drop a real outage from the SLA report.
+    Declared {
+        title: String,
+        drill: bool,
+        declared_by: String,
+        channel: String,
+    },
+    /// The incident's channel from now on.
+    Channel { channel: String },
 }
 
 impl Fact {
@@ -82,6 +92,8 @@ impl Fact {
     pub fn with_id(self, id: &str) -> Self {
         let fill = |s: String| s.replacen(crate::store::ID_PLACEHOLDER, id, 1);
         match self {
+            // Nothing in them is a new id: user text stays as typed.
+            Fact::Declared { .. } | Fact::Channel { .. } => self,
             Fact::Requested {
                 request,
                 requester_id,
@@ -153,6 +165,8 @@ pub fn check_tables(entries: &[Entry], recorded: &[Recorded<'_>]) -> Vec<String>
     let mut step_state = BTreeMap::new();
     for f in facts {
         match f {
+            // The incident row's facts: `verify_row` holds the row to them.
+            Fact::Declared { .. } | Fact::Channel { .. } => {}
             Fact::Requested { request, .. } => {
                 requested.insert(request.clone(), f);
             }

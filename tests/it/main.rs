@@ -16,5 +16,6 @@ mod props;
 mod readme;
 mod receipts;
 mod replicas;
+mod row_facts;
 mod shipped;
 mod slack;

@@ -45,10 +45,18 @@ impl Engine {
             .store
             .create_incident(
                 new,
-                vec![Draft {
-                    at: now,
-                    ..self.draft(&req.actor, req.source, "declared", text)
-                }],
+                vec![
+                    Draft {
+                        at: now,
+                        ..self.draft(&req.actor, req.source, "declared", text)
+                    }
+                    .with([crate::facts::Fact::Declared {
+                        title: title.clone(),
+                        drill,
+                        declared_by: req.actor.name.clone(),
+                        channel: req.channel.clone(),
+                    }]),
+                ],
             )
             .await?;
         let fits: Vec<String> = self
@@ -96,7 +104,11 @@ impl Engine {
                 .await?
                 .ok_or_else(|| Error::NotFound(id.to_string()))?;
             inc.channel = channel.to_string();
-            let draft = self.system_draft("channel", format!("Incident channel: {label}"));
+            let draft = self
+                .system_draft("channel", format!("Incident channel: {label}"))
+                .with([crate::facts::Fact::Channel {
+                    channel: channel.to_string(),
+                }]);
             match self.store.update_incident(&inc, vec![draft]).await {
                 Err(Error::Conflict(_)) => continue,
                 other => return other.map(|_| ()),

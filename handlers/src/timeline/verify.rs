@@ -425,6 +425,37 @@ pub fn verify_row(inc: &crate::incident::Incident, entries: &[Entry]) -> Vec<Bre
                 .and_then(|e| e.text.strip_prefix("Declared "))
         })
         .and_then(|t| crate::severity::Severity::parse(t.get(..2).unwrap_or("")));
+    // What the declaration recorded (incidents declared before it was recorded have nothing).
+    use crate::facts::Fact;
+    let facts = || entries.iter().flat_map(|e| e.facts.iter());
+    if let Some(Fact::Declared {
+        title,
+        drill,
+        declared_by,
+        channel,
+    }) = facts().find(|f| matches!(f, Fact::Declared { .. }))
+    {
+        let mut channel = channel;
+        for f in facts() {
+            if let Fact::Channel { channel: moved } = f {
+                channel = moved;
+            }
+        }
+        for (field, row, recorded) in [
+            ("title", inc.title.clone(), title.clone()),
+            ("drill", inc.drill.to_string(), drill.to_string()),
+            ("declared_by", inc.declared_by.clone(), declared_by.clone()),
+            ("channel", inc.channel.clone(), channel.clone()),
+        ] {
+            if row != recorded {
+                out.push(Break::Row {
+                    field,
+                    row,
+                    timeline: recorded,
+                });
+            }
+        }
+    }
     if let Some(sev) = severity
         && sev != inc.severity
     {
