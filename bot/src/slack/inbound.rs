@@ -96,7 +96,9 @@ pub fn parse_command(f: &HashMap<String, String>) -> Result<Parsed, &'static str
     Ok(Parsed {
         inbound: Some(Inbound::Command {
             command,
-            text: field(f, "text").unwrap_or_default(),
+            // Whole: the request body's limit bounds it, and the engine's own limit then says
+            // how long it really is (cut here, a 250,000-character note was "7995 characters").
+            text: f.get("text").cloned().unwrap_or_default(),
             user,
             user_name: field(f, "user_name"),
             channel,
@@ -232,6 +234,23 @@ pub fn parse_event(v: &Value) -> Result<Parsed, &'static str> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_command_text_is_kept_whole_for_the_engine_to_measure() {
+        let mut f = HashMap::new();
+        for (k, v) in [
+            ("command", "/erlmcp"),
+            ("user_id", "U1"),
+            ("channel_id", "C1"),
+        ] {
+            f.insert(k.to_string(), v.to_string());
+        }
+        f.insert("text".into(), format!("note {}", "x".repeat(20_000)));
+        let Some(Inbound::Command { text, .. }) = parse_command(&f).unwrap().inbound else {
+            panic!("a command");
+        };
+        assert_eq!(text.chars().count(), 20_005);
+    }
 
     #[test]
     fn a_command_needs_its_fields() {
