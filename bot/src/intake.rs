@@ -26,8 +26,8 @@ pub struct Stored {
 pub enum Outcome {
     /// Stored: it will be processed.
     Stored(i64),
-    /// Stored with its note on the timeline: processed already.
-    Applied(i64),
+    /// Stored with its note on this incident's timeline: processed already.
+    Applied(erlmcp_handlers::ids::IncidentId),
     /// Its key was stored before: a replay, or a redelivery already taken.
     Duplicate,
     /// Not stored (the database refused or is unreachable): nothing was recorded.
@@ -68,7 +68,12 @@ impl Intake {
                                 let _ = stored_tx.send(Stored { id, receipt });
                                 Outcome::Stored(id)
                             }
-                            Some(ReceiptFate::Applied(id)) => Outcome::Applied(id),
+                            Some(ReceiptFate::Applied(_)) => match receipt.note {
+                                Some(note) => Outcome::Applied(note.incident),
+                                None => Outcome::Failed(
+                                    "the database applied a note it was not given".into(),
+                                ),
+                            },
                             Some(ReceiptFate::Duplicate) => Outcome::Duplicate,
                             None => Outcome::Failed(
                                 "the database answered for fewer commands than it was given".into(),

@@ -140,7 +140,6 @@ pub async fn take(slack: &Slack, intake: &Intake, parsed: Parsed, key: String) -
     };
     let received_at = chrono::Utc::now();
     let note = ready_note(slack, &inbound, received_at).await;
-    let noted_on = note.as_ref().map(|n| n.incident.clone());
     let receipt = NewReceipt {
         key,
         platform: PLATFORM.to_string(),
@@ -150,10 +149,7 @@ pub async fn take(slack: &Slack, intake: &Intake, parsed: Parsed, key: String) -
     };
     match intake.submit(receipt, DATABASE_PATIENCE).await {
         Outcome::Stored(_) => Taken::Stored,
-        Outcome::Applied(_) => match noted_on {
-            Some(incident) => Taken::Applied(incident),
-            None => Taken::Stored,
-        },
+        Outcome::Applied(incident) => Taken::Applied(incident),
         Outcome::Duplicate => Taken::Duplicate,
         Outcome::Failed(e) => {
             tracing::error!(error = %e, "a request could not be recorded");

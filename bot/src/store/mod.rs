@@ -10,8 +10,8 @@ mod runs;
 mod receipts;
 pub mod chat;
 mod note_burst;
-mod pages;
-mod rows;
+pub(crate) mod pages;
+pub(crate) mod rows;
 
 use crate::error::Error;
 use erlmcp_handlers::store::Store;

@@ -4,17 +4,14 @@
 //! decoding them one by one (PostgreSQL); folded, a page is one round trip and one string.
 //! (`COPY … TO STDOUT` was tried for PostgreSQL: through sqlx it took 0.3 s a page.)
 
-use super::rows::{bad, db};
-use super::{PgStore, SqliteStore};
+use super::rows::bad;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use erlmcp_handlers::error::Result;
 use erlmcp_handlers::ids::IncidentId;
 use erlmcp_handlers::timeline::{Entry, Source};
-use sqlx::Row;
 
-const COLUMNS: &str = "seq, at, actor, actor_id, source, kind, text, prev_hash, hash, data, mac";
-
-/// One entry as the page's JSON array holds it, in `COLUMNS` order.
+/// One entry as the page's JSON array holds it: seq, at, actor, actor_id, source, kind, text,
+/// prev_hash, hash, data, mac.
 type PageRow = (
     i64,
     String,
@@ -76,61 +73,27 @@ fn entries(incident: &IncidentId, page: &str) -> Result<Vec<Entry>> {
 
 /// Parses a page on a blocking thread, so the next page's query and this page's parsing run
 /// side by side.
-async fn parse_aside(
-    incident: &IncidentId,
-    parse: impl FnOnce(&IncidentId) -> Result<Vec<Entry>> + Send + 'static,
-) -> Result<Vec<Entry>> {
+pub(crate) async fn parse_aside(incident: &IncidentId, page: String) -> Result<Vec<Entry>> {
     let incident = incident.clone();
-    tokio::task::spawn_blocking(move || parse(&incident))
+    tokio::task::spawn_blocking(move || entries(&incident, &page))
         .await
         .map_err(|e| erlmcp_handlers::Error::Store(format!("reading the timeline failed: {e}")))?
 }
 
-impl SqliteStore {
-    pub(crate) async fn timeline_page_here(
-        &self,
-        incident: &IncidentId,
-        after_seq: i64,
-        limit: i64,
-    ) -> Result<Vec<Entry>> {
-        let sql = format!(
-            "SELECT json_group_array(json_array({COLUMNS})) AS page FROM (SELECT {COLUMNS} FROM timeline WHERE incident_id = $1 AND seq > $2 ORDER BY seq LIMIT $3)"
-        );
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(incident.as_str())
-            .bind(after_seq)
-            .bind(limit)
-            .fetch_one(self.pool())
-            .await
-            .map_err(db)?;
-        let page: String = row.try_get("page").map_err(db)?;
-        parse_aside(incident, move |id| entries(id, &page)).await
-    }
+/// The query that folds the page of up to `$3` entries after position `$2` of incident `$1`
+/// into one JSON array, in `column order above, as the column `page`.
+pub(crate) trait FoldedPage {
+    const SQL: &'static str;
 }
 
-impl PgStore {
-    /// Folded like SQLite's. Plain rows were measured too: 17.1 s for a million entries against
-    /// 11.8 s folded (`bench/run`, 2026-11-29), though PostgreSQL spends about 3 µs an entry
-    /// building the JSON.
-    pub(crate) async fn timeline_page_here(
-        &self,
-        incident: &IncidentId,
-        after_seq: i64,
-        limit: i64,
-    ) -> Result<Vec<Entry>> {
-        let sql = format!(
-            "SELECT COALESCE(json_agg(json_build_array({COLUMNS}) ORDER BY seq), '[]')::text AS page FROM (SELECT {COLUMNS} FROM timeline WHERE incident_id = $1 AND seq > $2 ORDER BY seq LIMIT $3) AS p"
-        );
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(incident.as_str())
-            .bind(after_seq)
-            .bind(limit)
-            .fetch_one(self.pool())
-            .await
-            .map_err(db)?;
-        let page: String = row.try_get("page").map_err(db)?;
-        parse_aside(incident, move |id| entries(id, &page)).await
-    }
+impl FoldedPage for sqlx::Sqlite {
+    const SQL: &'static str = "SELECT json_group_array(json_array(seq, at, actor, actor_id, source, kind, text, prev_hash, hash, data, mac)) AS page FROM (SELECT seq, at, actor, actor_id, source, kind, text, prev_hash, hash, data, mac FROM timeline WHERE incident_id = $1 AND seq > $2 ORDER BY seq LIMIT $3)";
+}
+
+/// Plain rows were measured too: 17.1 s for a million entries against 11.8 s folded
+/// (`bench/run`, 2026-11-29), though PostgreSQL spends about 3 µs an entry building the JSON.
+impl FoldedPage for sqlx::Postgres {
+    const SQL: &'static str = "SELECT COALESCE(json_agg(json_build_array(seq, at, actor, actor_id, source, kind, text, prev_hash, hash, data, mac) ORDER BY seq), '[]')::text AS page FROM (SELECT seq, at, actor, actor_id, source, kind, text, prev_hash, hash, data, mac FROM timeline WHERE incident_id = $1 AND seq > $2 ORDER BY seq LIMIT $3) AS p";
 }
 
 #[cfg(test)]

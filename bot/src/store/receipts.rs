@@ -50,15 +50,10 @@ macro_rules! receipt_store {
                     // batch) comes back with no id: a replay or a redelivery. A receipt whose
                     // note is appended below is stored processed.
                     for chunk in new.chunks(400) {
-                        let mut sql = String::from("INSERT INTO receipts (key, platform, received_at, payload, state) VALUES ");
-                        for i in 0..chunk.len() {
-                            let b = i * 5;
-                            if i > 0 {
-                                sql.push(',');
-                            }
-                            sql.push_str(&format!("(${},${},${},${},${})", b + 1, b + 2, b + 3, b + 4, b + 5));
-                        }
-                        sql.push_str(" ON CONFLICT (key) DO NOTHING RETURNING id, key");
+                        let sql = format!(
+                            "INSERT INTO receipts (key, platform, received_at, payload, state) VALUES {} ON CONFLICT (key) DO NOTHING RETURNING id, key",
+                            crate::store::rows::placeholders(chunk.len(), 5)
+                        );
                         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
                         for r in chunk {
                             let state = if with_notes && r.note.is_some() { "done" } else { "new" };
@@ -131,10 +126,9 @@ macro_rules! receipt_store {
                     // Only receipts still unprocessed: another process may have applied some.
                     let mut taken = std::collections::HashSet::with_capacity(notes.len());
                     for chunk in notes.chunks(1000) {
-                        let list: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
                         let sql = format!(
                             "UPDATE receipts SET state = 'done' WHERE id IN ({}) AND state IN ('new', 'processing') RETURNING id",
-                            list.join(",")
+                            crate::store::rows::placeholders(chunk.len(), 1)
                         );
                         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
                         for (receipt, _) in chunk {

@@ -8,6 +8,27 @@ pub fn bad(column: &str, value: &str) -> Error {
     Error::Store(format!("unreadable value `{value}` in column {column}"))
 }
 
+/// `($1,$2,$3),($4,$5,$6)` for `rows` rows of `columns` values: a multi-row `VALUES` list (or,
+/// with one column, `($1),($2)`, an `IN` list's items).
+pub fn placeholders(rows: usize, columns: usize) -> String {
+    let mut out = String::with_capacity(rows * columns * 5);
+    for r in 0..rows {
+        if r > 0 {
+            out.push(',');
+        }
+        out.push('(');
+        for c in 1..=columns {
+            if c > 1 {
+                out.push(',');
+            }
+            out.push('$');
+            out.push_str(&(r * columns + c).to_string());
+        }
+        out.push(')');
+    }
+    out
+}
+
 pub fn roles_to_json(roles: &BTreeMap<Role, String>) -> String {
     let m: BTreeMap<&str, &str> = roles
         .iter()
@@ -57,4 +78,13 @@ pub fn db(e: sqlx::Error) -> Error {
 /// A unique-key collision, which id allocation retries.
 pub fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(d) if d.kind() == sqlx::error::ErrorKind::UniqueViolation)
+}
+
+#[cfg(test)]
+mod placeholder_tests {
+    #[test]
+    fn placeholders_number_every_value_once() {
+        assert_eq!(super::placeholders(2, 3), "($1,$2,$3),($4,$5,$6)");
+        assert_eq!(super::placeholders(3, 1), "($1),($2),($3)");
+    }
 }

@@ -151,22 +151,10 @@ macro_rules! sql_store {
                     }
                     // Many rows a statement: a burst of notes costs a few statements, not one each.
                     for chunk in out.chunks(400) {
-                        let mut sql = String::from("INSERT INTO timeline (incident_id, seq, at, actor, actor_id, source, kind, text, prev_hash, hash, data, mac) VALUES ");
-                        for i in 0..chunk.len() {
-                            let b = i * 12;
-                            if i > 0 {
-                                sql.push(',');
-                            }
-                            sql.push('(');
-                            for c in 1..=12 {
-                                if c > 1 {
-                                    sql.push(',');
-                                }
-                                sql.push('$');
-                                sql.push_str(&(b + c).to_string());
-                            }
-                            sql.push(')');
-                        }
+                        let sql = format!(
+                            "INSERT INTO timeline (incident_id, seq, at, actor, actor_id, source, kind, text, prev_hash, hash, data, mac) VALUES {}",
+                            crate::store::rows::placeholders(chunk.len(), 12)
+                        );
                         let mut q = sqlx::query(AssertSqlSafe(sql));
                         for e in chunk {
                             let facts = if e.facts.is_empty() {
@@ -357,8 +345,16 @@ macro_rules! sql_store {
                     after_seq: i64,
                     limit: i64,
                 ) -> Result<Vec<Entry>> {
-                    // One JSON row per page (store/pages.rs).
-                    self.timeline_page_here(incident, after_seq, limit).await
+                    // One row per page, the page folded into JSON by the database (store/pages.rs).
+                    let row = sqlx::query(<$db as crate::store::pages::FoldedPage>::SQL)
+                        .bind(incident.as_str())
+                        .bind(after_seq)
+                        .bind(limit)
+                        .fetch_one(&self.pool)
+                        .await
+                        .map_err(db)?;
+                    let page: String = row.try_get("page").map_err(db)?;
+                    crate::store::pages::parse_aside(incident, page).await
                 }
 
                 async fn has_entry(&self, incident: &IncidentId, kind: &str) -> Result<bool> {

@@ -568,11 +568,7 @@ impl Engine {
         reason: Option<String>,
     ) -> Vec<Reply> {
         let mut req = req.clone();
-        if self.settings.bots.contains(&req.actor.id)
-            || self.settings.bots.contains(&req.actor.name)
-        {
-            req.actor.is_bot = true;
-        }
+        req.actor.is_bot = self.is_bot(&req.actor);
         self.expire_due().await;
         let result = if approve {
             self.approve(&req, None, Some(request)).await
