@@ -6,6 +6,7 @@ pub mod cli;
 pub mod config;
 pub mod console;
 pub mod drill;
+pub mod environment;
 pub mod error;
 pub mod http;
 pub mod inspect;
