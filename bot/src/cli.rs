@@ -264,14 +264,10 @@ async fn console_command<R: AsyncBufRead + Unpin>(
 /// The binary's `main`: logging to stderr, a runtime, stdin and stdout.
 pub fn main() -> ExitCode {
     use std::io::IsTerminal;
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-        )
-        // Colour only for a person at a terminal, never into a log file.
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+    if let Err(e) = crate::logging::init(&process_env) {
+        eprintln!("error: {e}");
+        return ExitCode::from(2);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -69,7 +69,15 @@ impl Intake {
                                 Outcome::Stored(id)
                             }
                             Some(ReceiptFate::Applied(_)) => match receipt.note {
-                                Some(note) => Outcome::Applied(note.incident),
+                                Some(note) => {
+                                    // A note written with its receipt never reaches the
+                                    // engine's handler: it is counted here.
+                                    erlmcp_handlers::telemetry::command(
+                                        "note",
+                                        erlmcp_handlers::telemetry::CommandOutcome::Ok,
+                                    );
+                                    Outcome::Applied(note.incident)
+                                }
                                 None => Outcome::Failed(
                                     "the database applied a note it was not given".into(),
                                 ),

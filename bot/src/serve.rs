@@ -64,7 +64,12 @@ async fn build_parts(
         &slack.signing_secret,
         app.ping.clone(),
     );
-    Ok((router(state), app, adapter, intake))
+    let mut routes = router(state);
+    // Without a metrics address of its own, /metrics is served beside the probes.
+    if slack.metrics_listen.is_none() {
+        routes = routes.merge(crate::metrics::router(app.engine.store().clone()));
+    }
+    Ok((routes, app, adapter, intake))
 }
 
 /// Runs until SIGINT or SIGTERM (HTTP), or until the Socket Mode connection ends.
@@ -80,6 +85,30 @@ pub async fn run(
         .await
         .map_err(|e| Error::Io(format!("cannot listen on {addr}: {e}")))?;
     let bound = listener.local_addr().map(|a| a.to_string()).unwrap_or(addr);
+    if let Some(metrics_addr) = &slack.metrics_listen {
+        let metrics_listener = tokio::net::TcpListener::bind(metrics_addr)
+            .await
+            .map_err(|e| {
+                Error::Io(format!(
+                    "cannot listen on {metrics_addr} (ERLMCP_METRICS_LISTEN): {e}"
+                ))
+            })?;
+        let metrics_bound = metrics_listener
+            .local_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_else(|_| metrics_addr.clone());
+        let routes = crate::metrics::router(app.engine.store().clone());
+        tokio::spawn(async move {
+            if let Err(e) =
+                crate::http::serve(metrics_listener, routes, std::future::pending::<()>()).await
+            {
+                tracing::error!(error = %e, "the metrics listener stopped");
+            }
+        });
+        crate::logging::announce(&format!(
+            "erlmcp-bot metrics on http://{metrics_bound}/metrics"
+        ));
+    }
     // Listening first: the probes answer while runs of dead owners continue in the background.
     app::start_supervisor(&app.engine);
     if let Some(token) = &slack.app_token {
@@ -90,24 +119,26 @@ pub async fn run(
                 tracing::error!(error = %e, "the probe listener stopped");
             }
         });
-        eprintln!(
+        crate::logging::announce(&format!(
             "erlmcp-bot serving Slack in Socket Mode; probes on http://{bound} ({}, executor {})",
             app.store_description,
             config.mode.as_str()
-        );
+        ));
         return crate::slack::socket_mode::run(adapter, intake, token, &slack.api_url).await;
     }
-    eprintln!(
+    crate::logging::announce(&format!(
         "erlmcp-bot serving Slack on http://{bound} ({}, executor {})",
         app.store_description,
         config.mode.as_str()
-    );
+    ));
     let engine = app.engine.clone();
     let stopping = engine.clone();
     let result = crate::http::serve(listener, router, async move {
         shutdown_signal().await;
         stopping.begin_stop();
-        eprintln!("erlmcp-bot: stopping; runs in progress finish their step and are handed over");
+        crate::logging::announce(
+            "erlmcp-bot: stopping; runs in progress finish their step and are handed over",
+        );
     })
     .await
     .map_err(|e| Error::Io(format!("server stopped: {e}")));

@@ -3,6 +3,7 @@
 //! applies them and the store makes the state changes atomic.
 
 use crate::ids::{IncidentId, RequestId};
+use crate::telemetry::ApprovalRefusal;
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -258,10 +259,9 @@ fn approval_in_group(groups: &Groups, group: &str, a: &Approval) -> bool {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Verdict {
     /// Count this approval; `complete` says whether the quorum is now reached.
-    Counts {
-        complete: bool,
-    },
-    Refused(String),
+    Counts { complete: bool },
+    /// Not counted: why (for the person) and the reason's class (for metrics).
+    Refused(String, crate::telemetry::ApprovalRefusal),
 }
 
 /// Whether the recorded approvals meet the request's policy: enough of them, and every required
@@ -284,25 +284,34 @@ pub fn judge_approval(
     groups: &Groups,
 ) -> Verdict {
     if actor.is_bot {
-        return Verdict::Refused("bots and apps cannot approve; a person must.".into());
+        return Verdict::Refused(
+            "bots and apps cannot approve; a person must.".into(),
+            ApprovalRefusal::Bot,
+        );
     }
     if let Some(why) = &actor.unverified {
-        return Verdict::Refused(format!(
-            "the bot could not check that you are a person ({why}); your approval was not counted. Try again in a moment."
-        ));
+        return Verdict::Refused(
+            format!(
+                "the bot could not check that you are a person ({why}); your approval was not counted. Try again in a moment.",
+            ),
+            ApprovalRefusal::Unverified,
+        );
     }
     if actor.id == req.requester_id || actor.name == req.requester_name {
-        return Verdict::Refused(format!(
-            "you requested {}; a second person must approve it.",
-            req.id
-        ));
+        return Verdict::Refused(
+            format!("you requested {}; a second person must approve it.", req.id,),
+            ApprovalRefusal::OwnRequest,
+        );
     }
     if existing.iter().any(|a| a.approver_id == actor.id) {
-        return Verdict::Refused(format!(
-            "you have already approved {}; one person counts once. It needs {} more.",
-            req.id,
-            req.policy.approvals as usize - existing.len().min(req.policy.approvals as usize)
-        ));
+        return Verdict::Refused(
+            format!(
+                "you have already approved {}; one person counts once. It needs {} more.",
+                req.id,
+                req.policy.approvals as usize - existing.len().min(req.policy.approvals as usize),
+            ),
+            ApprovalRefusal::AlreadyApproved,
+        );
     }
     let unmet: Vec<&String> = req
         .policy
@@ -314,15 +323,18 @@ pub fn judge_approval(
     let slots_left = (req.policy.approvals as usize).saturating_sub(existing.len());
     // An approver outside the required groups may only take a slot that no required group still needs.
     if !fills_group && slots_left <= unmet.len() && !unmet.is_empty() {
-        return Verdict::Refused(format!(
-            "approver must be in group {} for {}.",
-            unmet
-                .iter()
-                .map(|g| g.as_str())
-                .collect::<Vec<_>>()
-                .join(" or "),
-            req.id
-        ));
+        return Verdict::Refused(
+            format!(
+                "approver must be in group {} for {}.",
+                unmet
+                    .iter()
+                    .map(|g| g.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" or "),
+                req.id,
+            ),
+            ApprovalRefusal::NotInGroup,
+        );
     }
     let still_unmet = unmet.iter().filter(|g| !in_group(groups, g, actor)).count();
     let complete = slots_left <= 1 && still_unmet == 0;
@@ -381,12 +393,12 @@ mod tests {
     fn requester_cannot_approve_by_id_or_by_name() {
         let r = request(Policy::default());
         assert!(
-            matches!(judge_approval(&r, &[], &Actor::person("alice"), &groups()), Verdict::Refused(m) if m.contains("second person"))
+            matches!(judge_approval(&r, &[], &Actor::person("alice"), &groups()), Verdict::Refused(m, _) if m.contains("second person"))
         );
         let same_name_other_id = Actor::on(Platform::Slack, "U999", "alice");
         assert!(matches!(
             judge_approval(&r, &[], &same_name_other_id, &groups()),
-            Verdict::Refused(_)
+            Verdict::Refused(..)
         ));
     }
 
@@ -398,7 +410,7 @@ mod tests {
             ..Actor::on(Platform::Slack, "B1", "deploybot")
         };
         assert!(
-            matches!(judge_approval(&r, &[], &bot, &groups()), Verdict::Refused(m) if m.contains("bots"))
+            matches!(judge_approval(&r, &[], &bot, &groups()), Verdict::Refused(m, _) if m.contains("bots"))
         );
     }
 
@@ -413,7 +425,7 @@ mod tests {
             Verdict::Counts { complete: false }
         );
         assert!(
-            matches!(judge_approval(&r, &[approval("bob")], &Actor::person("bob"), &groups()), Verdict::Refused(m) if m.contains("already approved"))
+            matches!(judge_approval(&r, &[approval("bob")], &Actor::person("bob"), &groups()), Verdict::Refused(m, _) if m.contains("already approved"))
         );
         assert_eq!(
             judge_approval(&r, &[approval("bob")], &Actor::person("carol"), &groups()),
@@ -429,7 +441,7 @@ mod tests {
             ..Policy::default()
         });
         assert!(
-            matches!(judge_approval(&r, &[], &Actor::person("bob"), &groups()), Verdict::Refused(m) if m.contains("approver must be in group security"))
+            matches!(judge_approval(&r, &[], &Actor::person("bob"), &groups()), Verdict::Refused(m, _) if m.contains("approver must be in group security"))
         );
         assert_eq!(
             judge_approval(&r, &[], &Actor::person("sam"), &groups()),
@@ -447,7 +459,7 @@ mod tests {
         );
         assert!(matches!(
             judge_approval(&r2, &[approval("bob")], &Actor::person("carol"), &groups()),
-            Verdict::Refused(_)
+            Verdict::Refused(..)
         ));
         assert_eq!(
             judge_approval(&r2, &[approval("bob")], &Actor::person("sam"), &groups()),
@@ -474,7 +486,7 @@ mod tests {
         let impostor = Actor::on(Platform::Slack, "U0EVE", "U0SECURITY");
         assert!(matches!(
             judge_approval(&r, &[], &impostor, &g),
-            Verdict::Refused(m) if m.contains("group security")
+            Verdict::Refused(m, _) if m.contains("group security")
         ));
         // A bare entry matches the id; a qualified one only on its platform.
         assert_eq!(
@@ -492,7 +504,7 @@ mod tests {
         );
         assert!(matches!(
             judge_approval(&r, &[], &Actor::on(Platform::Discord, "U0SEC2", "x"), &g),
-            Verdict::Refused(_)
+            Verdict::Refused(..)
         ));
         // A Discord role entry is met by a member holding the role, on Discord only.
         let mut with_role = Actor::on(Platform::Discord, "81234", "dana");
@@ -505,7 +517,7 @@ mod tests {
         slack_role.roles = vec!["555".into()];
         assert!(matches!(
             judge_approval(&r, &[], &slack_role, &g),
-            Verdict::Refused(_)
+            Verdict::Refused(..)
         ));
     }
 
@@ -516,7 +528,7 @@ mod tests {
         who.unverified = Some("users.info: ratelimited".into());
         assert!(matches!(
             judge_approval(&r, &[], &who, &groups()),
-            Verdict::Refused(m) if m.contains("users.info: ratelimited") && m.contains("not counted")
+            Verdict::Refused(m, _) if m.contains("users.info: ratelimited") && m.contains("not counted")
         ));
     }
 }

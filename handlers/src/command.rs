@@ -141,6 +141,41 @@ pub struct ParseError {
     pub try_instead: String,
 }
 
+impl Command {
+    /// The command's name as metrics and logs label it (a closed set).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Declare { .. } => "declare",
+            Self::Ack => "ack",
+            Self::Sev(_) => "sev",
+            Self::Role { .. } => "role",
+            Self::Note(_) => "note",
+            Self::Status => "status",
+            Self::Incidents => "incidents",
+            Self::Mitigated => "mitigated",
+            Self::Resolve { .. } => "resolve",
+            Self::Close => "close",
+            Self::Timeline => "timeline",
+            Self::Postmortem => "postmortem",
+            Self::Help(_) => "help",
+            Self::Approve { .. } => "approve",
+            Self::Deny { .. } => "deny",
+            Self::Cancel { .. } => "cancel",
+            Self::Requests => "requests",
+            Self::Playbooks => "playbooks",
+            Self::Run { .. } => "run",
+            Self::Failover { .. } => "failover",
+            Self::Isolate { .. } => "isolate",
+            Self::ReadOnly { .. } => "read-only",
+            Self::Rollback { .. } => "rollback",
+            Self::Scale { .. } => "scale",
+            Self::Resume { .. } => "resume",
+            Self::Stop { .. } => "stop",
+            Self::Report { .. } => "report",
+        }
+    }
+}
+
 impl fmt::Display for ParseError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.command {

@@ -20,6 +20,7 @@ pub mod report;
 pub mod run;
 pub mod severity;
 pub mod store;
+pub mod telemetry;
 pub mod timeline;
 pub mod topology;
 

@@ -10,6 +10,7 @@ mod hardening;
 mod incidents;
 mod large;
 mod live;
+mod operations;
 mod playbooks;
 mod program;
 mod props;

@@ -123,6 +123,10 @@ impl WebApi {
         let mut attempt = 0;
         loop {
             attempt += 1;
+            let began = std::time::Instant::now();
+            let counted = |outcome: &'static str| {
+                crate::metrics::chat_call("slack", method, outcome, began.elapsed());
+            };
             let sent = self
                 .http
                 .post(&url)
@@ -133,11 +137,13 @@ impl WebApi {
             let resp = match sent {
                 Ok(r) => r,
                 Err(e) if attempt <= MAX_RETRIES && (repeatable || e.is_connect()) => {
+                    counted("retried");
                     tracing::warn!(method, error = %e, attempt, "Slack call failed; retrying");
                     tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
                     continue;
                 }
                 Err(e) => {
+                    counted("transport_error");
                     return Err(SlackError::Transport {
                         method: method.into(),
                         message: with_causes(&e),
@@ -146,6 +152,7 @@ impl WebApi {
             };
             let status = resp.status().as_u16();
             if status == 429 && attempt <= MAX_RETRIES {
+                counted("rate_limited");
                 let wait = resp
                     .headers()
                     .get("retry-after")
@@ -159,24 +166,35 @@ impl WebApi {
                 continue;
             }
             if status >= 500 && attempt <= MAX_RETRIES && repeatable {
+                counted("retried");
                 tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
                 continue;
             }
             let body = resp.text().await.unwrap_or_default();
             if status != 200 {
+                counted(if status == 429 {
+                    "rate_limited"
+                } else {
+                    "http_error"
+                });
                 return Err(SlackError::Http {
                     method: method.into(),
                     status,
                     body,
                 });
             }
-            let json: Value = serde_json::from_str(&body).map_err(|e| SlackError::Transport {
-                method: method.into(),
-                message: format!("unreadable answer: {e}"),
+            let json: Value = serde_json::from_str(&body).map_err(|e| {
+                counted("transport_error");
+                SlackError::Transport {
+                    method: method.into(),
+                    message: format!("unreadable answer: {e}"),
+                }
             })?;
             if json["ok"].as_bool() == Some(true) {
+                counted("ok");
                 return Ok(json);
             }
+            counted("error");
             let code = json["error"]
                 .as_str()
                 .unwrap_or("unknown_error")
@@ -190,6 +208,18 @@ impl WebApi {
 
     /// Answers a slash command or interaction later, through its `response_url` (no token needed).
     pub async fn respond(&self, response_url: &str, body: &Value) -> Result<(), SlackError> {
+        let began = std::time::Instant::now();
+        let result = self.respond_once(response_url, body).await;
+        let outcome = match &result {
+            Ok(()) => "ok",
+            Err(SlackError::Http { .. }) => "http_error",
+            Err(_) => "transport_error",
+        };
+        crate::metrics::chat_call("slack", "response_url", outcome, began.elapsed());
+        result
+    }
+
+    async fn respond_once(&self, response_url: &str, body: &Value) -> Result<(), SlackError> {
         let resp = self
             .http
             .post(response_url)

@@ -37,6 +37,9 @@ pub struct SlackConfig {
     pub team_id: Option<String>,
     /// `SLACK_APP_ID`: the app, when `bots.info` should not be asked.
     pub app_id: Option<String>,
+    /// `ERLMCP_METRICS_LISTEN`: serve `/metrics` on this address only, not on the public
+    /// listener (which Slack, and so the internet, reaches).
+    pub metrics_listen: Option<String>,
     /// `SLACK_ALLOWED_TEAMS`: other workspaces whose users may act (shared channels).
     pub allowed_teams: std::collections::BTreeSet<String>,
 }
@@ -65,6 +68,7 @@ impl SlackConfig {
             app_token,
             api_url: env("SLACK_API_URL").unwrap_or_else(|| api::DEFAULT_API_URL.to_string()),
             listen: env("ERLMCP_LISTEN").unwrap_or_else(|| "0.0.0.0:3000".to_string()),
+            metrics_listen: env("ERLMCP_METRICS_LISTEN"),
             team_id: env("SLACK_TEAM_ID"),
             app_id: env("SLACK_APP_ID"),
             allowed_teams: env("SLACK_ALLOWED_TEAMS")

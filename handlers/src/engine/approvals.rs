@@ -8,6 +8,8 @@ use crate::ids::{IncidentId, RequestId, RunId};
 use crate::reply::Reply;
 use crate::run::{Run, RunState, StepRecord, StepState};
 use crate::store::Recorded;
+use crate::telemetry::{self, ApprovalRefusal};
+use tracing::Instrument;
 
 impl Engine {
     async fn expire_if_due(&self, r: &ApprovalRequest) -> crate::Result<bool> {
@@ -79,18 +81,22 @@ impl Engine {
         }
         if self.expire_if_due(&r).await? {
             let r = self.store.request(&r.id).await?.unwrap_or(r);
+            telemetry::approval_refused(ApprovalRefusal::NotPending);
             return Ok(vec![Reply::error(self.not_pending(&r))]);
         }
         if r.state != RequestState::Pending {
+            telemetry::approval_refused(ApprovalRefusal::NotPending);
             return Ok(vec![Reply::error(self.not_pending(&r))]);
         }
         if let Some(reply) = self.cancel_if_incident_over(&r).await? {
+            telemetry::approval_refused(ApprovalRefusal::NotPending);
             return Ok(vec![reply]);
         }
         // A plan made for the live executor is approved where it will run live: elsewhere the
         // re-made plan would differ (and void it), or run on a pretend world.
         let mine = self.executor.mode().as_str();
         if let Some(m) = r.mode.as_deref().filter(|m| *m != mine) {
+            telemetry::approval_refused(ApprovalRefusal::WrongExecutor);
             return Ok(vec![Reply::error(format!(
                 "Not approved here: {} was planned for the {m} executor and this process runs {mine}. Approve it where it runs {m} (a `serve` replica, or a console started with `ERLMCP_EXECUTOR={m}` and the same configuration); nothing was recorded.",
                 r.id
@@ -98,7 +104,8 @@ impl Engine {
         }
         let existing = self.store.approvals(&r.id).await?;
         let complete = match judge_approval(&r, &existing, &req.actor, &self.settings.groups) {
-            Verdict::Refused(why) => {
+            Verdict::Refused(why, reason) => {
+                telemetry::approval_refused(reason);
                 let draft = self.draft(
                     &req.actor,
                     req.source,
@@ -135,8 +142,9 @@ impl Engine {
             digest: r.plan_digest.clone(),
         }]);
         match self.store.add_approval(&approval, vec![draft]).await? {
-            Recorded::Recorded => {}
+            Recorded::Recorded => telemetry::approval_granted(),
             Recorded::Duplicate => {
+                telemetry::approval_refused(ApprovalRefusal::AlreadyApproved);
                 return Ok(vec![Reply::error(format!(
                     "You have already approved {}; one person counts once.",
                     r.id
@@ -144,6 +152,7 @@ impl Engine {
             }
             // Decided meanwhile (on this replica or another): say how it ended.
             Recorded::NotPending => {
+                telemetry::approval_refused(ApprovalRefusal::NotPending);
                 let now = self.store.request(&r.id).await?.unwrap_or(r);
                 return Ok(vec![Reply::error(self.not_pending(&now))]);
             }
@@ -313,6 +322,8 @@ impl Engine {
                 r.id
             ))]);
         };
+        telemetry::run_started(&run.playbook);
+        tracing::info!(run = %run.id, request = %r.id, incident = %r.incident, playbook = %run.playbook, "run started");
         // The run is ours from here: keep its lease before saying anything anywhere.
         let keeper = super::execute::LeaseKeeper::start(self, &run.id);
         self.outbox
@@ -555,7 +566,15 @@ impl Engine {
             reason,
         };
         let draft = draft.with([Fact::request_state(id.as_str(), to)]);
-        self.store.transition_request(id, change, vec![draft]).await
+        let settled = self
+            .store
+            .transition_request(id, change, vec![draft])
+            .await?;
+        if settled {
+            telemetry::request_finished(to.as_str());
+            tracing::info!(request = %id, state = to.as_str(), "request settled");
+        }
+        Ok(settled)
     }
 
     /// Approval or denial by a route other than typed text (a reaction, a button). It goes through
@@ -570,16 +589,40 @@ impl Engine {
         let mut req = req.clone();
         req.actor.is_bot = self.is_bot(&req.actor);
         self.expire_due().await;
+        let kind = if approve { "approve" } else { "deny" };
+        let span = tracing::info_span!(
+            "command",
+            command = kind,
+            actor = %req.actor.id,
+            channel = %req.channel,
+            request = %request,
+            incident = tracing::field::Empty,
+        );
         let result = if approve {
-            self.approve(&req, None, Some(request)).await
+            self.approve(&req, None, Some(request))
+                .instrument(span.clone())
+                .await
         } else {
-            self.deny(&req, None, Some(request), reason).await
+            self.deny(&req, None, Some(request), reason)
+                .instrument(span.clone())
+                .await
         };
-        result.unwrap_or_else(|e| {
-            vec![Reply::error(format!(
-                "{} failed: {e}",
-                if approve { "approval" } else { "denial" }
-            ))]
-        })
+        let _entered = span.enter();
+        match result {
+            Ok(replies) => {
+                let outcome = super::outcome_of(&replies);
+                crate::telemetry::command(kind, outcome);
+                tracing::info!(outcome = outcome.as_str(), "decision handled");
+                replies
+            }
+            Err(e) => {
+                crate::telemetry::command(kind, crate::telemetry::CommandOutcome::Failed);
+                tracing::warn!(error = %e, "decision failed");
+                vec![Reply::error(format!(
+                    "{} failed: {e}",
+                    if approve { "approval" } else { "denial" }
+                ))]
+            }
+        }
     }
 }

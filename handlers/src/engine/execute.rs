@@ -15,6 +15,7 @@ use crate::store::{RunEnd, StepStart};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration as StdDuration;
+use tracing::Instrument;
 
 /// The longest wait between retries, whatever the backoff says.
 const MAX_BACKOFF_MS: u64 = 30_000;
@@ -117,12 +118,32 @@ impl Engine {
         run_id: &RunId,
         keeper: LeaseKeeper,
     ) -> crate::Result<Reply> {
+        // Every line logged while the run executes (executor calls included) names it.
+        let span = tracing::info_span!(
+            "run",
+            run = %run_id,
+            request = tracing::field::Empty,
+            incident = tracing::field::Empty,
+        );
+        self.execute_in_span(run_id, keeper, span.clone())
+            .instrument(span)
+            .await
+    }
+
+    async fn execute_in_span(
+        &self,
+        run_id: &RunId,
+        keeper: LeaseKeeper,
+        span: tracing::Span,
+    ) -> crate::Result<Reply> {
         let _counted = Executing::enter(self);
         let run = self
             .store
             .run(run_id)
             .await?
             .ok_or_else(|| crate::Error::NotFound(run_id.to_string()))?;
+        span.record("request", run.request.as_str());
+        span.record("incident", run.incident.as_str());
         if run.state != RunState::Running || run.owner.as_deref() != Some(&self.settings.owner) {
             return Ok(self.not_ours(&run));
         }
@@ -256,7 +277,27 @@ impl Engine {
             reason,
             step: None,
         };
-        self.store.end_run(end, vec![draft]).await
+        let ended = self.store.end_run(end, vec![draft]).await?;
+        if ended {
+            self.count_run_end(run, to, request_to);
+        }
+        Ok(ended)
+    }
+
+    /// Metrics and a log line for a run that ended (and its request with it).
+    pub(crate) fn count_run_end(&self, run: &Run, to: RunState, request_to: RequestState) {
+        let took = (self.clock.now() - run.started_at).num_milliseconds() as f64 / 1000.0;
+        crate::telemetry::run_finished(&run.playbook, to.as_str(), took);
+        crate::telemetry::request_finished(request_to.as_str());
+        tracing::info!(
+            run = %run.id,
+            request = %run.request,
+            incident = %run.incident,
+            playbook = %run.playbook,
+            outcome = to.as_str(),
+            seconds = took,
+            "run ended"
+        );
     }
 
     /// What this process says when it finds a run is not (or no longer) its own.
@@ -313,6 +354,7 @@ impl Engine {
         if !self.store.end_run(end, vec![draft]).await? {
             return self.lost(run).await;
         }
+        self.count_run_end(run, RunState::Aborted, RequestState::Failed);
         Ok(Reply::channel(format!(
             "⏹ {} ({}) stopped before step {} as {by} asked. Not done: {}. The state is as the completed steps left it.",
             run.id,
@@ -431,6 +473,24 @@ impl Engine {
                     ))),
                 };
             let finished = self.clock.now();
+            let attempt_seconds = (finished - started).num_milliseconds() as f64 / 1000.0;
+            let step_outcome = match &outcome {
+                Ok(_) => "done",
+                Err(e) if e.kind == FailureKind::Timeout => "timeout",
+                Err(e) if e.kind == FailureKind::Transient && tries_this_time < max_attempts => {
+                    "retry"
+                }
+                Err(_) => "failed",
+            };
+            crate::telemetry::step(step.action.kind(), step_outcome, attempt_seconds);
+            match &outcome {
+                Ok(_) => {
+                    tracing::info!(run = %run.id, step = step.idx, action = step.action.kind(), outcome = step_outcome, seconds = attempt_seconds, "step attempt ended")
+                }
+                Err(e) => {
+                    tracing::warn!(run = %run.id, step = step.idx, action = step.action.kind(), outcome = step_outcome, seconds = attempt_seconds, error = %e, "step attempt ended")
+                }
+            }
             match outcome {
                 Ok(result) => {
                     step.state = StepState::Done;

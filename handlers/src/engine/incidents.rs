@@ -59,6 +59,7 @@ impl Engine {
                 ],
             )
             .await?;
+        tracing::Span::current().record("incident", inc.id.as_str());
         let fits: Vec<String> = self
             .playbooks
             .for_severity(severity)

@@ -23,10 +23,12 @@ use crate::incident::Incident;
 use crate::playbook::PlaybookSet;
 use crate::reply::{Outbox, Reply};
 use crate::store::Store;
+use crate::telemetry::CommandOutcome;
 use crate::timeline::{Draft, Source};
 use crate::topology::Topology;
 use std::collections::BTreeSet;
 use std::sync::Arc;
+use tracing::Instrument;
 
 /// Knobs from configuration.
 #[derive(Clone, Debug)]
@@ -187,12 +189,41 @@ impl Engine {
         self.expire_due().await;
         let parsed = match command::parse(&req.text) {
             Ok(p) => p,
-            Err(e) => return vec![Reply::error(e.to_string())],
+            Err(e) => {
+                crate::telemetry::command("malformed", CommandOutcome::Malformed);
+                tracing::info!(actor = %req.actor.id, error = %e, "malformed command");
+                return vec![Reply::error(e.to_string())];
+            }
         };
-        let result = self.dispatch(&req, parsed.incident, parsed.command).await;
+        let kind = parsed.command.kind();
+        let span = tracing::info_span!(
+            "command",
+            command = kind,
+            actor = %req.actor.id,
+            channel = %req.channel,
+            incident = tracing::field::Empty,
+            request = tracing::field::Empty,
+        );
+        if let Some(id) = &parsed.incident {
+            span.record("incident", id.as_str());
+        }
+        let result = self
+            .dispatch(&req, parsed.incident, parsed.command)
+            .instrument(span.clone())
+            .await;
+        let _entered = span.enter();
         match result {
-            Ok(replies) => replies,
-            Err(e) => vec![Reply::error(format!("{} failed: {e}", short(&req.text)))],
+            Ok(replies) => {
+                let outcome = outcome_of(&replies);
+                crate::telemetry::command(kind, outcome);
+                tracing::info!(outcome = outcome.as_str(), "command handled");
+                replies
+            }
+            Err(e) => {
+                crate::telemetry::command(kind, CommandOutcome::Failed);
+                tracing::warn!(error = %e, "command failed");
+                vec![Reply::error(format!("{} failed: {e}", short(&req.text)))]
+            }
         }
     }
 
@@ -285,6 +316,20 @@ impl Engine {
     /// or, in a channel tied to no incident, the only open one anywhere. `allow_closed` lets
     /// read-only commands fall back to the channel's latest incident.
     pub(crate) async fn target_incident(
+        &self,
+        req: &Request,
+        explicit: Option<IncidentId>,
+        allow_closed: bool,
+    ) -> crate::Result<Result<Incident, Reply>> {
+        let found = self.find_incident(req, explicit, allow_closed).await;
+        // Every log line about this command from here on names the incident.
+        if let Ok(Ok(inc)) = &found {
+            tracing::Span::current().record("incident", inc.id.as_str());
+        }
+        found
+    }
+
+    async fn find_incident(
         &self,
         req: &Request,
         explicit: Option<IncidentId>,
@@ -393,6 +438,16 @@ fn short(text: &str) -> String {
 }
 
 /// `help` and `help <command>`.
+/// A command answered only with errors was refused (a rule said no, or what it started failed);
+/// anything else did what was asked.
+pub(crate) fn outcome_of(replies: &[Reply]) -> CommandOutcome {
+    if !replies.is_empty() && replies.iter().all(|r| r.is_error) {
+        CommandOutcome::Refused
+    } else {
+        CommandOutcome::Ok
+    }
+}
+
 pub fn help(topic: Option<&str>, playbooks: &PlaybookSet) -> String {
     match topic.and_then(command::spec) {
         Some(spec) => {

@@ -189,6 +189,14 @@ impl Engine {
                 })),
             }
         }
+        for (_, fate) in &out {
+            let outcome = match fate {
+                NoteFate::Recorded => crate::telemetry::CommandOutcome::Ok,
+                NoteFate::Refused(_) => crate::telemetry::CommandOutcome::Refused,
+                NoteFate::NotYet(_) => crate::telemetry::CommandOutcome::Failed,
+            };
+            crate::telemetry::command("note", outcome);
+        }
         out
     }
 }

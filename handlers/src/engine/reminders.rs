@@ -84,6 +84,8 @@ impl Engine {
                     continue;
                 }
                 self.outbox.post(&inc.channel, Reply::channel(text)).await;
+                crate::telemetry::notice_sent(clock.name, stage);
+                tracing::info!(incident = %inc.id, notice = %kind, "clock notice sent");
                 sent += 1;
             }
         }

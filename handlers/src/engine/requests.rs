@@ -148,6 +148,8 @@ impl Engine {
             digest: request.plan_digest.clone(),
         }]);
         let saved = self.store.create_request(request, vec![draft]).await?;
+        crate::telemetry::request_created(&saved.playbook);
+        tracing::info!(request = %saved.id, incident = %saved.incident, playbook = %saved.playbook, "change request created");
         Ok(vec![Reply::card(render_request(&saved, true), &saved)])
     }
 
@@ -161,7 +163,11 @@ impl Engine {
     ) -> crate::Result<Result<ApprovalRequest, Reply>> {
         if let Some(id) = explicit {
             return Ok(match self.store.request(&id).await? {
-                Some(r) => Ok(r),
+                Some(r) => {
+                    // The lines about this decision name the incident too.
+                    tracing::Span::current().record("incident", r.incident.as_str());
+                    Ok(r)
+                }
                 None => Err(Reply::error(format!(
                     "There is no request {id}. `/erlmcp requests` lists the pending ones."
                 ))),
@@ -178,7 +184,10 @@ impl Engine {
             .cloned()
             .collect();
         Ok(match pending.as_slice() {
-            [one] => Ok(one.clone()),
+            [one] => {
+                tracing::Span::current().record("request", one.id.as_str());
+                Ok(one.clone())
+            }
             [] => Err(Reply::error(match all.last() {
                 Some(latest) => format!(
                     "Nothing is waiting for a decision in {}. Latest request: {}",

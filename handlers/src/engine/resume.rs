@@ -80,6 +80,7 @@ impl Engine {
                 if !self.store.end_run(end, vec![draft]).await? {
                     return self.decided_first(&run.id).await;
                 }
+                self.count_run_end(&run, RunState::Aborted, RequestState::Failed);
                 Ok(vec![
                     Reply::channel(format!(
                         "{} aborted by {who}. Steps after {} were not run.",

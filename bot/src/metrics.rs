@@ -1,0 +1,304 @@
+//! `/metrics`: the process's Prometheus recorder, the series only the binary knows (chat API
+//! calls, database statements), and the gauges read from the database at each scrape.
+//!
+//! The exporter is `metrics-exporter-prometheus`, which writes the classic text format (0.0.4)
+//! that Debian's promtool accepts; the core records through the `metrics` facade
+//! (`erlmcp_handlers::telemetry`). Histograms are real Prometheus histograms (fixed buckets),
+//! not summaries, so replicas can be aggregated.
+
+use erlmcp_handlers::severity::Severity;
+use erlmcp_handlers::store::Store;
+use metrics::{Unit, counter, describe_counter, describe_histogram, gauge, histogram};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+pub const CHAT_CALLS: &str = "erlmcp_chat_api_calls_total";
+pub const CHAT_CALL_DURATION: &str = "erlmcp_chat_api_call_duration_seconds";
+pub const DB_STATEMENT_DURATION: &str = "erlmcp_db_statement_duration_seconds";
+pub const SCRAPE_ERRORS: &str = "erlmcp_metrics_database_errors_total";
+
+/// The Prometheus content type of the classic text format.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Database statements and chat calls: from well under a millisecond to seconds.
+const FAST_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+/// Steps and runs: a scale-up waits minutes for pods; a failover may take a quarter hour.
+const SLOW_BUCKETS: &[f64] = &[
+    0.01, 0.1, 0.5, 1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1800.0, 3600.0,
+];
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// The process's recorder: installed once (a second call returns the same handle, so tests that
+/// build several servers in one process share it), with upkeep running in the background so
+/// histogram samples do not pile up between scrapes.
+pub fn install() -> PrometheusHandle {
+    HANDLE
+        .get_or_init(|| {
+            let builder = PrometheusBuilder::new()
+                .set_buckets_for_metric(
+                    Matcher::Full(erlmcp_handlers::telemetry::RUN_DURATION.into()),
+                    SLOW_BUCKETS,
+                )
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        Matcher::Full(erlmcp_handlers::telemetry::STEP_DURATION.into()),
+                        SLOW_BUCKETS,
+                    )
+                })
+                .and_then(|b| b.set_buckets(FAST_BUCKETS));
+            // The bucket lists above are constant and non-empty: the builder cannot refuse them.
+            let recorder = builder
+                .map(|b| b.build_recorder())
+                .unwrap_or_else(|_| PrometheusBuilder::new().build_recorder());
+            let handle = recorder.handle();
+            if metrics::set_global_recorder(recorder).is_err() {
+                tracing::warn!("a metrics recorder was already installed; /metrics stays empty");
+            }
+            erlmcp_handlers::telemetry::describe();
+            describe();
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                let upkept = handle.clone();
+                rt.spawn(async move {
+                    let mut every = tokio::time::interval(Duration::from_secs(5));
+                    loop {
+                        every.tick().await;
+                        upkept.run_upkeep();
+                    }
+                });
+            }
+            handle
+        })
+        .clone()
+}
+
+fn describe() {
+    describe_counter!(
+        CHAT_CALLS,
+        "Chat Web API calls, by platform, method and outcome (ok, error, http_error, transport_error, rate_limited, retried)."
+    );
+    describe_histogram!(
+        CHAT_CALL_DURATION,
+        Unit::Seconds,
+        "Time of one chat Web API call attempt, by platform and method."
+    );
+    describe_histogram!(
+        DB_STATEMENT_DURATION,
+        Unit::Seconds,
+        "Database statement execution time as the driver measured it, by operation and table."
+    );
+    describe_counter!(
+        SCRAPE_ERRORS,
+        "Scrapes whose database gauges could not be read (the gauges kept their last value)."
+    );
+}
+
+/// One chat API attempt.
+pub fn chat_call(platform: &'static str, method: &str, outcome: &'static str, took: Duration) {
+    let method = bounded_method(method);
+    counter!(CHAT_CALLS, "platform" => platform, "method" => method.clone(), "outcome" => outcome)
+        .increment(1);
+    histogram!(CHAT_CALL_DURATION, "platform" => platform, "method" => method)
+        .record(took.as_secs_f64());
+}
+
+/// API method names come from this program's code, but keep the label safe anyway: a name that
+/// does not look like one (`chat.postMessage`) is counted as `other`.
+fn bounded_method(method: &str) -> String {
+    let looks_right = method.len() <= 48
+        && method
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_');
+    if looks_right {
+        method.to_string()
+    } else {
+        "other".to_string()
+    }
+}
+
+/// Sets the gauges that describe shared state (the same on every replica) from the database.
+async fn gauges_from(store: &dyn Store) -> erlmcp_handlers::Result<()> {
+    use erlmcp_handlers::approval::RequestState;
+    let open = store.open_incidents().await?;
+    for severity in Severity::ALL {
+        let n = open
+            .iter()
+            .filter(|i| i.severity == severity && !i.drill)
+            .count();
+        gauge!(erlmcp_handlers::telemetry::OPEN_INCIDENTS, "severity" => severity.as_str().to_ascii_uppercase())
+            .set(n as f64);
+    }
+    let drills = open.iter().filter(|i| i.drill).count();
+    gauge!(erlmcp_handlers::telemetry::OPEN_INCIDENTS, "severity" => "drill").set(drills as f64);
+    let pending = store.requests_in_state(RequestState::Pending).await?;
+    gauge!(erlmcp_handlers::telemetry::PENDING_REQUESTS).set(pending.len() as f64);
+    Ok(())
+}
+
+/// A scrape waits at most this for the database gauges; then it answers with the last values
+/// (and counts the failure), so an outage does not make the bot look down to Prometheus too.
+const GAUGE_PATIENCE: Duration = Duration::from_secs(2);
+
+/// `GET /metrics`, for the public listener or a separate one (`ERLMCP_METRICS_LISTEN`).
+pub fn router(store: std::sync::Arc<dyn Store>) -> axum::Router {
+    let handle = install();
+    axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let handle = handle.clone();
+            let store = store.clone();
+            async move {
+                let body = match tokio::time::timeout(GAUGE_PATIENCE, gauges_from(&*store)).await {
+                    Ok(Ok(())) => handle.render(),
+                    Ok(Err(e)) => {
+                        counter!(SCRAPE_ERRORS).increment(1);
+                        tracing::warn!(error = %e, "metrics: could not read the gauges");
+                        handle.render()
+                    }
+                    Err(_) => {
+                        counter!(SCRAPE_ERRORS).increment(1);
+                        tracing::warn!("metrics: the database did not answer in time");
+                        handle.render()
+                    }
+                };
+                ([(axum::http::header::CONTENT_TYPE, CONTENT_TYPE)], body)
+            }
+        }),
+    )
+}
+
+/// A tracing layer that turns the driver's per-statement events (sqlx logs each statement on
+/// target `sqlx::query` with its measured `elapsed_secs`) into the statement latency histogram.
+/// It sees only those events: it is given a filter of its own, independent of `RUST_LOG`.
+pub struct StatementTimer;
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for StatementTimer {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        let mut fields = StatementFields::default();
+        event.record(&mut fields);
+        let Some(seconds) = fields.elapsed_secs else {
+            return;
+        };
+        let text = if fields.statement.trim().is_empty() {
+            &fields.summary
+        } else {
+            &fields.statement
+        };
+        let (operation, table) = statement_labels(text);
+        histogram!(DB_STATEMENT_DURATION, "operation" => operation, "table" => table)
+            .record(seconds);
+    }
+}
+
+#[derive(Default)]
+struct StatementFields {
+    summary: String,
+    statement: String,
+    elapsed_secs: Option<f64>,
+}
+
+impl tracing::field::Visit for StatementFields {
+    fn record_f64(&mut self, field: &tracing::field::Field, value: f64) {
+        if field.name() == "elapsed_secs" {
+            self.elapsed_secs = Some(value);
+        }
+    }
+
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        match field.name() {
+            "summary" => self.summary = value.to_string(),
+            "db.statement" => self.statement = value.to_string(),
+            _ => {}
+        }
+    }
+
+    fn record_debug(&mut self, _: &tracing::field::Field, _: &dyn std::fmt::Debug) {}
+}
+
+/// The tables this program's statements touch; anything else is `other`, so the label set is
+/// closed whatever SQL appears.
+const TABLES: &[&str] = &[
+    "incidents",
+    "timeline",
+    "approval_requests",
+    "approvals",
+    "runs",
+    "run_steps",
+    "receipts",
+    "notices",
+    "chat_messages",
+    "chat_events",
+    "_sqlx_migrations",
+];
+
+/// `(operation, table)` of a statement: its first keyword, and the first known table after
+/// FROM, INTO, UPDATE or JOIN.
+fn statement_labels(sql: &str) -> (&'static str, &'static str) {
+    let mut words = sql.split(|c: char| c.is_whitespace() || c == '(' || c == ',' || c == ';');
+    let words_vec: Vec<&str> = words.by_ref().filter(|w| !w.is_empty()).take(64).collect();
+    let operation = match words_vec.first().map(|w| w.to_ascii_lowercase()) {
+        Some(w) => match w.as_str() {
+            "select" => "select",
+            "insert" => "insert",
+            "update" => "update",
+            "delete" => "delete",
+            "with" => "with",
+            "begin" => "begin",
+            "commit" => "commit",
+            "rollback" => "rollback",
+            "pragma" => "pragma",
+            _ => "other",
+        },
+        None => "other",
+    };
+    let table = words_vec
+        .windows(2)
+        .find_map(|pair| {
+            let keyword = pair[0].to_ascii_lowercase();
+            if matches!(keyword.as_str(), "from" | "into" | "update" | "join") {
+                let name = pair[1].trim_matches('"').to_ascii_lowercase();
+                TABLES.iter().find(|t| **t == name).copied()
+            } else {
+                None
+            }
+        })
+        .unwrap_or("none");
+    (operation, table)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statements_are_labelled_by_operation_and_known_table() {
+        assert_eq!(
+            statement_labels("SELECT id, title FROM incidents WHERE id = $1"),
+            ("select", "incidents")
+        );
+        assert_eq!(
+            statement_labels("INSERT INTO timeline (incident_id, seq) VALUES ($1, $2)"),
+            ("insert", "timeline")
+        );
+        assert_eq!(
+            statement_labels("UPDATE runs SET lease_until = $1"),
+            ("update", "runs")
+        );
+        assert_eq!(statement_labels("BEGIN IMMEDIATE"), ("begin", "none"));
+        assert_eq!(
+            statement_labels("SELECT * FROM secret_table_of_someone"),
+            ("select", "none")
+        );
+        assert_eq!(statement_labels(""), ("other", "none"));
+    }
+
+    #[test]
+    fn odd_method_names_do_not_become_labels() {
+        assert_eq!(bounded_method("chat.postMessage"), "chat.postMessage");
+        assert_eq!(bounded_method("chat.post\nMessage"), "other");
+        assert_eq!(bounded_method(&"a".repeat(200)), "other");
+    }
+}
