@@ -182,21 +182,22 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for StatementTimer {
         let Some(seconds) = fields.elapsed_secs else {
             return;
         };
-        let text = if fields.statement.trim().is_empty() {
-            &fields.summary
-        } else {
-            &fields.statement
-        };
-        let (operation, table) = statement_labels(text);
+        // The full statement when sqlx gave it (its summary is only the first four words).
+        let (operation, table) = fields
+            .from_statement
+            .or(fields.from_summary)
+            .unwrap_or(("other", "none"));
         histogram!(DB_STATEMENT_DURATION, "operation" => operation, "table" => table)
             .record(seconds);
     }
 }
 
+/// Labels are worked out from the borrowed field values as they are visited: the statement
+/// text (which can be a long multi-row insert) is never copied.
 #[derive(Default)]
 struct StatementFields {
-    summary: String,
-    statement: String,
+    from_summary: Option<(&'static str, &'static str)>,
+    from_statement: Option<(&'static str, &'static str)>,
     elapsed_secs: Option<f64>,
 }
 
@@ -209,8 +210,10 @@ impl tracing::field::Visit for StatementFields {
 
     fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
         match field.name() {
-            "summary" => self.summary = value.to_string(),
-            "db.statement" => self.statement = value.to_string(),
+            "summary" => self.from_summary = Some(statement_labels(value)),
+            "db.statement" if !value.trim().is_empty() => {
+                self.from_statement = Some(statement_labels(value))
+            }
             _ => {}
         }
     }
@@ -237,35 +240,37 @@ const TABLES: &[&str] = &[
 /// `(operation, table)` of a statement: its first keyword, and the first known table after
 /// FROM, INTO, UPDATE or JOIN.
 fn statement_labels(sql: &str) -> (&'static str, &'static str) {
-    let mut words = sql.split(|c: char| c.is_whitespace() || c == '(' || c == ',' || c == ';');
-    let words_vec: Vec<&str> = words.by_ref().filter(|w| !w.is_empty()).take(64).collect();
-    let operation = match words_vec.first().map(|w| w.to_ascii_lowercase()) {
-        Some(w) => match w.as_str() {
-            "select" => "select",
-            "insert" => "insert",
-            "update" => "update",
-            "delete" => "delete",
-            "with" => "with",
-            "begin" => "begin",
-            "commit" => "commit",
-            "rollback" => "rollback",
-            "pragma" => "pragma",
-            _ => "other",
-        },
-        None => "other",
+    let mut words = sql
+        .split(|c: char| c.is_whitespace() || c == '(' || c == ',' || c == ';')
+        .filter(|w| !w.is_empty())
+        .take(64);
+    let operation = match words.next() {
+        Some(w) if w.eq_ignore_ascii_case("select") => "select",
+        Some(w) if w.eq_ignore_ascii_case("insert") => "insert",
+        Some(w) if w.eq_ignore_ascii_case("update") => "update",
+        Some(w) if w.eq_ignore_ascii_case("delete") => "delete",
+        Some(w) if w.eq_ignore_ascii_case("with") => "with",
+        Some(w) if w.eq_ignore_ascii_case("begin") => "begin",
+        Some(w) if w.eq_ignore_ascii_case("commit") => "commit",
+        Some(w) if w.eq_ignore_ascii_case("rollback") => "rollback",
+        Some(w) if w.eq_ignore_ascii_case("pragma") => "pragma",
+        _ => "other",
     };
-    let table = words_vec
-        .windows(2)
-        .find_map(|pair| {
-            let keyword = pair[0].to_ascii_lowercase();
-            if matches!(keyword.as_str(), "from" | "into" | "update" | "join") {
-                let name = pair[1].trim_matches('"').to_ascii_lowercase();
-                TABLES.iter().find(|t| **t == name).copied()
-            } else {
-                None
+    // An UPDATE names its table right after the keyword already consumed.
+    let mut previous_names_table = operation == "update";
+    let mut table = "none";
+    for word in words {
+        if previous_names_table {
+            let name = word.trim_matches('"');
+            if let Some(t) = TABLES.iter().find(|t| t.eq_ignore_ascii_case(name)) {
+                table = t;
+                break;
             }
-        })
-        .unwrap_or("none");
+        }
+        previous_names_table = ["from", "into", "update", "join"]
+            .iter()
+            .any(|k| word.eq_ignore_ascii_case(k));
+    }
     (operation, table)
 }
 
