@@ -516,7 +516,7 @@ async fn an_unreachable_api_server_is_a_transient_failure_with_the_reason() {
     );
 }
 
-/// deploy/rbac.yaml grants exactly the (verb, resource) pairs the executor uses.
+/// deploy/kubernetes/rbac.yaml grants exactly the (verb, resource) pairs the executor uses.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rbac_covers_every_call_the_executor_makes_and_nothing_more() {
     let Some(w) = world(false, false).await else {
@@ -587,8 +587,11 @@ async fn rbac_covers_every_call_the_executor_makes_and_nothing_more() {
         };
         used.insert((group.to_string(), resource, verb.to_string()));
     }
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/rbac.yaml"))
-        .unwrap();
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../deploy/kubernetes/rbac.yaml"
+    ))
+    .unwrap();
     let mut granted = std::collections::BTreeSet::new();
     for doc in text.split("\n---\n") {
         let v: serde_json::Value = serde_saphyr::from_str(doc).unwrap();
@@ -612,7 +615,7 @@ async fn rbac_covers_every_call_the_executor_makes_and_nothing_more() {
     }
     assert_eq!(
         granted, used,
-        "deploy/rbac.yaml must grant exactly what the executor uses"
+        "deploy/kubernetes/rbac.yaml must grant exactly what the executor uses"
     );
 }
 

@@ -10,6 +10,7 @@ mod hardening;
 mod incidents;
 mod large;
 mod live;
+mod manifests;
 mod operations;
 mod playbooks;
 mod program;
