@@ -58,6 +58,25 @@ pub fn format_load_errors(errors: &[LoadError]) -> String {
         .join("\n")
 }
 
+/// Every command an alert rule suggests parses, and names a playbook that is loaded: said at
+/// start, not when the alert fires.
+pub fn check_alert_suggestions(config: &Config, playbooks: &PlaybookSet) -> Result<(), Error> {
+    use erlmcp_handlers::command::{self, Command};
+    config
+        .settings
+        .alerts
+        .check(&|text| match command::parse(text) {
+            Ok(p) => match p.command {
+                Command::Run { playbook, .. } if playbooks.get(&playbook).is_none() => {
+                    Err(format!("there is no playbook `{playbook}`"))
+                }
+                _ => Ok(()),
+            },
+            Err(e) => Err(e.to_string()),
+        })
+        .map_err(Error::Config)
+}
+
 /// The built-in playbooks plus the operator's directory, all checked.
 pub fn load_playbooks(config: &Config, topo: &Topology) -> Result<PlaybookSet, Error> {
     let mut set = PlaybookSet::builtin(topo).map_err(|e| {
@@ -88,6 +107,7 @@ pub async fn build(
 ) -> Result<App, Error> {
     let topo = config.topology.clone();
     let playbooks = load_playbooks(config, &topo)?;
+    check_alert_suggestions(config, &playbooks)?;
     let opened = store::open(&config.database_url, config.timeline_key.clone()).await?;
     let (executor, simulated): (Arc<dyn Executor>, Option<Simulated>) = match config.mode {
         Mode::Simulated => {

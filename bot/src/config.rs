@@ -41,6 +41,9 @@ pub struct FileConfig {
     pub health: HealthSettings,
     #[serde(default)]
     pub kube: KubeFile,
+    /// Alert intake: what Alertmanager's alerts open and suggest.
+    #[serde(default)]
+    pub alerts: crate::alerts::config::AlertsFile,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -365,6 +368,7 @@ impl Config {
             backup: file.backup.clone(),
             health: file.health.clone(),
         };
+        let alerts = file.alerts.rules()?;
         let timeline_key = match env("ERLMCP_TIMELINE_KEY") {
             Some(k) => Some(erlmcp_handlers::timeline::TimelineKey::new(&k)?),
             None => None,
@@ -385,6 +389,7 @@ impl Config {
                 retry_base_ms,
                 lease_seconds,
                 tick_seconds: tick_seconds as u64,
+                alerts,
                 // Who this process is, as a run owner, is set when it starts (`app::build`).
                 ..Settings::default()
             },

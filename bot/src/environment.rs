@@ -81,6 +81,10 @@ pub const VARIABLES: &[Variable] = &[
         "SLACK_ALLOWED_TEAMS",
         "other workspaces whose users may act",
     ),
+    secret(
+        "ERLMCP_ALERTS_TOKEN",
+        "bearer token Alertmanager sends to /alerts/alertmanager",
+    ),
     var("KUBECONFIG", "kubeconfig of the live executor"),
     var("AWS_ENDPOINT_URL_ROUTE_53", "Route53 endpoint override"),
     var("AWS_ENDPOINT_URL", "AWS endpoint override"),

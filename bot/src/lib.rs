@@ -1,6 +1,7 @@
 //! erlmcp-bot: the binary's library. Configuration, storage, executors and transports (the
 //! console now; Slack and Discord adapters plug in the same way) around the incident core.
 
+pub mod alerts;
 pub mod app;
 pub mod cli;
 pub mod config;

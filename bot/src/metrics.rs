@@ -97,7 +97,7 @@ fn describe() {
 }
 
 /// One chat API attempt.
-pub fn chat_call(platform: &'static str, method: &str, outcome: &'static str, took: Duration) {
+pub fn chat_attempt(platform: &'static str, method: &str, outcome: &'static str, took: Duration) {
     let method = bounded_method(method);
     counter!(CHAT_CALLS, "platform" => platform, "method" => method.clone(), "outcome" => outcome)
         .increment(1);

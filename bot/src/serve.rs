@@ -64,7 +64,10 @@ async fn build_parts(
         &slack.signing_secret,
         app.ping.clone(),
     );
-    let mut routes = router(state);
+    let mut routes = router(state).merge(crate::alerts::router(
+        adapter.clone(),
+        slack.alerts_token.as_deref(),
+    ));
     // Without a metrics address of its own, /metrics is served beside the probes.
     if slack.metrics_listen.is_none() {
         routes = routes.merge(crate::metrics::router(app.engine.store().clone()));

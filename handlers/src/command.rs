@@ -107,6 +107,11 @@ pub enum Command {
         run: Option<String>,
         reason: Option<String>,
     },
+    /// Alerts (one fingerprint, or every alert with these labels) update this incident.
+    AttachAlert {
+        fingerprint: Option<String>,
+        labels: Vec<(String, String)>,
+    },
     /// The monthly SLA report; `None` is the current month.
     Report {
         month: Option<(i32, u32)>,
@@ -172,6 +177,7 @@ impl Command {
             Self::Resume { .. } => "resume",
             Self::Stop { .. } => "stop",
             Self::Report { .. } => "report",
+            Self::AttachAlert { .. } => "attach-alert",
         }
     }
 }
@@ -354,6 +360,7 @@ fn parse_command(text: &str) -> Result<Command, ParseError> {
         }
         "close" => no_args("close", &args, Command::Close),
         "timeline" => no_args("timeline", &args, Command::Timeline),
+        "attach-alert" | "attach" => parse_attach_alert(&args),
         "postmortem" => no_args("postmortem", &args, Command::Postmortem),
         "help" | "?" => match args.as_slice() {
             [] => Ok(Command::Help(None)),
@@ -646,6 +653,79 @@ fn err(command: &'static str, problem: &str, try_instead: &str) -> ParseError {
         problem: problem.to_string(),
         try_instead: try_instead.to_string(),
     }
+}
+
+/// `attach-alert <fingerprint>` or `attach-alert k=v [k=v ...]`.
+fn parse_attach_alert(args: &[&str]) -> Result<Command, ParseError> {
+    let example =
+        "/erlmcp attach-alert region=us-east-1  (or the fingerprint an alert message shows)";
+    let name_ok = |s: &str| {
+        !s.is_empty()
+            && s.len() <= 128
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':' | '/'))
+    };
+    match args {
+        [] => Err(err(
+            "attach-alert",
+            "needs an alert fingerprint or label=value pairs",
+            example,
+        )),
+        [one] if !one.contains('=') => {
+            // Alertmanager's fingerprints are 16 hex digits.
+            let hex = (8..=32).contains(&one.len()) && one.chars().all(|c| c.is_ascii_hexdigit());
+            if hex {
+                Ok(Command::AttachAlert {
+                    fingerprint: Some(one.to_string()),
+                    labels: Vec::new(),
+                })
+            } else {
+                Err(err(
+                    "attach-alert",
+                    &format!(
+                        "`{}` is neither an alert fingerprint (16 hex digits, shown in each alert message) nor label=value",
+                        shorten_arg(one)
+                    ),
+                    example,
+                ))
+            }
+        }
+        pairs => {
+            let mut labels = Vec::new();
+            for p in pairs {
+                match p.split_once('=') {
+                    Some((k, v)) if name_ok(k) && name_ok(v) => {
+                        labels.push((k.to_string(), v.to_string()))
+                    }
+                    _ => {
+                        return Err(err(
+                            "attach-alert",
+                            &format!(
+                                "`{}` is not a label=value pair (letters, digits, `_-.:/`)",
+                                shorten_arg(p)
+                            ),
+                            example,
+                        ));
+                    }
+                }
+            }
+            if labels.len() > 8 {
+                return Err(err("attach-alert", "at most 8 labels", example));
+            }
+            Ok(Command::AttachAlert {
+                fingerprint: None,
+                labels,
+            })
+        }
+    }
+}
+
+fn shorten_arg(s: &str) -> String {
+    let mut out: String = s.chars().take(40).collect();
+    if s.chars().count() > 40 {
+        out.push('…');
+    }
+    out
 }
 
 fn no_args(command: &'static str, args: &[&str], ok: Command) -> Result<Command, ParseError> {

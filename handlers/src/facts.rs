@@ -51,6 +51,16 @@ pub enum Fact {
     },
     /// The incident's channel from now on.
     Channel { channel: String },
+    /// An alert as Alertmanager sent it: what the postmortem's "Detected" is read from.
+    Alert {
+        name: String,
+        fingerprint: String,
+        status: String,
+        starts_at: chrono::DateTime<chrono::Utc>,
+        ends_at: Option<chrono::DateTime<chrono::Utc>>,
+        labels: BTreeMap<String, String>,
+        generator_url: String,
+    },
 }
 
 impl Fact {
@@ -93,7 +103,7 @@ impl Fact {
         let fill = |s: String| s.replacen(crate::store::ID_PLACEHOLDER, id, 1);
         match self {
             // Nothing in them is a new id: user text stays as typed.
-            Fact::Declared { .. } | Fact::Channel { .. } => self,
+            Fact::Declared { .. } | Fact::Channel { .. } | Fact::Alert { .. } => self,
             Fact::Requested {
                 request,
                 requester_id,
@@ -165,8 +175,9 @@ pub fn check_tables(entries: &[Entry], recorded: &[Recorded<'_>]) -> Vec<String>
     let mut step_state = BTreeMap::new();
     for f in facts {
         match f {
-            // The incident row's facts: `verify_row` holds the row to them.
-            Fact::Declared { .. } | Fact::Channel { .. } => {}
+            // The incident row's facts: `verify_row` holds the row to them. Alerts are
+            // records of what Alertmanager said, held by the chain alone.
+            Fact::Declared { .. } | Fact::Channel { .. } | Fact::Alert { .. } => {}
             Fact::Requested { request, .. } => {
                 requested.insert(request.clone(), f);
             }

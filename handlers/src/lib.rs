@@ -2,6 +2,7 @@
 //! It knows nothing of Slack, Discord, HTTP, Kubernetes or SQL: storage, infrastructure and
 //! message delivery come in through the `Store`, `Executor` and `Outbox` traits.
 
+pub mod alerts;
 pub mod approval;
 pub mod clock;
 pub mod command;

@@ -53,13 +53,49 @@ fn clock_row(
     let _ = writeln!(out, "| {what} | {took} | {target} | {verdict} |");
 }
 
+/// When the problem was detected, from the alerts on the timeline.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Detection {
+    /// The earliest `startsAt` of a firing alert: when monitoring saw the condition begin.
+    pub detected: Option<DateTime<Utc>>,
+    /// That alert's name.
+    pub alert: Option<String>,
+    /// When the bot received the first alert.
+    pub first_alert_received: Option<DateTime<Utc>>,
+}
+
+impl Detection {
+    /// Takes one timeline entry into account.
+    pub fn add(&mut self, e: &crate::timeline::Entry) {
+        for f in &e.facts {
+            if let crate::facts::Fact::Alert {
+                name,
+                status,
+                starts_at,
+                ..
+            } = f
+                && status == "firing"
+            {
+                if self.detected.is_none_or(|d| *starts_at < d) {
+                    self.detected = Some(*starts_at);
+                    self.alert = Some(name.clone());
+                }
+                if self.first_alert_received.is_none_or(|r| e.at < r) {
+                    self.first_alert_received = Some(e.at);
+                }
+            }
+        }
+    }
+}
+
 /// The postmortem: `timeline` is the table `TimelineTable` built from the incident's entries,
-/// `severity_changed` whether any entry changed the severity.
+/// `severity_changed` whether any entry changed the severity, `detection` what the alerts say.
 pub fn render(
     inc: &Incident,
     timeline: TimelineTable,
     severity_changed: bool,
     requests: &[RequestRecord],
+    detection: &Detection,
 ) -> String {
     let mut o = String::new();
     let drill = if inc.drill { " (DRILL)" } else { "" };
@@ -96,6 +132,14 @@ pub fn render(
     let _ = writeln!(o, "## Impact\n\n{TO_BE_WRITTEN}\n");
 
     let _ = writeln!(o, "## Key moments\n\n| Moment | Time (UTC) |\n|---|---|");
+    if let (Some(d), Some(name)) = (detection.detected, &detection.alert) {
+        let _ = writeln!(
+            o,
+            "| Detected (alert `{}` began, per its `startsAt`) | {} |",
+            cell(name),
+            ts(d)
+        );
+    }
     let moments = [
         ("Declared", Some(inc.declared_at)),
         ("Acknowledged", inc.acknowledged_at),
@@ -117,6 +161,22 @@ pub fn render(
         inc.severity
     );
     let _ = writeln!(o, "| Clock | Took | Target | Result |\n|---|---|---|---|");
+    if let Some(d) = detection.detected {
+        clock_row(
+            &mut o,
+            "Time to detect (condition began to first alert received)",
+            d,
+            detection.first_alert_received,
+            None,
+        );
+        clock_row(
+            &mut o,
+            "Time to declare (condition began to declared)",
+            d,
+            Some(inc.declared_at),
+            None,
+        );
+    }
     clock_row(
         &mut o,
         "Time to acknowledge",

@@ -19,8 +19,10 @@ pub async fn postmortem_markdown(store: &dyn Store, id: &IncidentId) -> crate::R
         .ok_or_else(|| Error::NotFound(id.to_string()))?;
     let mut table = postmortem::TimelineTable::new(id.as_str());
     let mut severity_changed = false;
+    let mut detection = postmortem::Detection::default();
     let (check, records) = walk(store, id, None, |e| {
         severity_changed |= e.kind == "severity";
+        detection.add(e);
         table.add(e);
     })
     .await?;
@@ -32,7 +34,7 @@ pub async fn postmortem_markdown(store: &dyn Store, id: &IncidentId) -> crate::R
             run,
         })
         .collect();
-    let mut md = postmortem::render(&inc, table, severity_changed, &records);
+    let mut md = postmortem::render(&inc, table, severity_changed, &records, &detection);
     // A postmortem of a tampered record says so at the top, before anyone reads on.
     if !check.breaks.is_empty() {
         let reasons: Vec<String> = check
@@ -233,5 +235,25 @@ pub async fn sla_report(
     now: DateTime<Utc>,
 ) -> crate::Result<String> {
     let incidents = store.all_incidents().await?;
-    Ok(crate::report::sla_report(&incidents, year, month, now))
+    // Downtime starts at detection where an alert says when the condition began: only P0
+    // incidents count toward downtime, and only those with an alert entry are read.
+    let mut detected = std::collections::BTreeMap::new();
+    for inc in incidents
+        .iter()
+        .filter(|i| i.severity == crate::severity::Severity::P0 && !i.drill)
+    {
+        if !store.has_entry(&inc.id, "alert.firing").await? {
+            continue;
+        }
+        let mut d = postmortem::Detection::default();
+        for e in store.timeline(&inc.id).await? {
+            d.add(&e);
+        }
+        if let Some(t) = d.detected {
+            detected.insert(inc.id.clone(), t);
+        }
+    }
+    Ok(crate::report::sla_report(
+        &incidents, &detected, year, month, now,
+    ))
 }

@@ -71,7 +71,14 @@ fn clock_table(
     }
 }
 
-pub fn sla_report(all: &[Incident], year: i32, month: u32, generated: DateTime<Utc>) -> String {
+/// `detected`: for incidents with alerts, when the condition began (earliest `startsAt`).
+pub fn sla_report(
+    all: &[Incident],
+    detected: &std::collections::BTreeMap<crate::ids::IncidentId, DateTime<Utc>>,
+    year: i32,
+    month: u32,
+    generated: DateTime<Utc>,
+) -> String {
     let Some((start, next)) = month_bounds(year, month) else {
         return format!("{year}-{month:02} is not a month");
     };
@@ -90,12 +97,25 @@ pub fn sla_report(all: &[Incident], year: i32, month: u32, generated: DateTime<U
         in_month.into_iter().partition(|i| i.drill);
     let minutes_in_month = (next - start).num_days() as f64 * 24.0 * 60.0;
     let budget = minutes_in_month * (1.0 - AVAILABILITY_SLO);
-    // A P0 is a complete outage: its downtime runs from declaration to mitigation (or now, if open).
+    // A P0 is a complete outage: its downtime runs from detection (when an alert says the
+    // condition began, if earlier than the declaration) or else declaration, to mitigation (or
+    // now, if open).
+    let start_of = |i: &Incident| {
+        detected
+            .get(&i.id)
+            .copied()
+            .filter(|d| *d < i.declared_at)
+            .unwrap_or(i.declared_at)
+    };
+    let from_detection = real
+        .iter()
+        .filter(|i| i.severity == Severity::P0 && start_of(i) != i.declared_at)
+        .count();
     let downtime: f64 = real
         .iter()
         .filter(|i| i.severity == Severity::P0)
         .map(|i| {
-            (i.mitigated_at.or(i.resolved_at).unwrap_or(generated) - i.declared_at).num_seconds()
+            (i.mitigated_at.or(i.resolved_at).unwrap_or(generated) - start_of(i)).num_seconds()
                 as f64
                 / 60.0
         })
@@ -127,9 +147,11 @@ pub fn sla_report(all: &[Incident], year: i32, month: u32, generated: DateTime<U
         count(Severity::P3),
         drills.len()
     );
+    let p0s = count(Severity::P0);
     let _ = writeln!(
         o,
-        "- Total downtime (P0 incidents, declared to mitigated): {:.1} minutes",
+        "- Total downtime (P0 incidents, to mitigated; counted from detection by an alert for {from_detection} of {p0s}, from declaration for {}): {:.1} minutes",
+        p0s - from_detection,
         downtime
     );
     let _ = writeln!(
@@ -222,7 +244,7 @@ mod tests {
     #[test]
     fn an_empty_month_has_no_negative_zero() {
         let now = Utc.with_ymd_and_hms(2026, 11, 29, 12, 0, 0).unwrap();
-        let report = sla_report(&[], 2026, 10, now);
+        let report = sla_report(&[], &Default::default(), 2026, 10, now);
         assert!(!report.contains("-0.0"), "{report}");
         assert!(report.contains("0.0 minutes"), "{report}");
     }
@@ -276,6 +298,7 @@ mod tests {
         with_october.push(oct);
         let r = sla_report(
             &with_october,
+            &Default::default(),
             2026,
             11,
             Utc.with_ymd_and_hms(2026, 12, 1, 9, 0, 0).unwrap(),
@@ -287,8 +310,31 @@ mod tests {
         );
         // Downtime: P0s mitigated after 20, 10 and 45 minutes.
         assert!(
-            r.contains("- Total downtime (P0 incidents, declared to mitigated): 75.0 minutes"),
+            r.contains("- Total downtime (P0 incidents, to mitigated; counted from detection by an alert for 0 of 3, from declaration for 3): 75.0 minutes"),
             "{r}"
+        );
+        // An alert saw the first P0 begin 5 minutes before it was declared; a "detection"
+        // after the declaration never shortens the downtime.
+        let detected = std::collections::BTreeMap::from([
+            (
+                IncidentId::new("INC-20261103-1"),
+                Utc.with_ymd_and_hms(2026, 11, 3, 9, 55, 0).unwrap(),
+            ),
+            (
+                IncidentId::new("INC-20261109-2"),
+                Utc.with_ymd_and_hms(2026, 11, 9, 10, 5, 0).unwrap(),
+            ),
+        ]);
+        let r2 = sla_report(
+            &all,
+            &detected,
+            2026,
+            11,
+            Utc.with_ymd_and_hms(2026, 12, 1, 9, 0, 0).unwrap(),
+        );
+        assert!(
+            r2.contains("counted from detection by an alert for 1 of 3, from declaration for 2): 80.0 minutes"),
+            "{r2}"
         );
         assert!(r.contains("- Starting error budget: 21.6 minutes"), "{r}");
         assert!(r.contains("- Consumed: 75.0 minutes (347%)"), "{r}");

@@ -105,6 +105,49 @@ pub trait Store: RunStore + ReceiptStore {
         at: DateTime<Utc>,
         drafts: Vec<Draft>,
     ) -> Result<bool>;
+
+    // Alerts.
+
+    /// Links from alert keys to incidents that are not closed.
+    async fn alert_links(&self) -> Result<Vec<AlertLink>>;
+
+    /// Sets links (replacing any link of the same key) and appends the entries that record the
+    /// alert, in one transaction.
+    async fn record_alert(
+        &self,
+        incident: &IncidentId,
+        links: Vec<AlertLink>,
+        drafts: Vec<Draft>,
+    ) -> Result<()>;
+
+    /// Opens an incident for an alert, linked to `links` (their `incident` is ignored), unless
+    /// one of those keys already leads to an incident that is not closed: then that incident,
+    /// and nothing is created. Decided in one transaction that replicas take in turn, so an alert
+    /// delivered to two replicas at once opens one incident.
+    async fn open_for_alert(
+        &self,
+        new: NewIncident,
+        drafts: Vec<Draft>,
+        links: Vec<AlertLink>,
+    ) -> Result<AlertOpened>;
+}
+
+/// A link from an alert key (`fp:<fingerprint>`, `group:<group key>`, `match:<k=v,...>`) to
+/// the incident it belongs to, with the last status and start seen for it (a repeat of the same
+/// is not recorded again).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AlertLink {
+    pub key: String,
+    pub incident: IncidentId,
+    pub status: String,
+    pub starts_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum AlertOpened {
+    Opened(Box<Incident>),
+    /// Already open (another replica, or an earlier alert of the group, got there first).
+    Existing(IncidentId),
 }
 
 /// Playbook runs: starting them exactly once, owning them under a lease, and continuing them.

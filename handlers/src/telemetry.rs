@@ -18,6 +18,7 @@ pub const RUN_DURATION: &str = "erlmcp_run_duration_seconds";
 pub const STEPS: &str = "erlmcp_steps_total";
 pub const STEP_DURATION: &str = "erlmcp_step_duration_seconds";
 pub const NOTICES_SENT: &str = "erlmcp_clock_notices_sent_total";
+pub const ALERTS: &str = "erlmcp_alerts_received_total";
 /// Set by the binary at each scrape from the database (the truth every replica shares).
 pub const PENDING_REQUESTS: &str = "erlmcp_pending_requests";
 pub const OPEN_INCIDENTS: &str = "erlmcp_open_incidents";
@@ -128,6 +129,10 @@ pub fn describe() {
         NOTICES_SENT,
         "Severity clock notices (reminders, missed targets) sent, by clock and stage."
     );
+    describe_counter!(
+        ALERTS,
+        "Alerts received from Alertmanager, by what became of them (recorded, repeat, ignored)."
+    );
     describe_gauge!(
         PENDING_REQUESTS,
         "Change requests waiting for approval now (from the database)."
@@ -175,4 +180,10 @@ pub fn step(action: &'static str, outcome: &'static str, seconds: f64) {
 
 pub fn notice_sent(clock: &str, stage: &str) {
     counter!(NOTICES_SENT, "clock" => clock.to_string(), "stage" => stage.to_string()).increment(1);
+}
+
+pub fn alerts(recorded: usize, repeats: usize, ignored: usize) {
+    counter!(ALERTS, "fate" => "recorded").increment(recorded as u64);
+    counter!(ALERTS, "fate" => "repeat").increment(repeats as u64);
+    counter!(ALERTS, "fate" => "ignored").increment(ignored as u64);
 }

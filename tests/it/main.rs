@@ -2,6 +2,7 @@
 //! Modules that start the built `erlmcp-bot` program (`env!("CARGO_BIN_EXE_erlmcp-bot")`) test
 //! it as users run it; the others drive the library directly, on SQLite and PostgreSQL.
 
+mod alerts;
 mod approvals;
 mod chat_store;
 mod cli;

@@ -5,6 +5,7 @@
 //! With `ERLMCP_REQUIRE_POSTGRES=1` (CI sets it) a PostgreSQL test fails if the server is not
 //! there; without it, it is skipped with a note.
 
+pub mod alertmanager;
 pub mod fakes;
 pub mod proxy;
 pub mod slack_fake;

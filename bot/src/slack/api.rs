@@ -125,7 +125,7 @@ impl WebApi {
             attempt += 1;
             let began = std::time::Instant::now();
             let counted = |outcome: &'static str| {
-                crate::metrics::chat_call("slack", method, outcome, began.elapsed());
+                crate::metrics::chat_attempt("slack", method, outcome, began.elapsed());
             };
             let sent = self
                 .http
@@ -215,7 +215,7 @@ impl WebApi {
             Err(SlackError::Http { .. }) => "http_error",
             Err(_) => "transport_error",
         };
-        crate::metrics::chat_call("slack", "response_url", outcome, began.elapsed());
+        crate::metrics::chat_attempt("slack", "response_url", outcome, began.elapsed());
         result
     }
 

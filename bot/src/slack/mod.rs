@@ -40,6 +40,9 @@ pub struct SlackConfig {
     /// `ERLMCP_METRICS_LISTEN`: serve `/metrics` on this address only, not on the public
     /// listener (which Slack, and so the internet, reaches).
     pub metrics_listen: Option<String>,
+    /// `ERLMCP_ALERTS_TOKEN`: the bearer token Alertmanager's webhook must send; unset, alert
+    /// intake refuses everything.
+    pub alerts_token: Option<String>,
     /// `SLACK_ALLOWED_TEAMS`: other workspaces whose users may act (shared channels).
     pub allowed_teams: std::collections::BTreeSet<String>,
 }
@@ -69,6 +72,7 @@ impl SlackConfig {
             api_url: env("SLACK_API_URL").unwrap_or_else(|| api::DEFAULT_API_URL.to_string()),
             listen: env("ERLMCP_LISTEN").unwrap_or_else(|| "0.0.0.0:3000".to_string()),
             metrics_listen: env("ERLMCP_METRICS_LISTEN"),
+            alerts_token: env("ERLMCP_ALERTS_TOKEN"),
             team_id: env("SLACK_TEAM_ID"),
             app_id: env("SLACK_APP_ID"),
             allowed_teams: env("SLACK_ALLOWED_TEAMS")
@@ -315,7 +319,9 @@ impl Slack {
         self.deliver_all(channel, &replies, &asker).await;
         for reply in &replies {
             if let Some(id) = &reply.declared
-                && let Err(e) = self.open_incident_channel(id, user, channel).await
+                && let Err(e) = self
+                    .open_incident_channel(id, Some(user), Some(channel))
+                    .await
             {
                 tracing::error!(incident = %id, error = %e, "could not open the incident channel");
                 let _ = self.poster.post(channel, &blocks::escape(&format!("⚠ Could not create a channel for {id}: {e}. The incident is tracked here instead.")), None).await;
@@ -328,8 +334,8 @@ impl Slack {
     async fn open_incident_channel(
         &self,
         id: &IncidentId,
-        user: &str,
-        origin: &str,
+        user: Option<&str>,
+        origin: Option<&str>,
     ) -> Result<(), SlackError> {
         let inc = match self.engine.store().incident(id).await {
             Ok(Some(i)) => i,
@@ -375,13 +381,14 @@ impl Slack {
         {
             tracing::error!(incident = %id, error = %e, "could not tie the incident to its channel");
         }
-        if let Err(e) = self
-            .api()
-            .call(
-                "conversations.invite",
-                &[("channel", channel.clone()), ("users", user.to_string())],
-            )
-            .await
+        if let Some(user) = user
+            && let Err(e) = self
+                .api()
+                .call(
+                    "conversations.invite",
+                    &[("channel", channel.clone()), ("users", user.to_string())],
+                )
+                .await
             && e.code() != Some("already_in_channel")
         {
             tracing::warn!(error = %e, "could not invite the declarer");
@@ -415,14 +422,43 @@ impl Slack {
         {
             tracing::warn!(error = %e, "could not pin the summary");
         }
-        self.poster
-            .post(
-                origin,
-                &format!("{id} is being handled in <#{channel}>."),
-                None,
-            )
-            .await?;
+        if let Some(origin) = origin {
+            self.poster
+                .post(
+                    origin,
+                    &format!("{id} is being handled in <#{channel}>."),
+                    None,
+                )
+                .await?;
+        }
         Ok(())
+    }
+
+    /// What alerts did, said in chat: an incident an alert opened gets its channel (announced
+    /// where the mapping says), then each incident's messages go to its channel.
+    pub async fn deliver_alerts(&self, outcomes: Vec<erlmcp_handlers::engine::AlertOutcome>) {
+        for o in outcomes {
+            if o.opened
+                && let Err(e) = self
+                    .open_incident_channel(&o.incident, None, o.announce.as_deref())
+                    .await
+            {
+                tracing::error!(incident = %o.incident, error = %e, "could not open the channel of an incident an alert opened");
+            }
+            let channel = match self.engine.store().incident(&o.incident).await {
+                Ok(Some(inc)) => inc.channel,
+                Ok(None) => continue,
+                Err(e) => {
+                    tracing::error!(incident = %o.incident, error = %e, "could not read the incident to tell its channel about alerts");
+                    continue;
+                }
+            };
+            let asker = Asker {
+                user: None,
+                response_url: None,
+            };
+            self.deliver_all(&channel, &o.replies, &asker).await;
+        }
     }
 
     /// A button press on a request card.

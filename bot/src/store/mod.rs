@@ -93,8 +93,14 @@ impl PgStore {
     }
 }
 
-sql_store!(SqliteStore, sqlx::Sqlite, "BEGIN IMMEDIATE", "");
-sql_store!(PgStore, sqlx::Postgres, "BEGIN", " FOR UPDATE");
+sql_store!(SqliteStore, sqlx::Sqlite, "BEGIN IMMEDIATE", "", "SELECT 1");
+sql_store!(
+    PgStore,
+    sqlx::Postgres,
+    "BEGIN",
+    " FOR UPDATE",
+    "SELECT pg_advisory_xact_lock(7274010)"
+);
 run_store!(SqliteStore, sqlx::Sqlite, "", "");
 run_store!(
     PgStore,

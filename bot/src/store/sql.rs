@@ -3,7 +3,7 @@
 //! `BEGIN IMMEDIATE`) and in row locks (`FOR UPDATE` on PostgreSQL).
 
 macro_rules! sql_store {
-    ($store:ident, $db:ty, $begin:literal, $for_update:literal) => {
+    ($store:ident, $db:ty, $begin:literal, $for_update:literal, $alert_lock:literal) => {
         const _: () = {
             use crate::store::rows::{bad, db, is_unique_violation, roles_from_json, roles_to_json};
             use chrono::{DateTime, NaiveDate, Utc};
@@ -118,6 +118,22 @@ macro_rules! sql_store {
 
                 /// Seals (and with a key, MACs) and inserts drafts after the incident's current
                 /// head, holding its row lock; the incident row keeps the new length, head and head MAC.
+                async fn upsert_alert_links(tx: &mut Tx, incident: &IncidentId, links: &[erlmcp_handlers::store::AlertLink]) -> Result<()> {
+                    let now = timeline::normalise_time(Utc::now());
+                    for link in links {
+                        sqlx::query("INSERT INTO alert_links (key, incident_id, status, starts_at, updated_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (key) DO UPDATE SET incident_id = excluded.incident_id, status = excluded.status, starts_at = excluded.starts_at, updated_at = excluded.updated_at")
+                            .bind(&link.key)
+                            .bind(incident.as_str())
+                            .bind(&link.status)
+                            .bind(link.starts_at.map(timeline::normalise_time))
+                            .bind(now)
+                            .execute(&mut **tx)
+                            .await
+                            .map_err(db)?;
+                    }
+                    Ok(())
+                }
+
                 async fn append_in(tx: &mut Tx, key: Option<&TimelineKey>, incident: &IncidentId, drafts: Vec<Draft>) -> Result<Vec<Entry>> {
                     Self::append_checked(tx, key, incident, drafts, false).await
                 }
@@ -192,10 +208,17 @@ macro_rules! sql_store {
 
                 async fn try_create_incident(&self, new: &NewIncident, drafts: &[Draft]) -> std::result::Result<Incident, sqlx::Error> {
                     let mut tx = self.writer.begin_with($begin).await?;
+                    let inc = Self::insert_incident(&mut tx, self.key.as_deref(), new, drafts).await?;
+                    tx.commit().await?;
+                    Ok(inc)
+                }
+
+                /// Allocates the day's next id and inserts the incident with its first entries.
+                async fn insert_incident(tx: &mut Tx, key: Option<&TimelineKey>, new: &NewIncident, drafts: &[Draft]) -> std::result::Result<Incident, sqlx::Error> {
                     let day = new.declared_at.date_naive();
                     let row = sqlx::query("SELECT COALESCE(MAX(day_seq), 0) + 1 AS n FROM incidents WHERE day = $1")
                         .bind(day.to_string())
-                        .fetch_one(&mut *tx)
+                        .fetch_one(&mut **tx)
                         .await?;
                     let seq: i64 = row.try_get("n")?;
                     let id = IncidentId::for_day(day, seq);
@@ -213,10 +236,9 @@ macro_rules! sql_store {
                     .bind(&new.declared_by)
                     .bind(timeline::normalise_time(new.declared_at))
                     .bind(GENESIS_HASH)
-                    .execute(&mut *tx)
+                    .execute(&mut **tx)
                     .await?;
-                    Self::append_in(&mut tx, self.key.as_deref(), &id, drafts.to_vec()).await.map_err(|e| sqlx::Error::Protocol(e.to_string()))?;
-                    tx.commit().await?;
+                    Self::append_in(tx, key, &id, drafts.to_vec()).await.map_err(|e| sqlx::Error::Protocol(e.to_string()))?;
                     Ok(Incident {
                         id,
                         title: new.title.clone(),
@@ -513,6 +535,63 @@ macro_rules! sql_store {
                     Self::append_in(&mut tx, self.key.as_deref(), incident, drafts).await?;
                     tx.commit().await.map_err(db)?;
                     Ok(true)
+                }
+
+                async fn alert_links(&self) -> Result<Vec<erlmcp_handlers::store::AlertLink>> {
+                    let rows = sqlx::query("SELECT l.key, l.incident_id, l.status, l.starts_at FROM alert_links l JOIN incidents i ON i.id = l.incident_id WHERE i.status <> 'closed' ORDER BY l.updated_at")
+                        .fetch_all(&self.pool)
+                        .await
+                        .map_err(db)?;
+                    rows.iter()
+                        .map(|r| {
+                            Ok(erlmcp_handlers::store::AlertLink {
+                                key: r.try_get("key").map_err(db)?,
+                                incident: IncidentId::new(r.try_get::<String, _>("incident_id").map_err(db)?),
+                                status: r.try_get("status").map_err(db)?,
+                                starts_at: r.try_get("starts_at").map_err(db)?,
+                            })
+                        })
+                        .collect()
+                }
+
+                async fn record_alert(&self, incident: &IncidentId, links: Vec<erlmcp_handlers::store::AlertLink>, drafts: Vec<Draft>) -> Result<()> {
+                    let mut tx = self.begin().await?;
+                    Self::upsert_alert_links(&mut tx, incident, &links).await?;
+                    if !drafts.is_empty() {
+                        Self::append_in(&mut tx, self.key.as_deref(), incident, drafts).await?;
+                    }
+                    tx.commit().await.map_err(db)
+                }
+
+                async fn open_for_alert(&self, new: NewIncident, drafts: Vec<Draft>, links: Vec<erlmcp_handlers::store::AlertLink>) -> Result<erlmcp_handlers::store::AlertOpened> {
+                    use erlmcp_handlers::store::AlertOpened;
+                    let mut last = None;
+                    for _ in 0..ID_RETRIES {
+                        let mut tx = self.begin().await?;
+                        // Alert intake takes turns across replicas (SQLite: the write lock taken at BEGIN).
+                        sqlx::query($alert_lock).execute(&mut *tx).await.map_err(db)?;
+                        for link in &links {
+                            let found = sqlx::query("SELECT l.incident_id FROM alert_links l JOIN incidents i ON i.id = l.incident_id WHERE l.key = $1 AND i.status <> 'closed'")
+                                .bind(&link.key)
+                                .fetch_optional(&mut *tx)
+                                .await
+                                .map_err(db)?;
+                            if let Some(row) = found {
+                                let id: String = row.try_get("incident_id").map_err(db)?;
+                                return Ok(AlertOpened::Existing(IncidentId::new(id)));
+                            }
+                        }
+                        match Self::insert_incident(&mut tx, self.key.as_deref(), &new, &drafts).await {
+                            Ok(inc) => {
+                                Self::upsert_alert_links(&mut tx, &inc.id, &links).await?;
+                                tx.commit().await.map_err(db)?;
+                                return Ok(AlertOpened::Opened(Box::new(inc)));
+                            }
+                            Err(e) if is_unique_violation(&e) => last = Some(e),
+                            Err(e) => return Err(db(e)),
+                        }
+                    }
+                    Err(db(last.expect("loop ran")))
                 }
 
                 async fn approvals(&self, id: &RequestId) -> Result<Vec<Approval>> {

@@ -61,6 +61,11 @@ pub const COMMANDS: &[CommandSpec] = &[
         summary: "close a resolved incident",
     },
     CommandSpec {
+        name: "attach-alert",
+        usage: "/erlmcp attach-alert <fingerprint> | <label>=<value> ...",
+        summary: "make an alert (or alerts with these labels) update this incident",
+    },
+    CommandSpec {
         name: "timeline",
         usage: "/erlmcp timeline",
         summary: "show the incident's timeline",

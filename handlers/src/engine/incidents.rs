@@ -224,6 +224,13 @@ impl Engine {
                 "Bots cannot change incidents; a person must.",
             )]);
         }
+        if let Command::AttachAlert {
+            fingerprint,
+            labels,
+        } = cmd
+        {
+            return self.attach_alert(req, &inc, fingerprint, labels).await;
+        }
         let now = self.clock.now();
         let who = req.actor.name.as_str();
         let outcome = match &cmd {

@@ -2,6 +2,8 @@
 //! and the replies to show. It applies the lifecycle, approval and playbook rules, and talks to
 //! storage, infrastructure and chat only through traits.
 
+mod alerts;
+pub use alerts::{AlertOutcome, AlertSummary};
 mod approvals;
 mod execute;
 mod incidents;
@@ -48,6 +50,8 @@ pub struct Settings {
     pub lease_seconds: i64,
     /// How often the periodic work (severity clocks, request expiry) runs.
     pub tick_seconds: u64,
+    /// What alerts open, at which severity, and what they suggest.
+    pub alerts: crate::alerts::rules::AlertRules,
 }
 
 /// The default lease: at most 30 s, so a run of a dead replica continues within half a minute.
@@ -68,6 +72,7 @@ impl Default for Settings {
             ),
             lease_seconds: DEFAULT_LEASE_SECONDS,
             tick_seconds: 15,
+            alerts: crate::alerts::rules::AlertRules::default(),
         }
     }
 }

@@ -15,6 +15,8 @@ pub enum Source {
     Slack,
     Discord,
     System,
+    /// Alertmanager, through the alert webhook.
+    Alert,
 }
 
 impl Source {
@@ -24,6 +26,7 @@ impl Source {
             Source::Slack => "slack",
             Source::Discord => "discord",
             Source::System => "system",
+            Source::Alert => "alert",
         }
     }
 
@@ -33,6 +36,7 @@ impl Source {
             Source::Slack,
             Source::Discord,
             Source::System,
+            Source::Alert,
         ]
         .into_iter()
         .find(|v| v.as_str() == s)
