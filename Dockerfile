@@ -33,7 +33,9 @@ RUN apt-get update \
 COPY --from=builder /erlmcp-bot /usr/local/bin/erlmcp-bot
 USER 10001:10001
 WORKDIR /var/lib/erlmcp-bot
-# 3000: Slack endpoints and the probes (ERLMCP_LISTEN); 9464: /metrics (ERLMCP_METRICS_LISTEN).
+# 3000: Slack endpoints and the probes (ERLMCP_LISTEN); 9464: /metrics (ERLMCP_METRICS_LISTEN), set
+# here so that publishing the Slack port never publishes the metrics with it.
+ENV ERLMCP_METRICS_LISTEN=0.0.0.0:9464
 EXPOSE 3000 9464
 ENTRYPOINT ["/usr/local/bin/erlmcp-bot"]
 CMD ["serve"]

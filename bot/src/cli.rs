@@ -128,10 +128,20 @@ pub async fn run<R: AsyncBufRead + Unpin>(
             return code;
         }
     };
+    // `serve` is a service: why it cannot start goes to stderr with its logs (as JSON when the
+    // logs are), where a log pipeline or `kubectl logs` looks. The others are for a terminal.
+    let serving = matches!(cli.command, Cmd::Serve { .. });
+    let fail = |message: String| {
+        if serving {
+            crate::logging::fatal(&message);
+        } else {
+            say(&screen, &message);
+        }
+    };
     let mut config = match Config::from_env(cli.config.as_deref()) {
         Ok(c) => c,
         Err(e) => {
-            say(&screen, &format!("error: {e}"));
+            fail(format!("error: {e}"));
             return 2;
         }
     };
@@ -166,7 +176,7 @@ pub async fn run<R: AsyncBufRead + Unpin>(
         Cmd::Serve { listen } => match crate::serve::run(&config, listen, &process_env).await {
             Ok(()) => 0,
             Err(e) => {
-                say(&screen, &format!("error: {e}"));
+                fail(format!("error: {e}"));
                 2
             }
         },

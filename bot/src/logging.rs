@@ -49,13 +49,53 @@ pub fn announce(message: &str) {
     }
 }
 
+/// Why the process stops, on stderr: a JSON line at level ERROR when the logs are JSON.
+pub fn fatal(message: &str) {
+    match FORMAT.get() {
+        Some(Format::Json) => {
+            let line = serde_json::json!({
+                "timestamp": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+                "level": "ERROR",
+                "message": message,
+                "target": "erlmcp_bot",
+            });
+            eprintln!("{line}");
+        }
+        _ => eprintln!("{message}"),
+    }
+}
+
 /// Installs the process's logger. Fails only on a misspelt `ERLMCP_LOG_FORMAT`.
 pub fn init(env: &dyn Fn(&str) -> Option<String>) -> Result<(), String> {
     use std::io::IsTerminal;
     let format = Format::parse(env("ERLMCP_LOG_FORMAT").as_deref())?;
     let _ = FORMAT.set(format);
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(v) if !v.trim().is_empty() => match tracing_subscriber::EnvFilter::try_new(&v) {
+            Ok(f) => f,
+            Err(e) => {
+                // Said, not silently replaced: someone asked for more logs and gets fewer.
+                let _ = FORMAT.set(format);
+                announce(&format!(
+                    "RUST_LOG `{v}` is not a log filter ({e}); logging at `warn` instead"
+                ));
+                tracing_subscriber::EnvFilter::new("warn")
+            }
+        },
+        _ => tracing_subscriber::EnvFilter::new("warn"),
+    };
+    // slack-morphism logs Socket Mode URLs (with their connection ticket) and, at trace, every
+    // envelope with its response_url (a capability to post as the bot): off unless asked for
+    // by name.
+    let filter = if std::env::var("RUST_LOG").is_ok_and(|v| v.contains("slack_morphism")) {
+        filter
+    } else {
+        filter.add_directive(
+            "slack_morphism=off"
+                .parse()
+                .expect("a constant, valid directive"),
+        )
+    };
     let printed = match format {
         Format::Text => tracing_subscriber::fmt::layer()
             .with_writer(std::io::stderr)

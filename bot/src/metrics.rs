@@ -17,6 +17,8 @@ pub const CHAT_CALLS: &str = "erlmcp_chat_api_calls_total";
 pub const CHAT_CALL_DURATION: &str = "erlmcp_chat_api_call_duration_seconds";
 pub const DB_STATEMENT_DURATION: &str = "erlmcp_db_statement_duration_seconds";
 pub const SCRAPE_ERRORS: &str = "erlmcp_metrics_database_errors_total";
+pub const PROCESS_RSS: &str = "process_resident_memory_bytes";
+pub const DATABASE_UP: &str = "erlmcp_metrics_database_up";
 
 /// The Prometheus content type of the classic text format.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -90,6 +92,15 @@ fn describe() {
         Unit::Seconds,
         "Database statement execution time as the driver measured it, by operation and table."
     );
+    metrics::describe_gauge!(
+        PROCESS_RSS,
+        Unit::Bytes,
+        "Resident memory of this process (from /proc/self/statm)."
+    );
+    metrics::describe_gauge!(
+        DATABASE_UP,
+        "1 if the last read of the database gauges succeeded, 0 if not (they then show older values)."
+    );
     describe_counter!(
         SCRAPE_ERRORS,
         "Scrapes whose database gauges could not be read (the gauges kept their last value)."
@@ -122,7 +133,14 @@ fn bounded_method(method: &str) -> String {
 /// Sets the gauges that describe shared state (the same on every replica) from the database.
 async fn gauges_from(store: &dyn Store) -> erlmcp_handlers::Result<()> {
     use erlmcp_handlers::approval::RequestState;
-    let open = store.open_incidents().await?;
+    use erlmcp_handlers::incident::IncidentStatus;
+    // "Open" as people mean it: not yet resolved (a resolved incident waits only for closing).
+    let open: Vec<_> = store
+        .open_incidents()
+        .await?
+        .into_iter()
+        .filter(|i| !matches!(i.status, IncidentStatus::Resolved | IncidentStatus::Closed))
+        .collect();
     for severity in Severity::ALL {
         let n = open
             .iter()
@@ -138,33 +156,73 @@ async fn gauges_from(store: &dyn Store) -> erlmcp_handlers::Result<()> {
     Ok(())
 }
 
+/// This process's resident memory, to set against the container's limit.
+fn process_gauges() {
+    if let Some(rss) = crate::memory::resident_bytes() {
+        gauge!(PROCESS_RSS).set(rss as f64);
+    }
+}
+
 /// A scrape waits at most this for the database gauges; then it answers with the last values
 /// (and counts the failure), so an outage does not make the bot look down to Prometheus too.
 const GAUGE_PATIENCE: Duration = Duration::from_secs(2);
 
+/// Scrapes at once; more get a 503 at once (Prometheus scrapes one at a time; anyone else
+/// hammering the endpoint must not load the database behind the incident bot).
+const MAX_SCRAPES: usize = 4;
+
 /// `GET /metrics`, for the public listener or a separate one (`ERLMCP_METRICS_LISTEN`).
 pub fn router(store: std::sync::Arc<dyn Store>) -> axum::Router {
     let handle = install();
+    let permits = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_SCRAPES));
+    let reading: std::sync::Arc<tokio::sync::Mutex<()>> = std::sync::Arc::default();
     axum::Router::new().route(
         "/metrics",
         axum::routing::get(move || {
             let handle = handle.clone();
             let store = store.clone();
+            let permits = permits.clone();
+            let reading = reading.clone();
             async move {
-                let body = match tokio::time::timeout(GAUGE_PATIENCE, gauges_from(&*store)).await {
-                    Ok(Ok(())) => handle.render(),
-                    Ok(Err(e)) => {
-                        counter!(SCRAPE_ERRORS).increment(1);
-                        tracing::warn!(error = %e, "metrics: could not read the gauges");
-                        handle.render()
+                use axum::response::IntoResponse;
+                let Ok(_permit) = permits.try_acquire_owned() else {
+                    return (
+                        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                        "too many scrapes at once",
+                    )
+                        .into_response();
+                };
+                process_gauges();
+                // One database read at a time: a scrape that arrives while another reads waits
+                // for it and shows what it read, so a flood of scrapes costs one query at once.
+                match reading.try_lock() {
+                    Ok(_reading) => {
+                        let up = match tokio::time::timeout(GAUGE_PATIENCE, gauges_from(&*store))
+                            .await
+                        {
+                            Ok(Ok(())) => true,
+                            Ok(Err(e)) => {
+                                counter!(SCRAPE_ERRORS).increment(1);
+                                tracing::warn!(error = %e, "metrics: could not read the gauges");
+                                false
+                            }
+                            Err(_) => {
+                                counter!(SCRAPE_ERRORS).increment(1);
+                                tracing::warn!("metrics: the database did not answer in time");
+                                false
+                            }
+                        };
+                        gauge!(DATABASE_UP).set(if up { 1.0 } else { 0.0 });
                     }
                     Err(_) => {
-                        counter!(SCRAPE_ERRORS).increment(1);
-                        tracing::warn!("metrics: the database did not answer in time");
-                        handle.render()
+                        let _ = reading.lock().await;
                     }
-                };
-                ([(axum::http::header::CONTENT_TYPE, CONTENT_TYPE)], body)
+                }
+                (
+                    [(axum::http::header::CONTENT_TYPE, CONTENT_TYPE)],
+                    handle.render(),
+                )
+                    .into_response()
             }
         }),
     )

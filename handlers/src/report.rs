@@ -100,11 +100,13 @@ pub fn sla_report(
     // A P0 is a complete outage: its downtime runs from detection (when an alert says the
     // condition began, if earlier than the declaration) or else declaration, to mitigation (or
     // now, if open).
+    // A `startsAt` more than a day before the declaration is not believed (a clock or rule
+    // gone wrong would otherwise count years of downtime): the declaration counts instead.
     let start_of = |i: &Incident| {
         detected
             .get(&i.id)
             .copied()
-            .filter(|d| *d < i.declared_at)
+            .filter(|d| *d < i.declared_at && i.declared_at - *d <= Duration::hours(24))
             .unwrap_or(i.declared_at)
     };
     let from_detection = real
@@ -314,7 +316,8 @@ mod tests {
             "{r}"
         );
         // An alert saw the first P0 begin 5 minutes before it was declared; a "detection"
-        // after the declaration never shortens the downtime.
+        // after the declaration never shortens the downtime, and one years before is not
+        // believed.
         let detected = std::collections::BTreeMap::from([
             (
                 IncidentId::new("INC-20261103-1"),
@@ -323,6 +326,10 @@ mod tests {
             (
                 IncidentId::new("INC-20261109-2"),
                 Utc.with_ymd_and_hms(2026, 11, 9, 10, 5, 0).unwrap(),
+            ),
+            (
+                IncidentId::new("INC-20261115-3"),
+                Utc.with_ymd_and_hms(1970, 1, 1, 0, 0, 0).unwrap(),
             ),
         ]);
         let r2 = sla_report(

@@ -153,6 +153,7 @@ pub fn approval_granted() {
 
 pub fn approval_refused(reason: ApprovalRefusal) {
     counter!(APPROVALS_REFUSED, "reason" => reason.as_str()).increment(1);
+    tracing::info!(reason = reason.as_str(), "approval not counted");
 }
 
 pub fn request_created(playbook: &str) {

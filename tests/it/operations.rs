@@ -348,7 +348,99 @@ async fn metrics_follow_a_failover_through_serve() {
     .await;
     let later = parse_scrape(&scrape(&metrics).await);
     assert_eq!(value(&later, "erlmcp_pending_requests"), 1.0);
+    assert_eq!(value(&later, "erlmcp_metrics_database_up"), 1.0);
+    assert!(value(&later, "process_resident_memory_bytes") > 1_000_000.0);
+    // Resolved is no longer open, and its pending request died with it.
+    slack
+        .command("U_ALICE", &channel, "/erlmcp", "resolve failed over")
+        .await;
+    fake.wait_until("the resolution is said", |c| {
+        c.iter().any(|c| {
+            c.method == "chat.postMessage"
+                && c.form.get("text").is_some_and(|t| t.contains("resolved"))
+        })
+    })
+    .await;
+    let resolved = parse_scrape(&scrape(&metrics).await);
+    assert_eq!(
+        value(&resolved, r#"erlmcp_open_incidents{severity="P0"}"#),
+        0.0
+    );
+    assert_eq!(value(&resolved, "erlmcp_pending_requests"), 0.0);
     assert_eq!(bot.terminate().await, Some(0), "{}", bot.log());
+}
+
+/// What users type never reaches a terminal reading the text logs as escapes, and a Slack
+/// response_url (a capability to post as the bot) is never logged, even when posting to it
+/// fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn text_logs_carry_no_escapes_and_no_response_urls() {
+    let w = Workdir::new();
+    let fake = FakeSlack::start().await;
+    let env = slack_env(&fake, &w.db_url()).set("RUST_LOG", "info");
+    let mut bot = Served::start(w.path(), &env, &[]).await;
+    let slack = SignedSlack::new(&bot.url, &fake, SECRET);
+    slack
+        .command("U_ALICE", "C_GENERAL", "/erlmcp", "fr\u{1b}[2Kob\u{7}")
+        .await;
+    // A malformed command whose response_url cannot be reached: the failure is logged.
+    let capability = "http://127.0.0.1:9/commands/T1/111/RESPURL-CAPABILITY-TOKEN";
+    let body = slack
+        .command_body("U_ALICE", "C_GENERAL", "/erlmcp", "frobnicate")
+        .replace(
+            &url::form_urlencoded::byte_serialize(
+                format!(
+                    "{}/response/U_ALICE",
+                    fake.api_url().trim_end_matches("/api")
+                )
+                .as_bytes(),
+            )
+            .collect::<String>(),
+            &url::form_urlencoded::byte_serialize(capability.as_bytes()).collect::<String>(),
+        );
+    assert!(body.contains("RESPURL-CAPABILITY-TOKEN"), "{body}");
+    let r = slack
+        .post_signed(
+            "/slack/commands",
+            &body,
+            "application/x-www-form-urlencoded",
+            SignedSlack::now(),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    bot.wait_for_output(
+        "could not deliver a reply",
+        std::time::Duration::from_secs(20),
+    )
+    .await;
+    assert_eq!(bot.terminate().await, Some(0), "{}", bot.log());
+    let log = bot.log();
+    assert!(log.contains("malformed command"), "{log}");
+    assert!(
+        !log.contains('\u{1b}') && !log.contains('\u{7}'),
+        "raw control characters in:\n{log:?}"
+    );
+    assert!(!log.contains("RESPURL-CAPABILITY-TOKEN"), "{log}");
+}
+
+/// `serve` that cannot start says why on stderr, as JSON when the logs are JSON.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_start_failures_are_json_on_stderr() {
+    let w = Workdir::new();
+    let env = Env::new().set("ERLMCP_LOG_FORMAT", "json");
+    let out = crate::program::run(w.path(), &env, &["serve", "--listen", "127.0.0.1:0"], "").await;
+    assert_eq!(out.code, 2, "{}", out.all());
+    assert!(out.stdout.trim().is_empty(), "{}", out.all());
+    let line: serde_json::Value = serde_json::from_str(out.stderr.trim())
+        .unwrap_or_else(|e| panic!("not one JSON line ({e}): {}", out.stderr));
+    assert_eq!(line["level"], "ERROR");
+    assert!(
+        line["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("`serve` needs SLACK_BOT_TOKEN")),
+        "{line}"
+    );
 }
 
 /// Every line is a JSON object; the lines about a run carry its run, request and incident ids;

@@ -233,8 +233,9 @@ async fn serve_without_tokens_says_what_it_needs() {
     )
     .await;
     assert_eq!(out.code, 2, "{}", out.all());
+    // A service says why it stops on stderr, where its logs go.
     assert!(
-        out.stdout.contains(
+        out.stderr.contains(
             "`serve` needs SLACK_BOT_TOKEN (the bot's xoxb- token) and SLACK_SIGNING_SECRET"
         ),
         "{}",
@@ -258,7 +259,7 @@ async fn serve_without_tokens_says_what_it_needs() {
     .await;
     assert_eq!(out.code, 2, "{}", out.all());
     assert!(
-        out.stdout
+        out.stderr
             .contains("Slack refused the bot token (auth.test: invalid_auth)"),
         "{}",
         out.all()

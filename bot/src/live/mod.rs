@@ -75,6 +75,9 @@ impl Live {
     async fn try_connect(config: &Config) -> Result<Self, String> {
         let topo = Arc::new(config.topology.clone());
         let mut missing = check_config(config);
+        for warning in placeholders(config) {
+            tracing::warn!(%warning, "live configuration uses a placeholder");
+        }
         let kubeconfig = match &config.live.kubeconfig {
             Some(p) => kube::config::Kubeconfig::read_from(p)
                 .map_err(|e| format!("kubeconfig {}: {e}", p.display())),
@@ -153,6 +156,30 @@ impl Live {
 }
 
 /// Every field live mode needs that the configuration lacks, named.
+/// Settings that let live mode start but would act on made-up values: said as warnings at
+/// start (they cannot be errors: a region whose DNS target really is the default is allowed).
+pub fn placeholders(config: &Config) -> Vec<String> {
+    let defaults = erlmcp_handlers::topology::Topology::runbook_default();
+    let mut out = Vec::new();
+    for r in &config.topology.regions {
+        if let Some(d) = defaults.region(&r.name)
+            && d.dns_target == r.dns_target
+        {
+            out.push(format!(
+                "[regions.{}] dns_target is the built-in example `{}`: set the region's load balancer DNS name, or a failover points erlmcp.io at a name that may not exist",
+                r.name, r.dns_target
+            ));
+        }
+    }
+    if config.live.page_routing_key.is_some() && config.live.notify.page_url.is_none() {
+        out.push(
+            "a paging routing key is set but [notify] page_url is not: paging steps will be skipped"
+                .into(),
+        );
+    }
+    out
+}
+
 pub fn check_config(config: &Config) -> Vec<String> {
     let mut missing = Vec::new();
     for r in &config.topology.regions {

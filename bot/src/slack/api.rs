@@ -138,6 +138,7 @@ impl WebApi {
                 Ok(r) => r,
                 Err(e) if attempt <= MAX_RETRIES && (repeatable || e.is_connect()) => {
                     counted("retried");
+                    let e = e.without_url();
                     tracing::warn!(method, error = %e, attempt, "Slack call failed; retrying");
                     tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
                     continue;
@@ -146,7 +147,7 @@ impl WebApi {
                     counted("transport_error");
                     return Err(SlackError::Transport {
                         method: method.into(),
-                        message: with_causes(&e),
+                        message: with_causes(&e.without_url()),
                     });
                 }
             };
@@ -228,7 +229,9 @@ impl WebApi {
             .await
             .map_err(|e| SlackError::Transport {
                 method: "response_url".into(),
-                message: e.to_string(),
+                // A response_url is a capability (it posts as the bot for 30 minutes): never in
+                // an error, so never in a log.
+                message: with_causes(&e.without_url()),
             })?;
         if resp.status().is_success() {
             Ok(())

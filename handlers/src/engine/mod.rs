@@ -192,23 +192,37 @@ impl Engine {
             ..req.clone()
         };
         self.expire_due().await;
-        let parsed = match command::parse(&req.text) {
-            Ok(p) => p,
-            Err(e) => {
-                crate::telemetry::command("malformed", CommandOutcome::Malformed);
-                tracing::info!(actor = %req.actor.id, error = %e, "malformed command");
-                return vec![Reply::error(e.to_string())];
-            }
-        };
-        let kind = parsed.command.kind();
         let span = tracing::info_span!(
             "command",
-            command = kind,
+            command = tracing::field::Empty,
             actor = %req.actor.id,
             channel = %req.channel,
             incident = tracing::field::Empty,
             request = tracing::field::Empty,
         );
+        let parsed = match command::parse(&req.text) {
+            Ok(p) => p,
+            Err(e) => {
+                let _entered = span.enter();
+                crate::telemetry::command("malformed", CommandOutcome::Malformed);
+                // Debug-formatted: user text with control characters cannot reach a terminal
+                // reading the logs as escapes, nor split the line.
+                tracing::info!(command = ?e.command, problem = ?e.problem, "malformed command");
+                return vec![Reply::error(e.to_string())];
+            }
+        };
+        let kind = parsed.command.kind();
+        span.record("command", kind);
+        match &parsed.command {
+            Command::Approve { request: Some(r) }
+            | Command::Deny {
+                request: Some(r), ..
+            }
+            | Command::Cancel { request: Some(r) } => {
+                span.record("request", r.as_str());
+            }
+            _ => {}
+        }
         if let Some(id) = &parsed.incident {
             span.record("incident", id.as_str());
         }
@@ -226,7 +240,7 @@ impl Engine {
             }
             Err(e) => {
                 crate::telemetry::command(kind, CommandOutcome::Failed);
-                tracing::warn!(error = %e, "command failed");
+                tracing::warn!(error = ?e.to_string(), "command failed");
                 vec![Reply::error(format!("{} failed: {e}", short(&req.text)))]
             }
         }

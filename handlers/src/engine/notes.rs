@@ -169,7 +169,14 @@ impl Engine {
             let receipts: Vec<i64> = notes.iter().map(|(r, _)| *r).collect();
             match self.store.append_receipted(&incident, notes).await {
                 // Receipts another process applied first are done already: nothing to say.
-                Ok(_) => out.extend(receipts.into_iter().map(|r| (r, NoteFate::Recorded))),
+                Ok(applied) => {
+                    // Counted once: only the notes this call wrote (a receipt another process
+                    // or an earlier sweep applied is done, and was counted there).
+                    for _ in &applied {
+                        crate::telemetry::command("note", crate::telemetry::CommandOutcome::Ok);
+                    }
+                    out.extend(receipts.into_iter().map(|r| (r, NoteFate::Recorded)))
+                }
                 // Closed (by another replica) since it was looked up: refused for good.
                 Err(crate::Error::Conflict(_)) => out.extend(receipts.into_iter().map(|r| {
                     (
@@ -189,13 +196,11 @@ impl Engine {
                 })),
             }
         }
+        // Refusals are final and counted once; a note not written yet is counted when it is.
         for (_, fate) in &out {
-            let outcome = match fate {
-                NoteFate::Recorded => crate::telemetry::CommandOutcome::Ok,
-                NoteFate::Refused(_) => crate::telemetry::CommandOutcome::Refused,
-                NoteFate::NotYet(_) => crate::telemetry::CommandOutcome::Failed,
-            };
-            crate::telemetry::command("note", outcome);
+            if let NoteFate::Refused(_) = fate {
+                crate::telemetry::command("note", crate::telemetry::CommandOutcome::Refused);
+            }
         }
         out
     }
