@@ -70,6 +70,14 @@ pub fn check_alert_suggestions(config: &Config, playbooks: &PlaybookSet) -> Resu
                 Command::Run { playbook, .. } if playbooks.get(&playbook).is_none() => {
                     Err(format!("there is no playbook `{playbook}`"))
                 }
+                // An alert suggests what to request, never a decision about a request.
+                Command::Approve { .. }
+                | Command::Deny { .. }
+                | Command::Cancel { .. }
+                | Command::Resume { .. }
+                | Command::Stop { .. } => Err(
+                    "an alert may suggest a command that requests or reports, never a decision (approve, deny, cancel, resume, stop)".into(),
+                ),
                 _ => Ok(()),
             },
             Err(e) => Err(e.to_string()),

@@ -19,6 +19,7 @@ pub const DB_STATEMENT_DURATION: &str = "erlmcp_db_statement_duration_seconds";
 pub const SCRAPE_ERRORS: &str = "erlmcp_metrics_database_errors_total";
 pub const PROCESS_RSS: &str = "process_resident_memory_bytes";
 pub const DATABASE_UP: &str = "erlmcp_metrics_database_up";
+pub const ALERT_WEBHOOKS: &str = "erlmcp_alert_webhooks_total";
 
 /// The Prometheus content type of the classic text format.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -100,6 +101,10 @@ fn describe() {
     metrics::describe_gauge!(
         DATABASE_UP,
         "1 if the last read of the database gauges succeeded, 0 if not (they then show older values)."
+    );
+    describe_counter!(
+        ALERT_WEBHOOKS,
+        "Alertmanager webhook requests by answer (ok, unauthorized, malformed, too_large, not_stored)."
     );
     describe_counter!(
         SCRAPE_ERRORS,

@@ -130,10 +130,24 @@ pub async fn run(
         return crate::slack::socket_mode::run(adapter, intake, token, &slack.api_url).await;
     }
     crate::logging::announce(&format!(
-        "erlmcp-bot serving Slack on http://{bound} ({}, executor {})",
+        "erlmcp-bot serving Slack on http://{bound} ({}, executor {}, alert intake {})",
         app.store_description,
-        config.mode.as_str()
+        config.mode.as_str(),
+        if slack
+            .alerts_token
+            .as_deref()
+            .is_some_and(|t| !t.trim().is_empty())
+        {
+            "on at /alerts/alertmanager"
+        } else {
+            "off: set ERLMCP_ALERTS_TOKEN"
+        }
     ));
+    if slack.alerts_token.is_some() && config.settings.alerts.channel.is_none() {
+        tracing::warn!(
+            "alert intake is on but [alerts] channel is not set: an incident an alert opens is announced only in its own new channel, which nobody has joined"
+        );
+    }
     let engine = app.engine.clone();
     let stopping = engine.clone();
     let result = crate::http::serve(listener, router, async move {

@@ -657,8 +657,7 @@ fn err(command: &'static str, problem: &str, try_instead: &str) -> ParseError {
 
 /// `attach-alert <fingerprint>` or `attach-alert k=v [k=v ...]`.
 fn parse_attach_alert(args: &[&str]) -> Result<Command, ParseError> {
-    let example =
-        "/erlmcp attach-alert region=us-east-1  (or the fingerprint an alert message shows)";
+    let example = "/erlmcp attach-alert region=us-east-1";
     let name_ok = |s: &str| {
         !s.is_empty()
             && s.len() <= 128
@@ -676,7 +675,7 @@ fn parse_attach_alert(args: &[&str]) -> Result<Command, ParseError> {
             let hex = (8..=32).contains(&one.len()) && one.chars().all(|c| c.is_ascii_hexdigit());
             if hex {
                 Ok(Command::AttachAlert {
-                    fingerprint: Some(one.to_string()),
+                    fingerprint: Some(one.to_ascii_lowercase()),
                     labels: Vec::new(),
                 })
             } else {
@@ -711,6 +710,18 @@ fn parse_attach_alert(args: &[&str]) -> Result<Command, ParseError> {
             }
             if labels.len() > 8 {
                 return Err(err("attach-alert", "at most 8 labels", example));
+            }
+            let mut names: Vec<&str> = labels.iter().map(|(k, _)| k.as_str()).collect();
+            names.sort_unstable();
+            if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
+                return Err(err(
+                    "attach-alert",
+                    &format!(
+                        "label `{}` is given twice; an alert has one value for it",
+                        w[0]
+                    ),
+                    example,
+                ));
             }
             Ok(Command::AttachAlert {
                 fingerprint: None,

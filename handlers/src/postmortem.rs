@@ -53,9 +53,17 @@ fn clock_row(
     let _ = writeln!(out, "| {what} | {took} | {target} | {verdict} |");
 }
 
-/// When the problem was detected, from the alerts on the timeline.
+/// How far before its declaration an incident's detection may be.
+pub const DETECTION_LOOKBACK: Duration = Duration::hours(24);
+
+/// When the problem was detected, from the alerts on the timeline. A `startsAt` after the
+/// declaration (people saw it first), more than `DETECTION_LOOKBACK` before it, or later than
+/// the alert's arrival, is not believed (a wrong clock or a long-firing warning attached later would otherwise claim days of
+/// outage).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Detection {
+    /// The incident's declaration, which bounds how far back a detection may be.
+    pub declared_at: Option<DateTime<Utc>>,
     /// The earliest `startsAt` of a firing alert: when monitoring saw the condition begin.
     pub detected: Option<DateTime<Utc>>,
     /// That alert's name.
@@ -65,6 +73,13 @@ pub struct Detection {
 }
 
 impl Detection {
+    pub fn of(inc: &Incident) -> Self {
+        Self {
+            declared_at: Some(inc.declared_at),
+            ..Self::default()
+        }
+    }
+
     /// Takes one timeline entry into account.
     pub fn add(&mut self, e: &crate::timeline::Entry) {
         for f in &e.facts {
@@ -75,6 +90,11 @@ impl Detection {
                 ..
             } = f
                 && status == "firing"
+                && *starts_at <= e.at
+                && self.declared_at.is_none_or(|d| {
+                    // After the declaration, people saw it first: no detection by the alert.
+                    *starts_at <= d && d - *starts_at <= DETECTION_LOOKBACK
+                })
             {
                 if self.detected.is_none_or(|d| *starts_at < d) {
                     self.detected = Some(*starts_at);

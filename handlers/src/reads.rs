@@ -19,7 +19,7 @@ pub async fn postmortem_markdown(store: &dyn Store, id: &IncidentId) -> crate::R
         .ok_or_else(|| Error::NotFound(id.to_string()))?;
     let mut table = postmortem::TimelineTable::new(id.as_str());
     let mut severity_changed = false;
-    let mut detection = postmortem::Detection::default();
+    let mut detection = postmortem::Detection::of(&inc);
     let (check, records) = walk(store, id, None, |e| {
         severity_changed |= e.kind == "severity";
         detection.add(e);
@@ -245,7 +245,7 @@ pub async fn sla_report(
         if !store.has_entry(&inc.id, "alert.firing").await? {
             continue;
         }
-        let mut d = postmortem::Detection::default();
+        let mut d = postmortem::Detection::of(inc);
         for e in store.timeline(&inc.id).await? {
             d.add(&e);
         }

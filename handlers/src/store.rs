@@ -112,13 +112,14 @@ pub trait Store: RunStore + ReceiptStore {
     async fn alert_links(&self) -> Result<Vec<AlertLink>>;
 
     /// Sets links (replacing any link of the same key) and appends the entries that record the
-    /// alert, in one transaction.
+    /// alert, in one transaction that replicas take in turn; `false`, and nothing written, when
+    /// every `fp:` link given is already there unchanged (same incident, status and start).
     async fn record_alert(
         &self,
         incident: &IncidentId,
         links: Vec<AlertLink>,
         drafts: Vec<Draft>,
-    ) -> Result<()>;
+    ) -> Result<bool>;
 
     /// Opens an incident for an alert, linked to `links` (their `incident` is ignored), unless
     /// one of those keys already leads to an incident that is not closed: then that incident,

@@ -71,7 +71,7 @@ async fn alerts_open_group_repeat_resolve_and_attach(backend: Backend) {
         "{}:{region=\"us-east-1\"}",
         &[("f1", "firing", ERRORS_EAST)],
     );
-    let s = app.engine.receive_alerts(&first).await.unwrap();
+    let s = app.engine.receive_alerts(&first).await;
     assert_eq!((s.recorded, s.repeats, s.ignored), (1, 0, 0));
     assert_eq!(s.outcomes.len(), 1);
     let o = &s.outcomes[0];
@@ -100,7 +100,7 @@ async fn alerts_open_group_repeat_resolve_and_attach(backend: Backend) {
     );
 
     // The same notification again (Alertmanager's repeat): nothing new anywhere.
-    let s = app.engine.receive_alerts(&first).await.unwrap();
+    let s = app.engine.receive_alerts(&first).await;
     assert_eq!((s.recorded, s.repeats), (0, 1));
     assert_eq!(store.timeline(&id).await.unwrap().len(), 2);
     assert_eq!(store.all_incident_ids().await.unwrap().len(), 1);
@@ -113,7 +113,7 @@ async fn alerts_open_group_repeat_resolve_and_attach(backend: Backend) {
             ("f2", "firing", LATENCY_EAST),
         ],
     );
-    let s = app.engine.receive_alerts(&grouped).await.unwrap();
+    let s = app.engine.receive_alerts(&grouped).await;
     assert_eq!((s.recorded, s.repeats), (1, 1));
     assert_eq!(s.outcomes.len(), 1);
     assert_eq!(s.outcomes[0].incident, id);
@@ -125,7 +125,7 @@ async fn alerts_open_group_repeat_resolve_and_attach(backend: Backend) {
         "{}:{region=\"us-east-1\"}",
         &[("f1", "resolved", ERRORS_EAST)],
     );
-    let s = app.engine.receive_alerts(&resolved).await.unwrap();
+    let s = app.engine.receive_alerts(&resolved).await;
     assert_eq!(s.recorded, 1);
     assert!(
         s.outcomes[0].replies[0]
@@ -155,8 +155,7 @@ async fn alerts_open_group_repeat_resolve_and_attach(backend: Backend) {
                 ("f4", "resolved", ERRORS_EAST),
             ],
         ))
-        .await
-        .unwrap();
+        .await;
     assert_eq!((s.recorded, s.ignored), (0, 2));
     assert_eq!(store.all_incident_ids().await.unwrap().len(), 1);
 
@@ -176,7 +175,7 @@ async fn alerts_open_group_repeat_resolve_and_attach(backend: Backend) {
         .ok("alice", "/erlmcp attach-alert region=eu-west-1")
         .await;
     assert!(
-        said.contains("alerts labelled region=eu-west-1 now update"),
+        said.contains("From now on alerts labelled region=eu-west-1 go to"),
         "{said}"
     );
     let eu = notification(
@@ -191,7 +190,7 @@ async fn alerts_open_group_repeat_resolve_and_attach(backend: Backend) {
             ],
         )],
     );
-    let s = app.engine.receive_alerts(&eu).await.unwrap();
+    let s = app.engine.receive_alerts(&eu).await;
     assert!(!s.outcomes[0].opened, "attached, not opened");
     let person_incident = s.outcomes[0].incident.clone();
     assert_ne!(person_incident, id);
@@ -244,10 +243,11 @@ async fn two_replicas_receiving_one_alert_open_one_incident(backend: Backend) {
         test_settings(),
     );
     for round in 0..10 {
+        // Minutes apart, as separate outages would be (not an alert storm).
+        app.clock.advance(chrono::Duration::minutes(11));
         let fp = format!("race{round}");
         let n = notification(&format!("group-{round}"), &[(&fp, "firing", ERRORS_EAST)]);
         let (a, b) = tokio::join!(app.engine.receive_alerts(&n), other.receive_alerts(&n));
-        let (a, b) = (a.unwrap(), b.unwrap());
         // The replica that came second joined the incident, or (if the first had already
         // committed when it looked) saw a repeat of what was recorded: either way one incident.
         let outcomes: Vec<_> = a.outcomes.iter().chain(&b.outcomes).collect();
@@ -269,9 +269,129 @@ async fn two_replicas_receiving_one_alert_open_one_incident(backend: Backend) {
     assert_eq!(app.db.store.all_incident_ids().await.unwrap().len(), 10);
 }
 
+/// What a reviewer broke: a resolved incident does not swallow a recurrence; a storm of groups
+/// opens a bounded number of incidents; a `startsAt` from 1970 or the future is not believed; an
+/// attach that moves an alert tells the incident it leaves; alert text cannot fake a line of
+/// the bot's own.
+async fn alerts_hold_up_against_recurrence_storms_clocks_and_text(backend: Backend) {
+    let Some(app) = TestApp::new(backend).await else {
+        return;
+    };
+    let store = app.db.store.clone();
+    let first = notification("g-east", &[("a1", "firing", ERRORS_EAST)]);
+    let id = app.engine.receive_alerts(&first).await.outcomes[0]
+        .incident
+        .clone();
+    // A person resolves it (in the console, naming it); the same group fires again later.
+    app.ok("bob", &format!("/erlmcp {id} ack")).await;
+    app.ok("bob", &format!("/erlmcp {id} resolve fixed")).await;
+    let again = notification("g-east", &[("a1", "firing", ERRORS_EAST)]);
+    let mut again = again;
+    again.alerts[0].starts_at += chrono::Duration::hours(1);
+    let s = app.engine.receive_alerts(&again).await;
+    assert!(
+        s.outcomes[0].opened,
+        "a recurrence after resolution opens a new incident"
+    );
+    assert_ne!(s.outcomes[0].incident, id);
+
+    // A storm: 12 more distinct groups within minutes. Alerts open at most STORM_INCIDENTS
+    // incidents in the window (the two above count); the rest join the latest.
+    for g in 0..12 {
+        let n = notification(
+            &format!("storm-{g}"),
+            &[(&format!("5{g:03}"), "firing", ERRORS_EAST)],
+        );
+        let s = app.engine.receive_alerts(&n).await;
+        assert!(s.error.is_none(), "{s:?}");
+        assert_eq!(s.recorded, 1, "every alert is recorded somewhere: {s:?}");
+    }
+    let by_alerts = store
+        .all_incidents()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|i| i.declared_by == "alertmanager")
+        .count();
+    assert_eq!(
+        by_alerts,
+        erlmcp_handlers::engine::STORM_INCIDENTS,
+        "the storm was not bounded"
+    );
+
+    // Clocks: an alert claiming 1970 or the future is kept on the timeline but not believed.
+    let mut odd = notification(
+        "g-odd",
+        &[(
+            "c1",
+            "firing",
+            &[("alertname", "ErrorBudgetBurn"), ("severity", "critical")],
+        )],
+    );
+    odd.alerts[0].starts_at = chrono::DateTime::parse_from_rfc3339("1970-01-01T00:00:00Z")
+        .unwrap()
+        .with_timezone(&chrono::Utc);
+    let other = TestApp::new(backend).await.unwrap();
+    let s = other.engine.receive_alerts(&odd).await;
+    let p0 = s.outcomes[0].incident.clone();
+    let pm = other.engine.postmortem_markdown(&p0).await.unwrap();
+    assert!(
+        !pm.contains("| Detected"),
+        "a 1970 start is not a detection:\n{pm}"
+    );
+    let report = other.engine.sla_report(2026, 11).await.unwrap();
+    assert!(
+        report.contains("counted from detection by an alert for 0 of 1"),
+        "{report}"
+    );
+
+    // Text: a summary with a line break and a right-to-left override stays on one line.
+    let mut forged = notification(
+        "g-text",
+        &[(
+            "d1abcdef01234567",
+            "firing",
+            &[("alertname", "HighMemoryUsage"), ("severity", "critical")],
+        )],
+    );
+    forged.alerts[0].annotations.insert(
+        "summary".into(),
+        "memory\nSuggested: `/erlmcp rollback` (a person types it)\u{202e}gnp.exe".into(),
+    );
+    let s = other.engine.receive_alerts(&forged).await;
+    let text = &s.outcomes[0].replies[0].text;
+    assert!(!text.contains("\nSuggested: `/erlmcp rollback`"), "{text}");
+    assert!(!text.contains('\u{202e}'), "{text}");
+
+    // Attach moves an alert and tells the incident it leaves.
+    other
+        .ok("alice", "/erlmcp p1 declare checking memory")
+        .await;
+    let moved = other
+        .ok("alice", "/erlmcp attach-alert D1ABCDEF01234567")
+        .await;
+    assert!(
+        moved.contains("fingerprint d1abcdef01234567") && moved.contains("until now"),
+        "{moved}"
+    );
+    let origin = s.outcomes[0].incident.clone();
+    let last = other.db.store.timeline(&origin).await.unwrap();
+    assert_eq!(last.last().unwrap().kind, "alert.detached");
+    assert!(
+        other
+            .outbox
+            .texts()
+            .iter()
+            .any(|t| t.contains(origin.as_str()) && t.contains("no longer go to")),
+        "{:?}",
+        other.outbox.texts()
+    );
+}
+
 erlmcp_tests::on_both_backends!(
     alerts_open_group_repeat_resolve_and_attach,
     two_replicas_receiving_one_alert_open_one_incident,
+    alerts_hold_up_against_recurrence_storms_clocks_and_text,
 );
 
 const TOKEN: &str = "am-token-5d1e";
@@ -446,4 +566,41 @@ async fn hostile_and_malformed_webhooks_are_refused() {
     let list = crate::program::run(w.path(), &plain, &["incidents"], "").await;
     assert_eq!(list.stdout.matches("INC-").count(), 1, "{}", list.all());
     assert!(list.stdout.contains("P0"), "{}", list.all());
+}
+
+/// A mapping that suggests a decision, a command without its slash, or a playbook that does not
+/// exist is refused at start with the rule named; a rule severity of `none` says what to write.
+#[test]
+fn alert_mappings_are_checked_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let topo = erlmcp_handlers::topology::Topology::runbook_default();
+    let check = |toml: &str| -> Result<(), String> {
+        let path = dir.path().join("bot.toml");
+        std::fs::write(&path, toml).unwrap();
+        let config = erlmcp_bot::config::Config::load(Some(&path), &|_: &str| None::<String>)
+            .map_err(|e| e.to_string())?;
+        let playbooks =
+            erlmcp_bot::app::load_playbooks(&config, &topo).map_err(|e| e.to_string())?;
+        erlmcp_bot::app::check_alert_suggestions(&config, &playbooks).map_err(|e| e.to_string())
+    };
+    let rule = |suggest: &str| {
+        format!("[alerts.rules.HighErrorRate]\nsuggest = [{{ command = \"{suggest}\" }}]\n")
+    };
+    assert_eq!(check(&rule("/failover us-west-2")), Ok(()));
+    for (suggest, expected) in [
+        ("/erlmcp approve", "never a decision"),
+        ("failover us-west-2", "starting with `/`"),
+        ("/erlmcp run nosuch", "there is no playbook `nosuch`"),
+        (
+            "/erlmcp frobnicate",
+            "[alerts.rules.HighErrorRate] suggests",
+        ),
+    ] {
+        let e = check(&rule(suggest)).unwrap_err();
+        assert!(e.contains(expected), "{suggest}: {e}");
+    }
+    let e = check("[alerts.rules.HighErrorRate]\nseverity = \"none\"\n").unwrap_err();
+    assert!(e.contains("write `open = false` instead"), "{e}");
+    let e = check("[alerts.severity_labels]\ncritical = \"urgent\"\n").unwrap_err();
+    assert!(e.contains("`urgent` is not a severity"), "{e}");
 }

@@ -75,7 +75,7 @@ impl AlertsFile {
                     Some(s) => Some(s),
                     None => {
                         return Err(format!(
-                            "{at} severity: to open nothing, write `open = false`"
+                            "{at} severity = \"none\": a rule's severity is p0-p3; to make this alert open nothing, write `open = false` instead"
                         ));
                     }
                 },

@@ -35,7 +35,8 @@ fn digest(s: &str) -> [u8; 32] {
 pub fn router(slack: Slack, token: Option<&str>) -> Router {
     let state = Intake {
         slack,
-        token_digest: token.filter(|t| !t.is_empty()).map(digest),
+        // A token from a file (a Kubernetes Secret) often ends in a newline.
+        token_digest: token.map(str::trim).filter(|t| !t.is_empty()).map(digest),
     };
     crate::http::guarded(
         Router::new()
@@ -46,8 +47,23 @@ pub fn router(slack: Slack, token: Option<&str>) -> Router {
 
 fn refuse(status: StatusCode, why: impl Into<String>) -> Response {
     let why = why.into();
+    counted(status);
     tracing::warn!(status = status.as_u16(), %why, "alert webhook refused");
     (status, why).into_response()
+}
+
+/// Webhook deliveries by answer: a broken Alertmanager link (wrong token, refused payloads)
+/// shows here.
+fn counted(status: StatusCode) {
+    let outcome = match status.as_u16() {
+        200 => "ok",
+        401 => "unauthorized",
+        400 => "malformed",
+        413 => "too_large",
+        503 => "not_stored",
+        _ => "other",
+    };
+    metrics::counter!(crate::metrics::ALERT_WEBHOOKS, "outcome" => outcome).increment(1);
 }
 
 async fn receive(State(intake): State<Arc<Intake>>, req: Request) -> Response {
@@ -57,12 +73,14 @@ async fn receive(State(intake): State<Arc<Intake>>, req: Request) -> Response {
             "alert intake is off: set ERLMCP_ALERTS_TOKEN and send it as a bearer token",
         );
     };
+    // The scheme is case-insensitive (RFC 7235).
     let given = req
         .headers()
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(|t| digest(t.trim()));
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, t)| digest(t.trim()));
     match given {
         None => {
             return refuse(
@@ -88,16 +106,33 @@ async fn receive(State(intake): State<Arc<Intake>>, req: Request) -> Response {
         Ok(n) => n,
         Err(e) => return refuse(StatusCode::BAD_REQUEST, e.0),
     };
-    let summary = match intake.slack.engine.receive_alerts(&notification).await {
-        Ok(s) => s,
-        Err(e) => {
-            // Not stored: Alertmanager retries a notification that was not answered 2xx.
-            return refuse(
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!("the alerts could not be stored ({e}); nothing was recorded, send again"),
-            );
-        }
+    // Taken and said in a task of its own: if this request's deadline cuts the answer, what
+    // was stored is still announced (a resend then finds it recorded, as a repeat).
+    let slack = intake.slack.clone();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let summary = slack.engine.receive_alerts(&notification).await;
+        let outcomes = summary.outcomes.clone();
+        let _ = tx.send(summary);
+        slack.deliver_alerts(outcomes).await;
+    });
+    let Ok(summary) = rx.await else {
+        return refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the alerts could not be taken; send again",
+        );
     };
+    if let Some(e) = &summary.error {
+        // Alertmanager resends a notification not answered 2xx; what was stored comes back
+        // as repeats.
+        return refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "the database failed part-way ({e}): {} alert(s) were recorded, the rest not; send again",
+                summary.recorded
+            ),
+        );
+    }
     let answer = serde_json::json!({
         "recorded": summary.recorded,
         "repeats": summary.repeats,
@@ -107,7 +142,6 @@ async fn receive(State(intake): State<Arc<Intake>>, req: Request) -> Response {
             "opened": o.opened,
         })).collect::<Vec<_>>(),
     });
-    let slack = intake.slack.clone();
-    tokio::spawn(async move { slack.deliver_alerts(summary.outcomes).await });
+    counted(StatusCode::OK);
     (StatusCode::OK, axum::Json(answer)).into_response()
 }

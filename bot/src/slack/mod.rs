@@ -438,14 +438,36 @@ impl Slack {
     /// where the mapping says), then each incident's messages go to its channel.
     pub async fn deliver_alerts(&self, outcomes: Vec<erlmcp_handlers::engine::AlertOutcome>) {
         for o in outcomes {
-            if o.opened
-                && let Err(e) = self
+            if o.opened {
+                // Where incidents are announced, say what opened and why, not only where.
+                if let (Some(announce), Some(first)) = (&o.announce, o.replies.first()) {
+                    let headline = first.text.lines().next().unwrap_or_default().to_string();
+                    let asker = Asker {
+                        user: None,
+                        response_url: None,
+                    };
+                    self.deliver_all(announce, &[Reply::channel(headline)], &asker)
+                        .await;
+                }
+                if let Err(e) = self
                     .open_incident_channel(&o.incident, None, o.announce.as_deref())
                     .await
-            {
-                tracing::error!(incident = %o.incident, error = %e, "could not open the channel of an incident an alert opened");
+                {
+                    tracing::error!(incident = %o.incident, error = %e, "could not open the channel of an incident an alert opened");
+                }
             }
             let channel = match self.engine.store().incident(&o.incident).await {
+                // No Slack channel of its own (creating it failed, or it was declared in the
+                // console): the announce channel, if any.
+                Ok(Some(inc)) if inc.channel == "alertmanager" || inc.channel == "console" => {
+                    match &o.announce {
+                        Some(a) => a.clone(),
+                        None => {
+                            tracing::error!(incident = %o.incident, "an alert's incident has no channel and no announce channel is configured ([alerts] channel)");
+                            continue;
+                        }
+                    }
+                }
                 Ok(Some(inc)) => inc.channel,
                 Ok(None) => continue,
                 Err(e) => {

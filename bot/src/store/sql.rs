@@ -538,7 +538,7 @@ macro_rules! sql_store {
                 }
 
                 async fn alert_links(&self) -> Result<Vec<erlmcp_handlers::store::AlertLink>> {
-                    let rows = sqlx::query("SELECT l.key, l.incident_id, l.status, l.starts_at FROM alert_links l JOIN incidents i ON i.id = l.incident_id WHERE i.status <> 'closed' ORDER BY l.updated_at")
+                    let rows = sqlx::query("SELECT l.key, l.incident_id, l.status, l.starts_at FROM alert_links l JOIN incidents i ON i.id = l.incident_id WHERE i.status NOT IN ('resolved', 'closed') ORDER BY l.updated_at")
                         .fetch_all(&self.pool)
                         .await
                         .map_err(db)?;
@@ -554,13 +554,38 @@ macro_rules! sql_store {
                         .collect()
                 }
 
-                async fn record_alert(&self, incident: &IncidentId, links: Vec<erlmcp_handlers::store::AlertLink>, drafts: Vec<Draft>) -> Result<()> {
+                async fn record_alert(&self, incident: &IncidentId, links: Vec<erlmcp_handlers::store::AlertLink>, drafts: Vec<Draft>) -> Result<bool> {
                     let mut tx = self.begin().await?;
+                    sqlx::query($alert_lock).execute(&mut *tx).await.map_err(db)?;
+                    let alert_links: Vec<&erlmcp_handlers::store::AlertLink> = links.iter().filter(|l| l.key.starts_with("fp:")).collect();
+                    if !alert_links.is_empty() {
+                        let mut unchanged = true;
+                        for link in &alert_links {
+                            let row = sqlx::query("SELECT incident_id, status, starts_at FROM alert_links WHERE key = $1")
+                                .bind(&link.key)
+                                .fetch_optional(&mut *tx)
+                                .await
+                                .map_err(db)?;
+                            let same = match row {
+                                Some(r) => {
+                                    r.try_get::<String, _>("incident_id").map_err(db)? == incident.as_str()
+                                        && r.try_get::<String, _>("status").map_err(db)? == link.status
+                                        && r.try_get::<Option<DateTime<Utc>>, _>("starts_at").map_err(db)? == link.starts_at
+                                }
+                                None => false,
+                            };
+                            unchanged &= same;
+                        }
+                        if unchanged {
+                            return Ok(false);
+                        }
+                    }
                     Self::upsert_alert_links(&mut tx, incident, &links).await?;
                     if !drafts.is_empty() {
                         Self::append_in(&mut tx, self.key.as_deref(), incident, drafts).await?;
                     }
-                    tx.commit().await.map_err(db)
+                    tx.commit().await.map_err(db)?;
+                    Ok(true)
                 }
 
                 async fn open_for_alert(&self, new: NewIncident, drafts: Vec<Draft>, links: Vec<erlmcp_handlers::store::AlertLink>) -> Result<erlmcp_handlers::store::AlertOpened> {
@@ -571,7 +596,7 @@ macro_rules! sql_store {
                         // Alert intake takes turns across replicas (SQLite: the write lock taken at BEGIN).
                         sqlx::query($alert_lock).execute(&mut *tx).await.map_err(db)?;
                         for link in &links {
-                            let found = sqlx::query("SELECT l.incident_id FROM alert_links l JOIN incidents i ON i.id = l.incident_id WHERE l.key = $1 AND i.status <> 'closed'")
+                            let found = sqlx::query("SELECT l.incident_id FROM alert_links l JOIN incidents i ON i.id = l.incident_id WHERE l.key = $1 AND i.status NOT IN ('resolved', 'closed')")
                                 .bind(&link.key)
                                 .fetch_optional(&mut *tx)
                                 .await

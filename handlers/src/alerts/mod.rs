@@ -68,24 +68,60 @@ impl Alert {
             .unwrap_or("unnamed")
     }
 
-    /// `summary`, else `description`, else the name.
-    pub fn summary(&self) -> &str {
-        self.annotations
-            .get("summary")
-            .or_else(|| self.annotations.get("description"))
-            .map(String::as_str)
-            .unwrap_or_else(|| self.name())
+    /// The name as messages show it (`shown`).
+    pub fn display_name(&self) -> String {
+        shown(self.name(), 100)
     }
 
-    /// `k=v, k=v` of the labels other than `alertname`, for people.
+    /// `summary`, else `description`, else the name: one line, bounded (`shown`).
+    pub fn summary(&self) -> String {
+        shown(
+            self.annotations
+                .get("summary")
+                .or_else(|| self.annotations.get("description"))
+                .map(String::as_str)
+                .unwrap_or_else(|| self.name()),
+            SUMMARY_CHARS,
+        )
+    }
+
+    /// `k=v, k=v` of the labels other than `alertname`, for people: one line, bounded.
     pub fn label_text(&self) -> String {
-        self.labels
+        let all = self
+            .labels
             .iter()
             .filter(|(k, _)| k.as_str() != "alertname")
             .map(|(k, v)| format!("{k}={v}"))
             .collect::<Vec<_>>()
-            .join(", ")
+            .join(", ");
+        shown(&all, LABEL_TEXT_CHARS)
     }
+}
+
+/// Characters of an alert's summary as messages and titles show it.
+pub const SUMMARY_CHARS: usize = 300;
+/// Characters of an alert's labels as messages show them.
+pub const LABEL_TEXT_CHARS: usize = 1000;
+
+/// Text from an alert as the bot shows it: on one line (line breaks and other control
+/// characters become spaces, so it cannot start a line that looks like the bot's own), without
+/// invisible format characters (right-to-left overrides and the like), at most `max` characters.
+pub fn shown(text: &str, max: usize) -> String {
+    let is_format = |c: char| matches!(c as u32, 0x200B..=0x200F | 0x202A..=0x202E | 0x2060..=0x206F | 0xFEFF | 0x00AD);
+    let mut out = String::with_capacity(text.len().min(max * 4));
+    let mut n = 0;
+    for c in text.chars() {
+        if is_format(c) {
+            continue;
+        }
+        if n == max {
+            out.push('…');
+            break;
+        }
+        out.push(if c.is_control() { ' ' } else { c });
+        n += 1;
+    }
+    out
 }
 
 /// Why a payload was refused: said to the sender with a 400.
@@ -108,7 +144,7 @@ struct WireNotification {
     #[serde(default)]
     group_key: String,
     alerts: Vec<WireAlert>,
-    #[serde(default)]
+    #[serde(default, rename = "externalURL")]
     external_url: String,
 }
 
@@ -123,7 +159,7 @@ struct WireAlert {
     starts_at: String,
     #[serde(default)]
     ends_at: Option<String>,
-    #[serde(default)]
+    #[serde(default, rename = "generatorURL")]
     generator_url: String,
     #[serde(default)]
     fingerprint: String,
@@ -217,6 +253,12 @@ impl Notification {
             )));
         }
         short_field(&wire.group_key, "groupKey")?;
+        if wire.group_key.is_empty() {
+            // Alertmanager always sends one; without it every alert would open its own incident.
+            return Err(PayloadError(
+                "the payload has no `groupKey` (Alertmanager always sends one)".into(),
+            ));
+        }
         short_field(&wire.receiver, "receiver")?;
         short_field(&wire.external_url, "externalURL")?;
         let status = status(&wire.status, "the notification's")?;
@@ -244,7 +286,8 @@ impl Notification {
                 starts_at: time(&a.starts_at, &format!("{which}'s startsAt"))?,
                 ends_at,
                 generator_url: a.generator_url,
-                fingerprint: a.fingerprint,
+                // Alertmanager writes them in lowercase hex; people may not.
+                fingerprint: a.fingerprint.to_ascii_lowercase(),
             });
         }
         Ok(Notification {
@@ -286,6 +329,9 @@ mod tests {
         assert_eq!(a.ends_at, None);
         assert_eq!(a.label_text(), "region=us-east-1, severity=critical");
         assert_eq!(a.starts_at.to_rfc3339(), "2026-11-29T10:00:00.123+00:00");
+        // Alertmanager spells these `generatorURL` and `externalURL`.
+        assert_eq!(a.generator_url, "http://prom:9090/graph?g0.expr=x");
+        assert_eq!(n.external_url, "http://am:9093");
     }
 
     #[test]

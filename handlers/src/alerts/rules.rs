@@ -197,6 +197,11 @@ impl AlertRules {
         for (name, rule) in &self.rules {
             for s in &rule.suggestions {
                 if let Some(c) = &s.command {
+                    if !c.trim_start().starts_with('/') {
+                        return Err(format!(
+                            "[alerts.rules.{name}] suggests `{c}`: write it as a person types it in chat, starting with `/` (e.g. `/failover us-west-2`)"
+                        ));
+                    }
                     // Placeholders stand for values; check the command with a sample in each.
                     let sample = c
                         .replace("<replicas>", "3")

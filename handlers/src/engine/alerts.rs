@@ -19,7 +19,8 @@ pub struct AlertOutcome {
     pub incident: IncidentId,
     /// The alert opened it (adapters open its channel and tell `announce`).
     pub opened: bool,
-    /// Where an opened incident is announced (the mapping's channel), if anywhere.
+    /// The mapping's channel, if any: where an opened incident is announced, and where the
+    /// messages of an incident without a chat channel of its own go.
     pub announce: Option<String>,
     /// Messages for the incident's channel.
     pub replies: Vec<Reply>,
@@ -35,7 +36,14 @@ pub struct AlertSummary {
     pub repeats: usize,
     /// Alerts that open nothing and belong to no open incident (unmapped, or resolved).
     pub ignored: usize,
+    /// The database error that stopped the notification part-way, if one did: what is above
+    /// was recorded, the rest was not.
+    pub error: Option<String>,
 }
+
+/// Incidents alerts may open within `STORM_WINDOW` before further ones join the latest.
+pub const STORM_INCIDENTS: usize = 5;
+pub const STORM_WINDOW: chrono::Duration = chrono::Duration::minutes(10);
 
 /// The name Alertmanager acts under on the timeline.
 const ALERTMANAGER: &str = "alertmanager";
@@ -64,43 +72,54 @@ fn matcher_matches(matcher: &str, alert: &Alert) -> bool {
 
 /// A title from an alert: its name and summary, one line, bounded.
 fn title_of(alert: &Alert) -> String {
-    let raw = format!("{}: {}", alert.name(), alert.summary());
-    let one_line: String = raw
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    let mut t: String = one_line.chars().take(120).collect();
-    if one_line.chars().count() > 120 {
-        t.push('…');
+    let summary = alert.summary();
+    if summary == alert.display_name() {
+        crate::alerts::shown(&summary, 120)
+    } else {
+        crate::alerts::shown(&format!("{}: {summary}", alert.name()), 120)
     }
-    t
 }
 
 impl Engine {
     /// Takes one Alertmanager notification. Each alert goes to the open incident its
-    /// fingerprint, its group or a person's matcher leads to; otherwise a firing alert the
-    /// mapping opens an incident for opens one (once, however many replicas receive it).
-    pub async fn receive_alerts(&self, n: &Notification) -> crate::Result<AlertSummary> {
-        let mut links = self.store.alert_links().await?;
+    /// fingerprint, a person's matcher or its group leads to; otherwise a firing alert the
+    /// mapping opens an incident for opens one (once, however many replicas receive it). On a
+    /// database error it stops there: what was recorded before is in the summary (to be said in
+    /// chat), with the error.
+    pub async fn receive_alerts(&self, n: &Notification) -> AlertSummary {
         let mut summary = AlertSummary::default();
+        if let Err(e) = self.take_alerts(n, &mut summary).await {
+            tracing::error!(error = ?e.to_string(), recorded = summary.recorded, "alert notification stopped by an error");
+            summary.error = Some(e.to_string());
+        }
+        for o in &summary.outcomes {
+            tracing::info!(incident = %o.incident, opened = o.opened, "alert notification recorded");
+        }
+        crate::telemetry::alerts(summary.recorded, summary.repeats, summary.ignored);
+        summary
+    }
+
+    async fn take_alerts(&self, n: &Notification, summary: &mut AlertSummary) -> crate::Result<()> {
+        let mut links = self.store.alert_links().await?;
         let group_key = (!n.group_key.is_empty()).then(|| format!("group:{}", n.group_key));
         for alert in &n.alerts {
             let fp_key = format!("fp:{}", alert.fingerprint);
             let decision = self.settings.alerts.decide(alert);
+            // The alert itself, then what a person said (their matcher), then its group.
             let target = links
                 .iter()
                 .find(|l| l.key == fp_key)
-                .or_else(|| {
-                    group_key
-                        .as_ref()
-                        .and_then(|g| links.iter().find(|l| &l.key == g))
-                })
                 .or_else(|| {
                     links.iter().find(|l| {
                         l.key
                             .strip_prefix("match:")
                             .is_some_and(|m| matcher_matches(m, alert))
                     })
+                })
+                .or_else(|| {
+                    group_key
+                        .as_ref()
+                        .and_then(|g| links.iter().find(|l| &l.key == g))
                 })
                 .map(|l| l.incident.clone());
             let own = AlertLink {
@@ -116,28 +135,24 @@ impl Engine {
                     ..own.clone()
                 });
             }
+            // The group link stays with the incident it first led to.
+            new_links
+                .retain(|l| !l.key.starts_with("group:") || !links.iter().any(|x| x.key == l.key));
+            let target = match target {
+                Some(id) => Some(id),
+                None if alert.status == AlertStatus::Firing && decision.opens.is_some() => {
+                    self.storm_target().await?
+                }
+                None => None,
+            };
             let incident = match target {
                 Some(id) => {
-                    let repeat = links.iter().any(|l| {
-                        l.key == fp_key
-                            && l.incident == id
-                            && l.status == own.status
-                            && l.starts_at == own.starts_at
-                    });
-                    if repeat {
-                        summary.repeats += 1;
+                    if !self
+                        .join(&id, alert, &decision, new_links.clone(), summary)
+                        .await?
+                    {
                         continue;
                     }
-                    // The group link stays with the incident it first opened.
-                    new_links.retain(|l| {
-                        !l.key.starts_with("group:") || !links.iter().any(|x| x.key == l.key)
-                    });
-                    self.store
-                        .record_alert(&id, new_links.clone(), vec![self.alert_draft(alert)])
-                        .await?;
-                    summary.recorded += 1;
-                    let reply = self.alert_update(&id, alert, &decision).await;
-                    push_reply(&mut summary, &id, false, None, reply);
                     id
                 }
                 None => {
@@ -145,32 +160,28 @@ impl Engine {
                         .opens
                         .filter(|_| alert.status == AlertStatus::Firing)
                     else {
+                        tracing::info!(alert = ?alert.display_name(), fingerprint = ?alert.fingerprint, status = alert.status.as_str(), "alert opens nothing and belongs to no open incident; ignored");
                         summary.ignored += 1;
                         continue;
                     };
                     let opened = self
                         .open_for(alert, severity, decision.channel.clone(), new_links.clone())
                         .await?;
-                    summary.recorded += 1;
                     match opened {
                         AlertOpened::Opened(inc) => {
+                            summary.recorded += 1;
                             let reply = self.alert_opened(&inc.id, severity, alert, &decision);
-                            push_reply(
-                                &mut summary,
-                                &inc.id,
-                                true,
-                                decision.channel.clone(),
-                                reply,
-                            );
+                            push_reply(summary, &inc.id, true, decision.channel.clone(), reply);
                             inc.id
                         }
+                        // Another replica (or delivery) opened it a moment ago: join it.
                         AlertOpened::Existing(id) => {
-                            // Another replica (or delivery) opened it a moment ago: join it.
-                            self.store
-                                .record_alert(&id, new_links.clone(), vec![self.alert_draft(alert)])
-                                .await?;
-                            let reply = self.alert_update(&id, alert, &decision).await;
-                            push_reply(&mut summary, &id, false, None, reply);
+                            if !self
+                                .join(&id, alert, &decision, new_links.clone(), summary)
+                                .await?
+                            {
+                                continue;
+                            }
                             id
                         }
                     }
@@ -182,11 +193,54 @@ impl Engine {
                 links.push(l);
             }
         }
-        for o in &summary.outcomes {
-            tracing::info!(incident = %o.incident, opened = o.opened, "alert notification recorded");
+        Ok(())
+    }
+
+    /// Records an alert on an incident it belongs to, unless that exact alert (status and start)
+    /// is recorded there already (a repeat, or another replica a moment ago): `false` then.
+    async fn join(
+        &self,
+        id: &IncidentId,
+        alert: &Alert,
+        decision: &crate::alerts::rules::Decision,
+        links: Vec<AlertLink>,
+        summary: &mut AlertSummary,
+    ) -> crate::Result<bool> {
+        if !self
+            .store
+            .record_alert(id, links, vec![self.alert_draft(alert)])
+            .await?
+        {
+            summary.repeats += 1;
+            return Ok(false);
         }
-        crate::telemetry::alerts(summary.recorded, summary.repeats, summary.ignored);
-        Ok(summary)
+        summary.recorded += 1;
+        let reply = self.alert_update(id, alert, decision).await;
+        push_reply(summary, id, false, decision.channel.clone(), reply);
+        Ok(true)
+    }
+
+    /// During an alert storm (more than `STORM_INCIDENTS` incidents opened by alerts in
+    /// `STORM_WINDOW`), an alert that would open another incident joins the latest one instead:
+    /// a flood of distinct groups must not open a channel each.
+    async fn storm_target(&self) -> crate::Result<Option<IncidentId>> {
+        let since = self.clock.now() - STORM_WINDOW;
+        let mut recent: Vec<_> = self
+            .store
+            .open_incidents()
+            .await?
+            .into_iter()
+            .filter(|i| i.declared_by == ALERTMANAGER && i.declared_at >= since)
+            .collect();
+        if recent.len() < STORM_INCIDENTS {
+            return Ok(None);
+        }
+        recent.sort_by_key(|i| i.declared_at);
+        let latest = recent.pop().map(|i| i.id);
+        if let Some(id) = &latest {
+            tracing::warn!(incident = %id, "alert storm: alerts that would open incidents join the latest one");
+        }
+        Ok(latest)
     }
 
     async fn open_for(
@@ -200,9 +254,10 @@ impl Engine {
         let title = title_of(alert);
         let level = severity.level();
         let text = format!(
-            "Declared {severity} ({}) by alert {}: {title}. Targets: acknowledge within {}, resolve within {}.",
+            "Declared {severity} ({}) by alert {}: {}. Targets: acknowledge within {}, resolve within {}.",
             level.name,
-            alert.name(),
+            alert.display_name(),
+            alert.summary(),
             human_duration(severity.response_target()),
             human_duration(severity.resolution_target())
         );
@@ -237,14 +292,15 @@ impl Engine {
             AlertStatus::Resolved => "alert.resolved",
         };
         let mut text = format!(
-            "{} {} since {} UTC",
-            alert.name(),
+            "{} {} (began {} UTC",
+            alert.display_name(),
             alert.status.as_str(),
             alert.starts_at.format("%Y-%m-%d %H:%M:%S")
         );
         if let Some(end) = alert.ends_at {
             text.push_str(&format!(", ended {} UTC", end.format("%H:%M:%S")));
         }
+        text.push(')');
         let labels = alert.label_text();
         if !labels.is_empty() {
             text.push_str(&format!(" ({labels})"));
@@ -252,10 +308,13 @@ impl Engine {
         text.push_str(&format!(
             ": {}. Fingerprint {}",
             alert.summary(),
-            alert.fingerprint
+            crate::alerts::shown(&alert.fingerprint, 64)
         ));
         if !alert.generator_url.is_empty() {
-            text.push_str(&format!(". Source: {}", alert.generator_url));
+            text.push_str(&format!(
+                ". Source: {}",
+                crate::alerts::shown(&alert.generator_url, 300)
+            ));
         }
         self.draft(&alertmanager(), Source::Alert, kind, text)
             .with([Fact::Alert {
@@ -278,11 +337,11 @@ impl Engine {
     ) -> Reply {
         let mut text = format!(
             "🚨 {id} opened by alert {} ({severity}): {}\nFiring since {} UTC ({}). Fingerprint {}.",
-            alert.name(),
+            alert.display_name(),
             alert.summary(),
             alert.starts_at.format("%Y-%m-%d %H:%M:%S"),
             alert.label_text(),
-            alert.fingerprint
+            crate::alerts::shown(&alert.fingerprint, 64)
         );
         suggest(&mut text, decision);
         text.push_str(
@@ -302,14 +361,14 @@ impl Engine {
         let mut text = match alert.status {
             AlertStatus::Firing => format!(
                 "🔔 {id}: alert {} firing since {} UTC ({}): {}",
-                alert.name(),
+                alert.display_name(),
                 alert.starts_at.format("%H:%M:%S"),
                 alert.label_text(),
                 alert.summary()
             ),
             AlertStatus::Resolved => format!(
                 "✅ {id}: alert {} resolved{} ({}). The incident stays as it is until a person decides (`/erlmcp mitigated`, `/erlmcp resolve`).",
-                alert.name(),
+                alert.display_name(),
                 alert
                     .ends_at
                     .map(|e| format!(" at {} UTC", e.format("%H:%M:%S")))
@@ -370,7 +429,7 @@ impl Engine {
             && prev.incident == incident.id
         {
             return Ok(vec![Reply::private(format!(
-                "{what} already update {}.",
+                "{what}: already going to {}.",
                 incident.id
             ))]);
         }
@@ -396,8 +455,29 @@ impl Engine {
         self.store
             .record_alert(&incident.id, vec![link], vec![draft])
             .await?;
+        // The incident it came from hears about it too, on its timeline and in its channel.
+        if let Some(prev) = &before
+            && let Ok(Some(old)) = self.store.incident(&prev.incident).await
+        {
+            let text = format!(
+                "{} moved {what} to {}; they no longer go to this incident",
+                req.actor.name, incident.id
+            );
+            self.store
+                .append(
+                    &old.id,
+                    vec![self.draft(&req.actor, req.source, "alert.detached", text.clone())],
+                )
+                .await?;
+            self.outbox
+                .post(
+                    &old.channel,
+                    Reply::channel(format!("🔗 {}: {text}.", old.id)),
+                )
+                .await;
+        }
         Ok(vec![Reply::channel(format!(
-            "🔗 {what} now update {}{moved}: their notifications go on its timeline. They open no other incident and change nothing.",
+            "🔗 From now on {what} go to {}{moved}: their notifications go on its timeline. They open no other incident and change nothing.",
             incident.id
         ))])
     }

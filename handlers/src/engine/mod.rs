@@ -3,7 +3,7 @@
 //! storage, infrastructure and chat only through traits.
 
 mod alerts;
-pub use alerts::{AlertOutcome, AlertSummary};
+pub use alerts::{AlertOutcome, AlertSummary, STORM_INCIDENTS, STORM_WINDOW};
 mod approvals;
 mod execute;
 mod incidents;
