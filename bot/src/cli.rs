@@ -66,8 +66,14 @@ pub enum Cmd {
         #[command(subcommand)]
         command: TimelineCmd,
     },
-    /// Print an incident's postmortem draft (Markdown).
-    Postmortem { incident: String },
+    /// Print an incident's postmortem draft (Markdown); `--svg FILE` also writes its timeline
+    /// picture.
+    Postmortem {
+        incident: String,
+        /// Write the timeline picture (SVG) to this file.
+        #[arg(long, value_name = "FILE")]
+        svg: Option<std::path::PathBuf>,
+    },
     /// Playbook tools.
     Playbooks {
         #[command(subcommand)]
@@ -160,7 +166,9 @@ pub async fn run<R: AsyncBufRead + Unpin>(
         Cmd::Timeline {
             command: TimelineCmd::Show { incident },
         } => inspect::show_timeline(&config, &screen, &incident).await,
-        Cmd::Postmortem { incident } => inspect::postmortem(&config, &screen, &incident).await,
+        Cmd::Postmortem { incident, svg } => {
+            inspect::postmortem(&config, &screen, &incident, svg.as_deref()).await
+        }
         Cmd::Report {
             month,
             month_positional,

@@ -85,6 +85,14 @@ pub const VARIABLES: &[Variable] = &[
         "ERLMCP_ALERTS_TOKEN",
         "bearer token Alertmanager sends to /alerts/alertmanager",
     ),
+    secret(
+        "ERLMCP_WEB_TOKEN",
+        "turns the web view on; its bearer token and sign-in",
+    ),
+    var(
+        "ERLMCP_PUBLIC_URL",
+        "where people reach serve (links in chat)",
+    ),
     var("KUBECONFIG", "kubeconfig of the live executor"),
     var("AWS_ENDPOINT_URL_ROUTE_53", "Route53 endpoint override"),
     var("AWS_ENDPOINT_URL", "AWS endpoint override"),

@@ -138,7 +138,12 @@ pub async fn show_timeline(config: &Config, screen: &Screen, incident: &str) -> 
     }
 }
 
-pub async fn postmortem(config: &Config, screen: &Screen, incident: &str) -> u8 {
+pub async fn postmortem(
+    config: &Config,
+    screen: &Screen,
+    incident: &str,
+    svg: Option<&std::path::Path>,
+) -> u8 {
     let Some(store) = open(config, screen).await else {
         return 2;
     };
@@ -146,7 +151,38 @@ pub async fn postmortem(config: &Config, screen: &Screen, incident: &str) -> u8 
     match reads::postmortem_markdown(store.as_ref(), &id).await {
         Ok(md) => {
             say(screen, &md);
-            0
+            let Some(path) = svg else { return 0 };
+            match reads::incident_view(
+                store.as_ref(),
+                &id,
+                config.timeline_key.as_ref(),
+                0,
+                chrono::Utc::now(),
+            )
+            .await
+            {
+                Ok(Some(view)) => match std::fs::write(path, view.svg) {
+                    Ok(()) => {
+                        say(
+                            screen,
+                            &format!("Timeline picture written to {}", path.display()),
+                        );
+                        0
+                    }
+                    Err(e) => {
+                        say(
+                            screen,
+                            &format!("error: cannot write {}: {e}", path.display()),
+                        );
+                        1
+                    }
+                },
+                Ok(None) => 1,
+                Err(e) => {
+                    say(screen, &format!("error: {e}"));
+                    1
+                }
+            }
         }
         Err(erlmcp_handlers::Error::NotFound(_)) => {
             say(

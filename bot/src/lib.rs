@@ -19,3 +19,4 @@ pub mod metrics;
 pub mod serve;
 pub mod slack;
 pub mod store;
+pub mod web;

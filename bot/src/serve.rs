@@ -50,7 +50,8 @@ async fn build_parts(
         .get()
         .cloned()
         .ok_or_else(|| Error::Config("the outbox was not built".into()))?;
-    let adapter = Slack::new(app.engine.clone(), poster, workspace);
+    let adapter =
+        Slack::new(app.engine.clone(), poster, workspace).with_public_url(slack.public_url.clone());
     // Receipts: stored by one writer before each acknowledgement, processed from there; the
     // sweep picks up what a process that died left behind.
     let (stored_tx, stored_rx) = tokio::sync::mpsc::unbounded_channel();
@@ -68,6 +69,14 @@ async fn build_parts(
         adapter.clone(),
         slack.alerts_token.as_deref(),
     ));
+    if let Some(web) = crate::web::router(
+        app.engine.store().clone(),
+        config.timeline_key.clone(),
+        slack.web_token.as_deref(),
+        slack.public_url.as_deref(),
+    ) {
+        routes = routes.merge(web);
+    }
     // Without a metrics address of its own, /metrics is served beside the probes.
     if slack.metrics_listen.is_none() {
         routes = routes.merge(crate::metrics::router(app.engine.store().clone()));

@@ -13,6 +13,7 @@ pub mod facts;
 pub mod ids;
 pub mod incident;
 pub mod markdown;
+pub mod picture;
 pub mod playbook;
 pub mod postmortem;
 pub mod reads;

@@ -74,6 +74,62 @@ pub async fn verify_timeline(
     Ok(walk(store, id, key, |_| {}).await?.0)
 }
 
+/// Everything a page about one incident shows, read in one pass over its timeline.
+pub struct IncidentView {
+    pub incident: crate::incident::Incident,
+    /// The first `limit` entries.
+    pub entries: Vec<timeline::Entry>,
+    /// How many more there are.
+    pub more: i64,
+    pub check: ChainCheck,
+    pub records: Vec<RequestRecord>,
+    pub postmortem: String,
+    pub svg: String,
+}
+
+/// Reads an incident for the web view: at most `limit` timeline entries are kept (the check
+/// reads them all), `None` if there is no such incident.
+pub async fn incident_view(
+    store: &dyn Store,
+    id: &IncidentId,
+    key: Option<&TimelineKey>,
+    limit: usize,
+    now: DateTime<Utc>,
+) -> crate::Result<Option<IncidentView>> {
+    let Some(incident) = store.incident(id).await? else {
+        return Ok(None);
+    };
+    let mut entries = Vec::new();
+    let mut more = 0i64;
+    let (check, held) = walk(store, id, key, |e| {
+        if entries.len() < limit {
+            entries.push(e.clone());
+        } else {
+            more += 1;
+        }
+    })
+    .await?;
+    let records: Vec<RequestRecord> = held
+        .into_iter()
+        .map(|(request, approvals, run)| RequestRecord {
+            request,
+            approvals,
+            run,
+        })
+        .collect();
+    let postmortem = postmortem_markdown(store, id).await?;
+    let svg = crate::picture::timeline_svg(&incident, &records, now);
+    Ok(Some(IncidentView {
+        incident,
+        entries,
+        more,
+        check,
+        records,
+        postmortem,
+        svg,
+    }))
+}
+
 /// Entries read per query: big enough that a million take a few hundred queries, small enough
 /// that a page of long notes stays a few megabytes.
 const PAGE: i64 = 2048;

@@ -22,3 +22,4 @@ mod replicas;
 mod row_facts;
 mod shipped;
 mod slack;
+mod web;

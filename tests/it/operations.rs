@@ -141,7 +141,10 @@ fn metrics_url(log: &str) -> String {
 
 /// Declares a P0, requests a failover, has the requester try to approve their own request, and
 /// a second person approve it; returns (channel id, request id) once the run is done.
-async fn failover_through_slack(fake: &FakeSlack, slack: &SignedSlack) -> (String, String) {
+pub(crate) async fn failover_through_slack(
+    fake: &FakeSlack,
+    slack: &SignedSlack,
+) -> (String, String) {
     let r = slack
         .command("U_ALICE", "C_GENERAL", "/erlmcp", "p0 declare API down")
         .await;

@@ -43,6 +43,10 @@ pub struct SlackConfig {
     /// `ERLMCP_ALERTS_TOKEN`: the bearer token Alertmanager's webhook must send; unset, alert
     /// intake refuses everything.
     pub alerts_token: Option<String>,
+    /// `ERLMCP_WEB_TOKEN`: turns the read-only web view (`/ui/`) on; its bearer token.
+    pub web_token: Option<String>,
+    /// `ERLMCP_PUBLIC_URL`: where people reach `serve` (links in chat to the web view).
+    pub public_url: Option<String>,
     /// `SLACK_ALLOWED_TEAMS`: other workspaces whose users may act (shared channels).
     pub allowed_teams: std::collections::BTreeSet<String>,
 }
@@ -73,6 +77,8 @@ impl SlackConfig {
             listen: env("ERLMCP_LISTEN").unwrap_or_else(|| "0.0.0.0:3000".to_string()),
             metrics_listen: env("ERLMCP_METRICS_LISTEN"),
             alerts_token: env("ERLMCP_ALERTS_TOKEN"),
+            web_token: env("ERLMCP_WEB_TOKEN"),
+            public_url: env("ERLMCP_PUBLIC_URL"),
             team_id: env("SLACK_TEAM_ID"),
             app_id: env("SLACK_APP_ID"),
             allowed_teams: env("SLACK_ALLOWED_TEAMS")
@@ -96,6 +102,8 @@ pub struct Slack {
     users: Arc<Mutex<HashMap<String, (Actor, Instant)>>>,
     /// The workspace and app served; the bot's own user.
     pub workspace: Arc<workspace::Workspace>,
+    /// Where people reach the web view, for links (`ERLMCP_PUBLIC_URL`).
+    public_url: Option<Arc<str>>,
 }
 
 impl Slack {
@@ -105,6 +113,22 @@ impl Slack {
             poster,
             users: Arc::default(),
             workspace: Arc::new(workspace),
+            public_url: None,
+        }
+    }
+
+    /// Links incident summaries and postmortems to the web view at `url`.
+    pub fn with_public_url(mut self, url: Option<String>) -> Self {
+        self.public_url = url.map(|u| Arc::from(u.trim_end_matches('/')));
+        self
+    }
+
+    /// ` <url|web view>` for an incident, when there is a public URL.
+    fn web_link(&self, id: &IncidentId) -> String {
+        match &self.public_url {
+            // A plain URL: Slack links it, and reply text is escaped (`<...>` would show).
+            Some(base) => format!("\nWeb view: {}", crate::web::incident_url(base, id)),
+            None => String::new(),
         }
     }
 
@@ -311,7 +335,22 @@ impl Slack {
             channel: channel.to_string(),
             text: line,
         };
-        let replies = self.engine.handle(&req).await;
+        let mut replies = self.engine.handle(&req).await;
+        // A postmortem links to its page, where the picture and the rendered draft are.
+        if self.public_url.is_some() {
+            for r in &mut replies {
+                if r.text.starts_with("# Postmortem")
+                    && let Some(id) = r
+                        .text
+                        .lines()
+                        .find(|l| l.starts_with("| Incident | "))
+                        .and_then(|l| l.split('|').nth(2))
+                        .map(|s| IncidentId::new(s.trim()))
+                {
+                    r.text.push_str(&self.web_link(&id));
+                }
+            }
+        }
         let asker = Asker {
             user: Some(user.to_string()),
             response_url,
@@ -403,13 +442,14 @@ impl Slack {
                 .join(", ")
         };
         let summary = format!(
-            "*{id}* — {} {}\nDeclared by {} at {} UTC. Targets: acknowledge within {}, resolve within {}.\nRoles: {roles}\nCommands here address this incident: `/erlmcp ack`, `/erlmcp status`, `/failover <region>`.",
+            "*{id}* — {} {}\nDeclared by {} at {} UTC. Targets: acknowledge within {}, resolve within {}.\nRoles: {roles}\nCommands here address this incident: `/erlmcp ack`, `/erlmcp status`, `/failover <region>`.{}",
             inc.severity,
             blocks::escape(&inc.title),
             blocks::escape(&inc.declared_by),
             inc.declared_at.format("%Y-%m-%d %H:%M"),
             erlmcp_handlers::severity::human_duration(inc.severity.response_target()),
             erlmcp_handlers::severity::human_duration(inc.severity.resolution_target()),
+            self.web_link(id),
         );
         let ts = self.poster.post(&channel, &summary, None).await?;
         if let Err(e) = self
