@@ -184,7 +184,13 @@ async fn the_web_view_in_a_browser() {
         .click()
         .await
         .unwrap();
-    let problem = browser.find(Locator::Css("#problem")).await.unwrap();
+    // A click navigates later than it returns: wait for what the next page shows.
+    let problem = browser
+        .wait()
+        .at_most(Duration::from_secs(30))
+        .for_element(Locator::Css("#problem"))
+        .await
+        .unwrap();
     assert!(
         problem
             .text()
@@ -204,6 +210,12 @@ async fn the_web_view_in_a_browser() {
         .await
         .unwrap()
         .click()
+        .await
+        .unwrap();
+    browser
+        .wait()
+        .at_most(Duration::from_secs(30))
+        .for_element(Locator::Css("#open"))
         .await
         .unwrap();
     let rows = browser
@@ -230,7 +242,12 @@ async fn the_web_view_in_a_browser() {
         .click()
         .await
         .unwrap();
-    let verify = browser.find(Locator::Css("#verify")).await.unwrap();
+    let verify = browser
+        .wait()
+        .at_most(Duration::from_secs(30))
+        .for_element(Locator::Css("#verify"))
+        .await
+        .unwrap();
     assert!(verify.text().await.unwrap().starts_with("Intact:"));
     let entries = browser
         .find_all(Locator::Css("#timeline tr.entry"))
@@ -302,7 +319,9 @@ async fn the_web_view_in_a_browser() {
         .unwrap();
     evil_link.click().await.unwrap();
     let title = browser
-        .find(Locator::Css("#title"))
+        .wait()
+        .at_most(Duration::from_secs(30))
+        .for_element(Locator::Css("#title"))
         .await
         .unwrap()
         .text()
