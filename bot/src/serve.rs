@@ -50,8 +50,14 @@ async fn build_parts(
         .get()
         .cloned()
         .ok_or_else(|| Error::Config("the outbox was not built".into()))?;
-    let adapter =
-        Slack::new(app.engine.clone(), poster, workspace).with_public_url(slack.public_url.clone());
+    // Links to the web view only when there is one.
+    let links = slack.public_url.clone().filter(|_| {
+        slack
+            .web_token
+            .as_deref()
+            .is_some_and(|t| !t.trim().is_empty())
+    });
+    let adapter = Slack::new(app.engine.clone(), poster, workspace).with_public_url(links);
     // Receipts: stored by one writer before each acknowledgement, processed from there; the
     // sweep picks up what a process that died left behind.
     let (stored_tx, stored_rx) = tokio::sync::mpsc::unbounded_channel();
@@ -74,7 +80,9 @@ async fn build_parts(
         config.timeline_key.clone(),
         slack.web_token.as_deref(),
         slack.public_url.as_deref(),
-    ) {
+    )
+    .map_err(Error::Config)?
+    {
         routes = routes.merge(web);
     }
     // Without a metrics address of its own, /metrics is served beside the probes.
@@ -139,7 +147,7 @@ pub async fn run(
         return crate::slack::socket_mode::run(adapter, intake, token, &slack.api_url).await;
     }
     crate::logging::announce(&format!(
-        "erlmcp-bot serving Slack on http://{bound} ({}, executor {}, alert intake {})",
+        "erlmcp-bot serving Slack on http://{bound} ({}, executor {}, alert intake {}, web view {})",
         app.store_description,
         config.mode.as_str(),
         if slack
@@ -150,6 +158,15 @@ pub async fn run(
             "on at /alerts/alertmanager"
         } else {
             "off: set ERLMCP_ALERTS_TOKEN"
+        },
+        if slack
+            .web_token
+            .as_deref()
+            .is_some_and(|t| !t.trim().is_empty())
+        {
+            "on at /ui/"
+        } else {
+            "off: set ERLMCP_WEB_TOKEN"
         }
     ));
     if slack.alerts_token.is_some() && config.settings.alerts.channel.is_none() {

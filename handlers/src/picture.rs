@@ -25,7 +25,8 @@ pub fn xml(text: &str) -> String {
             '>' => out.push_str("&gt;"),
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&#39;"),
-            c if c.is_control() => out.push(' '),
+            // XML 1.0 has no place for control characters or U+FFFE/U+FFFF.
+            c if c.is_control() || c == '\u{fffe}' || c == '\u{ffff}' => out.push(' '),
             c => out.push(c),
         }
     }

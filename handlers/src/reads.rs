@@ -17,40 +17,109 @@ pub async fn postmortem_markdown(store: &dyn Store, id: &IncidentId) -> crate::R
         .incident(id)
         .await?
         .ok_or_else(|| Error::NotFound(id.to_string()))?;
-    let mut table = postmortem::TimelineTable::new(id.as_str());
-    let mut severity_changed = false;
-    let mut detection = postmortem::Detection::of(&inc);
-    let (check, records) = walk(store, id, None, |e| {
-        severity_changed |= e.kind == "severity";
-        detection.add(e);
-        table.add(e);
-    })
-    .await?;
-    let records: Vec<RequestRecord> = records
-        .into_iter()
+    let mut draft = PostmortemDraft::new(&inc);
+    let (check, held) = walk(store, id, None, |e| draft.add(e)).await?;
+    let records = records_of(held);
+    Ok(draft.finish(&inc, &check, &records))
+}
+
+/// What the postmortem gathers from the timeline as it is read.
+struct PostmortemDraft {
+    table: postmortem::TimelineTable,
+    severity_changed: bool,
+    detection: postmortem::Detection,
+}
+
+impl PostmortemDraft {
+    fn new(inc: &crate::incident::Incident) -> Self {
+        Self {
+            table: postmortem::TimelineTable::new(inc.id.as_str()),
+            severity_changed: false,
+            detection: postmortem::Detection::of(inc),
+        }
+    }
+
+    fn add(&mut self, e: &timeline::Entry) {
+        self.severity_changed |= e.kind == "severity";
+        self.detection.add(e);
+        self.table.add(e);
+    }
+
+    fn finish(
+        self,
+        inc: &crate::incident::Incident,
+        check: &ChainCheck,
+        records: &[RequestRecord],
+    ) -> String {
+        let mut md = postmortem::render(
+            inc,
+            self.table,
+            self.severity_changed,
+            records,
+            &self.detection,
+        );
+        // A postmortem of a tampered record says so at the top, before anyone reads on.
+        if !check.breaks.is_empty() {
+            let reasons: Vec<String> = check
+                .breaks
+                .iter()
+                .map(|b| format!("> - {}", crate::markdown::text(&b.to_string())))
+                .collect();
+            let warning = format!(
+                "> ⚠ **This incident's record fails verification**; what follows may not be what happened:\n{}\n\n",
+                reasons.join("\n")
+            );
+            if let Some(end) = md.find('\n') {
+                md.insert_str(end + 2, &warning);
+            }
+        }
+        md
+    }
+}
+
+fn records_of(held: Vec<Held>) -> Vec<RequestRecord> {
+    held.into_iter()
         .map(|(request, approvals, run)| RequestRecord {
             request,
             approvals,
             run,
         })
-        .collect();
-    let mut md = postmortem::render(&inc, table, severity_changed, &records, &detection);
-    // A postmortem of a tampered record says so at the top, before anyone reads on.
-    if !check.breaks.is_empty() {
-        let reasons: Vec<String> = check
-            .breaks
-            .iter()
-            .map(|b| format!("> - {}", crate::markdown::text(&b.to_string())))
-            .collect();
-        let warning = format!(
-            "> ⚠ **This incident's record fails verification**; what follows may not be what happened:\n{}\n\n",
-            reasons.join("\n")
-        );
-        if let Some(end) = md.find('\n') {
-            md.insert_str(end + 2, &warning);
-        }
+        .collect()
+}
+
+/// An incident's requests with their approvals and runs, from the tables (no timeline read):
+/// what the picture needs.
+pub async fn requests_of(store: &dyn Store, id: &IncidentId) -> crate::Result<Vec<RequestRecord>> {
+    let mut out = Vec::new();
+    for request in store.requests_for_incident(id).await? {
+        let approvals = store.approvals(&request.id).await?;
+        let run = match store.run_for_request(&request.id).await? {
+            Some(run) => {
+                let steps = store.steps(&run.id).await?;
+                Some((run, steps))
+            }
+            None => None,
+        };
+        out.push(RequestRecord {
+            request,
+            approvals,
+            run,
+        });
     }
-    Ok(md)
+    Ok(out)
+}
+
+/// The timeline picture of an incident, from its row and tables alone.
+pub async fn picture(
+    store: &dyn Store,
+    id: &IncidentId,
+    now: DateTime<Utc>,
+) -> crate::Result<Option<String>> {
+    let Some(inc) = store.incident(id).await? else {
+        return Ok(None);
+    };
+    let records = requests_of(store, id).await?;
+    Ok(Some(crate::picture::timeline_svg(&inc, &records, now)))
 }
 
 /// What checking an incident's timeline found.
@@ -101,7 +170,10 @@ pub async fn incident_view(
     };
     let mut entries = Vec::new();
     let mut more = 0i64;
+    let mut draft = PostmortemDraft::new(&incident);
+    // One pass: the listed entries, the chain check and the postmortem's table together.
     let (check, held) = walk(store, id, key, |e| {
+        draft.add(e);
         if entries.len() < limit {
             entries.push(e.clone());
         } else {
@@ -109,15 +181,8 @@ pub async fn incident_view(
         }
     })
     .await?;
-    let records: Vec<RequestRecord> = held
-        .into_iter()
-        .map(|(request, approvals, run)| RequestRecord {
-            request,
-            approvals,
-            run,
-        })
-        .collect();
-    let postmortem = postmortem_markdown(store, id).await?;
+    let records = records_of(held);
+    let postmortem = draft.finish(&incident, &check, &records);
     let svg = crate::picture::timeline_svg(&incident, &records, now);
     Ok(Some(IncidentView {
         incident,

@@ -219,10 +219,11 @@ pub fn sla_report(
             i.id,
             i.severity,
             crate::markdown::text(&i.title),
+            // User text inside a table cell: escaped, and on one line.
             i.summary
                 .as_deref()
-                .unwrap_or("_to be written_")
-                .replace('|', "\\|")
+                .map(|s| crate::markdown::text(&s.replace(['\n', '\r'], " ")))
+                .unwrap_or_else(|| "_to be written_".to_string())
         );
     }
     let _ = writeln!(

@@ -128,7 +128,11 @@ async fn the_web_view_in_a_browser() {
             let r = r.send().await.unwrap();
             assert_eq!(r.status(), 401, "{path} {auth:?}");
             let body = r.text().await.unwrap();
-            assert!(!body.contains("INC-"), "{path} leaked data: {body}");
+            // Only the path asked for comes back (in the form's `next`), never a record.
+            assert!(
+                !body.contains("API down") && !body.contains("P0") && !body.contains("alice"),
+                "{path} leaked data: {body}"
+            );
         }
     }
     let forged_cookie = http
@@ -357,6 +361,84 @@ async fn the_web_view_in_a_browser() {
         .unwrap();
     assert!(report.contains("Executive Summary"), "{report}");
     browser.close().await.unwrap();
+
+    // A resolution summary with Markdown links reaches the report as text or inert links.
+    let evil_id = format!("{}2", list.trim_end_matches('1'));
+    slack
+        .command(
+            "U_ALICE",
+            "C_OTHER",
+            "/erlmcp",
+            &format!("{evil_id} resolve x [x](javascript:alert(1)) <javascript:alert(2)>"),
+        )
+        .await;
+    let bearer = |path: String| {
+        http.get(format!("{}{path}", bot.url))
+            .bearer_auth(TOKEN)
+            .send()
+    };
+    let mut report_html = String::new();
+    for _ in 0..100 {
+        report_html = bearer(format!("/ui/report/{month}"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if report_html.contains("javascript") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        report_html.contains("javascript"),
+        "the summary reached the report"
+    );
+    assert!(!report_html.contains("href=\"javascript"), "{report_html}");
+    // Strict months; the picture is not cached; a page asked for without a session brings
+    // the person back to it after signing in.
+    for bad in ["+2026-01", "2026-001", "0-1", "999999-12"] {
+        assert_eq!(
+            bearer(format!("/ui/report/{bad}")).await.unwrap().status(),
+            400,
+            "{bad}"
+        );
+    }
+    let svg = bearer(format!("/ui/incidents/{list}/timeline.svg"))
+        .await
+        .unwrap();
+    assert_eq!(svg.headers()["cache-control"], "no-store");
+    let asked = http
+        .get(format!("{}/ui/incidents/{list}", bot.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(asked.status(), 401);
+    assert!(asked.headers().contains_key("www-authenticate"));
+    let form = asked.text().await.unwrap();
+    assert!(
+        form.contains(&format!("value=\"/ui/incidents/{list}\"")),
+        "{form}"
+    );
+    let signed = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .post(format!("{}/ui/sign-in", bot.url))
+        .form(&[("token", TOKEN), ("next", &format!("/ui/incidents/{list}"))])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed.status(), 303);
+    assert_eq!(
+        signed.headers()["location"],
+        format!("/ui/incidents/{list}").as_str()
+    );
+    let cookie = signed.headers()["set-cookie"].to_str().unwrap();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
+        "{cookie}"
+    );
     assert_eq!(bot.terminate().await, Some(0), "{}", bot.log());
 
     // The same picture from the command line, next to the postmortem.

@@ -24,43 +24,76 @@ use std::sync::Arc;
 pub const PAGE_ENTRIES: usize = 2000;
 const COOKIE: &str = "erlmcp_session";
 
-#[derive(Clone)]
+/// Incident pages rendered at once (each reads the incident's whole chain to verify it).
+const HEAVY_AT_ONCE: usize = 2;
+/// How long a session lasts, checked by the server (the cookie carries when it was issued).
+const SESSION_HOURS: i64 = 12;
+/// The shortest token accepted: a guessable one would open every incident record.
+pub const MIN_TOKEN_CHARS: usize = 16;
+
 struct Web {
     store: Arc<dyn Store>,
     key: Option<TimelineKey>,
+    token: String,
     token_digest: [u8; 32],
-    session: String,
     secure_cookie: bool,
+    heavy: tokio::sync::Semaphore,
+    /// Failed sign-ins wait their turn here, half a second each: guessing runs at two a second.
+    failures: tokio::sync::Mutex<()>,
 }
 
 fn digest(s: &str) -> [u8; 32] {
     Sha256::digest(s.as_bytes()).into()
 }
 
-/// The session cookie's value for `token`.
-fn session_of(token: &str) -> String {
+/// The session cookie's value for `token`, issued at `issued` (Unix seconds):
+/// `issued.hex(HMAC(token, "erlmcp-bot web session v2:" issued))`.
+fn session_of(token: &str, issued: i64) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(token.as_bytes())
         .unwrap_or_else(|_| Hmac::<Sha256>::new_from_slice(b"-").expect("HMAC takes any key"));
-    mac.update(b"erlmcp-bot web session v1");
-    hex::encode(mac.finalize().into_bytes())
+    mac.update(format!("erlmcp-bot web session v2:{issued}").as_bytes());
+    format!("{issued}.{}", hex::encode(mac.finalize().into_bytes()))
+}
+
+/// Whether a cookie value is a session made from `token` that has not expired.
+fn session_valid(token: &str, value: &str, now: i64) -> bool {
+    let Some((issued, _)) = value.split_once('.') else {
+        return false;
+    };
+    let Ok(issued) = issued.parse::<i64>() else {
+        return false;
+    };
+    let fresh = issued <= now + 60 && now - issued < SESSION_HOURS * 3600;
+    fresh && digest(value) == digest(&session_of(token, issued))
 }
 
 /// The web view's routes; `None` (no routes, so 404) unless a token is configured.
+/// `Err` when the token is too short to be safe.
 pub fn router(
     store: Arc<dyn Store>,
     key: Option<TimelineKey>,
     token: Option<&str>,
     public_url: Option<&str>,
-) -> Option<Router> {
-    let token = token.map(str::trim).filter(|t| !t.is_empty())?;
+) -> Result<Option<Router>, String> {
+    let Some(token) = token.map(str::trim).filter(|t| !t.is_empty()) else {
+        return Ok(None);
+    };
+    if token.chars().count() < MIN_TOKEN_CHARS {
+        return Err(format!(
+            "ERLMCP_WEB_TOKEN is {} characters; the web view needs at least {MIN_TOKEN_CHARS} (`openssl rand -hex 24`)",
+            token.chars().count()
+        ));
+    }
     let web = Web {
         store,
         key,
+        token: token.to_string(),
         token_digest: digest(token),
-        session: session_of(token),
         secure_cookie: public_url.is_some_and(|u| u.starts_with("https://")),
+        heavy: tokio::sync::Semaphore::new(HEAVY_AT_ONCE),
+        failures: tokio::sync::Mutex::new(()),
     };
-    Some(crate::http::guarded(
+    Ok(Some(crate::http::guarded(
         Router::new()
             .route(
                 "/ui",
@@ -71,6 +104,7 @@ pub fn router(
                 "/ui/sign-in",
                 axum::routing::get(sign_in_form).post(sign_in),
             )
+            .route("/ui/sign-out", axum::routing::post(sign_out))
             .route("/ui/incidents/{id}", axum::routing::get(incident))
             .route(
                 "/ui/incidents/{id}/timeline.svg",
@@ -78,7 +112,7 @@ pub fn router(
             )
             .route("/ui/report/{month}", axum::routing::get(report))
             .with_state(Arc::new(web)),
-    ))
+    )))
 }
 
 /// Whether the request carries the token or a session made from it.
@@ -95,7 +129,9 @@ fn allowed(web: &Web, headers: &HeaderMap) -> bool {
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|c| c.trim().split_once('='))
-        .any(|(name, value)| name == COOKIE && digest(value) == digest(&web.session));
+        .any(|(name, value)| {
+            name == COOKIE && session_valid(&web.token, value, chrono::Utc::now().timestamp())
+        });
     bearer || cookie
 }
 
@@ -116,12 +152,49 @@ fn html(status: StatusCode, body: maud::Markup) -> Response {
         .into_response()
 }
 
-fn refused() -> Response {
-    html(StatusCode::UNAUTHORIZED, pages::sign_in(None))
+/// 401 with the sign-in form, which brings the person back to `next` afterwards.
+fn refused(next: &str) -> Response {
+    let mut r = html(StatusCode::UNAUTHORIZED, pages::sign_in(None, next));
+    r.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        axum::http::HeaderValue::from_static("Bearer realm=\"erlmcp-bot web view\""),
+    );
+    r
 }
 
-async fn sign_in_form() -> Response {
-    html(StatusCode::OK, pages::sign_in(None))
+/// Where to go after signing in: a path of the web view only (no other site, no `//host`).
+fn safe_next(next: &str) -> &str {
+    if next.starts_with("/ui/") && !next.starts_with("/ui//") && !next.contains(['\\', '\r', '\n'])
+    {
+        next
+    } else {
+        "/ui/"
+    }
+}
+
+async fn sign_in_form(
+    axum::extract::Query(q): axum::extract::Query<Vec<(String, String)>>,
+) -> Response {
+    let next = q
+        .iter()
+        .find(|(k, _)| k == "next")
+        .map(|(_, v)| v.as_str())
+        .unwrap_or("/ui/");
+    html(StatusCode::OK, pages::sign_in(None, safe_next(next)))
+}
+
+async fn sign_out() -> Response {
+    (
+        StatusCode::SEE_OTHER,
+        [
+            (
+                header::SET_COOKIE,
+                format!("{COOKIE}=; Path=/ui; HttpOnly; SameSite=Lax; Max-Age=0"),
+            ),
+            (header::LOCATION, "/ui/sign-in".to_string()),
+        ],
+    )
+        .into_response()
 }
 
 async fn sign_in(State(web): State<Arc<Web>>, req: Request) -> Response {
@@ -130,33 +203,43 @@ async fn sign_in(State(web): State<Arc<Web>>, req: Request) -> Response {
         Err(_) => {
             return html(
                 StatusCode::PAYLOAD_TOO_LARGE,
-                pages::sign_in(Some("too long")),
+                pages::sign_in(Some("too long"), "/ui/"),
             );
         }
     };
-    let token = url::form_urlencoded::parse(&body)
-        .find(|(k, _)| k == "token")
-        .map(|(_, v)| v.into_owned())
-        .unwrap_or_default();
-    if digest(token.trim()) != web.token_digest {
+    let field = |name: &str| {
+        url::form_urlencoded::parse(&body)
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_default()
+    };
+    let next = field("next");
+    let next = safe_next(&next).to_string();
+    if digest(field("token").trim()) != web.token_digest {
+        // One failure at a time, each taking half a second.
+        let _turn = web.failures.lock().await;
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
         tracing::warn!("web view: sign-in with a wrong token");
         return html(
             StatusCode::UNAUTHORIZED,
-            pages::sign_in(Some("That is not the web view's token.")),
+            pages::sign_in(Some("That is not the web view's token."), &next),
         );
     }
     let secure = if web.secure_cookie { "; Secure" } else { "" };
+    // Lax, not Strict: a link from chat (another site) must arrive signed in; every page is a
+    // read-only GET, and the one POST that matters (sign-in) needs the token itself.
     (
         StatusCode::SEE_OTHER,
         [
             (
                 header::SET_COOKIE,
                 format!(
-                    "{COOKIE}={}; Path=/ui; HttpOnly; SameSite=Strict; Max-Age=43200{secure}",
-                    web.session
+                    "{COOKIE}={}; Path=/ui; HttpOnly; SameSite=Lax; Max-Age={}{secure}",
+                    session_of(&web.token, chrono::Utc::now().timestamp()),
+                    SESSION_HOURS * 3600
                 ),
             ),
-            (header::LOCATION, "/ui/".to_string()),
+            (header::LOCATION, next),
         ],
     )
         .into_response()
@@ -171,7 +254,7 @@ fn failed(e: impl std::fmt::Display) -> Response {
 
 async fn list(State(web): State<Arc<Web>>, headers: HeaderMap) -> Response {
     if !allowed(&web, &headers) {
-        return refused();
+        return refused("/ui/");
     }
     let all = match web.store.all_incidents().await {
         Ok(a) => a,
@@ -197,8 +280,14 @@ async fn incident(
     headers: HeaderMap,
 ) -> Response {
     if !allowed(&web, &headers) {
-        return refused();
+        return refused(&format!("/ui/incidents/{}", url_path(&id)));
     }
+    let Ok(_turn) = web.heavy.try_acquire() else {
+        return html(
+            StatusCode::SERVICE_UNAVAILABLE,
+            pages::problem("Other incident pages are being read right now; reload in a moment."),
+        );
+    };
     let id = IncidentId::new(id);
     match erlmcp_handlers::reads::incident_view(
         web.store.as_ref(),
@@ -224,27 +313,35 @@ async fn picture(
     headers: HeaderMap,
 ) -> Response {
     if !allowed(&web, &headers) {
-        return refused();
+        return refused("/ui/");
     }
     let id = IncidentId::new(id);
-    match erlmcp_handlers::reads::incident_view(
-        web.store.as_ref(),
-        &id,
-        web.key.as_ref(),
-        0,
-        chrono::Utc::now(),
-    )
-    .await
-    {
-        Ok(Some(view)) => (
+    match erlmcp_handlers::reads::picture(web.store.as_ref(), &id, chrono::Utc::now()).await {
+        Ok(Some(svg)) => (
             StatusCode::OK,
-            [(header::CONTENT_TYPE, "image/svg+xml")],
-            view.svg,
+            [
+                (header::CONTENT_TYPE, "image/svg+xml"),
+                (header::CACHE_CONTROL, "no-store"),
+                (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+                (
+                    header::CONTENT_SECURITY_POLICY,
+                    "default-src 'none'; style-src 'unsafe-inline'",
+                ),
+            ],
+            svg,
         )
             .into_response(),
         Ok(None) => (StatusCode::NOT_FOUND, "no such incident").into_response(),
         Err(e) => failed(e),
     }
+}
+
+/// An incident id as it may appear in a path (ids are `INC-YYYYMMDD-N`; anything else is cut).
+fn url_path(id: &str) -> String {
+    id.chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+        .take(40)
+        .collect()
 }
 
 async fn report(
@@ -253,10 +350,17 @@ async fn report(
     headers: HeaderMap,
 ) -> Response {
     if !allowed(&web, &headers) {
-        return refused();
+        return refused("/ui/");
     }
+    let well_formed = month.len() == 7
+        && month.as_bytes()[4] == b'-'
+        && month
+            .bytes()
+            .enumerate()
+            .all(|(i, b)| i == 4 || b.is_ascii_digit());
     let Some((y, m)) = month
         .split_once('-')
+        .filter(|_| well_formed)
         .and_then(|(y, m)| Some((y.parse::<i32>().ok()?, m.parse::<u32>().ok()?)))
         .filter(|(_, m)| (1..=12).contains(m))
     else {
@@ -284,9 +388,37 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sessions_follow_the_token() {
-        assert_eq!(session_of("a"), session_of("a"));
-        assert_ne!(session_of("a"), session_of("b"));
-        assert_eq!(session_of("a").len(), 64);
+    fn sessions_follow_the_token_and_expire() {
+        let now = 1_800_000_000;
+        let s = session_of("token-0123456789ab", now);
+        assert!(session_valid("token-0123456789ab", &s, now + 60));
+        assert!(
+            !session_valid("another-token-0123", &s, now + 60),
+            "a new token voids it"
+        );
+        assert!(
+            !session_valid("token-0123456789ab", &s, now + 13 * 3600),
+            "12 hours at most"
+        );
+        let forged = format!("{}.{}", now + 3600, s.split_once('.').unwrap().1);
+        assert!(
+            !session_valid("token-0123456789ab", &forged, now + 3600),
+            "the time is signed"
+        );
+        assert!(!session_valid("token-0123456789ab", "00ff", now));
+    }
+
+    #[test]
+    fn sign_in_returns_only_to_the_web_view() {
+        assert_eq!(safe_next("/ui/incidents/INC-1"), "/ui/incidents/INC-1");
+        for bad in [
+            "//evil.example/ui/",
+            "https://evil.example/",
+            "/ui//evil",
+            "/other",
+            "/ui/\r\nx",
+        ] {
+            assert_eq!(safe_next(bad), "/ui/", "{bad}");
+        }
     }
 }

@@ -20,14 +20,18 @@ fn page(title: &str, body: Markup) -> Markup {
                 style { (PreEscaped(STYLE)) }
             }
             body {
-                nav { a href="/ui/" { "Incidents" } a href={ "/ui/report/" (Utc::now().format("%Y-%m")) } { "This month's report" } }
+                nav {
+                    a href="/ui/" { "Incidents" }
+                    a href={ "/ui/report/" (Utc::now().format("%Y-%m")) } { "This month's report" }
+                    form method="post" action="/ui/sign-out" style="display:inline" { button type="submit" { "Sign out" } }
+                }
                 (body)
             }
         }
     }
 }
 
-pub fn sign_in(problem: Option<&str>) -> Markup {
+pub fn sign_in(problem: Option<&str>, next: &str) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -37,6 +41,7 @@ pub fn sign_in(problem: Option<&str>) -> Markup {
                 p { "The web view is read-only and needs its token (ERLMCP_WEB_TOKEN)." }
                 @if let Some(p) = problem { p.missed id="problem" { (p) } }
                 form method="post" action="/ui/sign-in" {
+                    input type="hidden" name="next" value=(next);
                     label { "Token " input type="password" name="token" id="token" autocomplete="current-password"; }
                     " "
                     button type="submit" id="sign-in" { "Sign in" }
@@ -108,12 +113,43 @@ pub fn list(all: &[Incident], pending: &[ApprovalRequest], now: DateTime<Utc>) -
     )
 }
 
-/// Markdown made by the bot (postmortem, report) as HTML. The bot escapes user text inside it
-/// already; any raw HTML that still appears is shown as text, never as markup.
+/// Markdown made by the bot (postmortem, report) as HTML. The bot escapes user text inside it;
+/// as a second wall, raw HTML is shown as text and only http(s) and relative links are kept.
 fn markdown(md: &str) -> Markup {
+    use pulldown_cmark::Tag;
     use pulldown_cmark::{Event, Options, Parser};
+    // Only web links survive: `javascript:`, `data:` and the like become an inert `#`.
+    let safe = |url: &str| {
+        let u = url.trim().to_ascii_lowercase();
+        u.starts_with("https://")
+            || u.starts_with("http://")
+            || u.starts_with('/')
+            || u.starts_with('#')
+    };
     let events = Parser::new_ext(md, Options::ENABLE_TABLES).map(|e| match e {
         Event::Html(h) | Event::InlineHtml(h) => Event::Text(h),
+        Event::Start(Tag::Link {
+            link_type,
+            dest_url,
+            title,
+            id,
+        }) if !safe(&dest_url) => Event::Start(Tag::Link {
+            link_type,
+            dest_url: "#".into(),
+            title,
+            id,
+        }),
+        Event::Start(Tag::Image {
+            link_type,
+            dest_url,
+            title,
+            id,
+        }) if !safe(&dest_url) => Event::Start(Tag::Image {
+            link_type,
+            dest_url: "#".into(),
+            title,
+            id,
+        }),
         other => other,
     });
     let mut out = String::new();

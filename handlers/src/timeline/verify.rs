@@ -358,7 +358,11 @@ impl<'k> ChainChecker<'k> {
 /// Whether `verify_row` or the tables' check needs this entry: the moments of the incident's
 /// life and the entries that carry facts. Notes and the like are checked and let go.
 pub fn kept_for_row_checks(e: &Entry) -> bool {
-    !e.facts.is_empty()
+    // Alerts are records of what Alertmanager said: no row or table check reads them, and an
+    // alert storm must not be held in memory (or listed in full by the postmortem).
+    e.facts
+        .iter()
+        .any(|f| !matches!(f, crate::facts::Fact::Alert { .. }))
         || matches!(
             e.kind.as_str(),
             "declared" | "acknowledged" | "mitigated" | "resolved" | "closed" | "severity"
