@@ -311,17 +311,12 @@ async fn walk(
         if chain_intact {
             breaks.extend(timeline::verify_row(&inc, &kept));
         }
-        for request in store.requests_for_incident(id).await? {
-            let approvals = store.approvals(&request.id).await?;
-            let run = match store.run_for_request(&request.id).await? {
-                Some(run) => {
-                    let steps = store.steps(&run.id).await?;
-                    Some((run, steps))
-                }
-                None => None,
-            };
-            held.push((request, approvals, run));
-        }
+        held.extend(
+            requests_of(store, id)
+                .await?
+                .into_iter()
+                .map(|r| (r.request, r.approvals, r.run)),
+        );
         if chain_intact {
             let recorded: Vec<facts::Recorded<'_>> = held
                 .iter()

@@ -2,6 +2,7 @@
 //! webhook receiver pointing at the bot; killed when dropped. Alerts are posted to its API as
 //! Prometheus would, and it delivers them, grouped and timed as it does, to the bot.
 
+use crate::fakes::{free_port, required};
 use std::time::Duration;
 
 pub struct Alertmanager {
@@ -15,20 +16,6 @@ impl Drop for Alertmanager {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn required() -> bool {
-    ["ERLMCP_REQUIRE_EMULATORS", "ERLMCP_REQUIRE_POSTGRES"]
-        .iter()
-        .any(|v| std::env::var(v).is_ok_and(|v| v == "1" || v == "true"))
 }
 
 impl Alertmanager {
@@ -62,10 +49,8 @@ impl Alertmanager {
             .spawn();
         let child = match child {
             Ok(c) => c,
-            Err(e) if !required() => {
-                eprintln!(
-                    "note: prometheus-alertmanager not available ({e}); test skipped (set ERLMCP_REQUIRE_EMULATORS=1 to make this a failure)"
-                );
+            Err(e) if !required("prometheus-alertmanager") => {
+                eprintln!("note: cannot start prometheus-alertmanager: {e}");
                 return None;
             }
             Err(e) => panic!(

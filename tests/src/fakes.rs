@@ -459,7 +459,8 @@ impl Recorder {
     }
 }
 
-fn free_port() -> u16 {
+/// A port nothing listens on now (for a stand-in to take).
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -467,7 +468,8 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn required(what: &str) -> bool {
+/// Whether a missing stand-in fails the test (CI) instead of skipping it.
+pub fn required(what: &str) -> bool {
     let v = std::env::var("ERLMCP_REQUIRE_EMULATORS")
         .or_else(|_| std::env::var("ERLMCP_REQUIRE_POSTGRES"))
         .unwrap_or_default();
