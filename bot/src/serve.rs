@@ -65,6 +65,24 @@ async fn build_parts(
     tokio::spawn(crate::slack::process::run(adapter.clone(), stored_rx));
     tokio::spawn(crate::slack::process::sweep(adapter.clone(), stored_tx));
     tokio::spawn(crate::memory::give_back_after_bursts(intake.activity()));
+    if slack
+        .alerts_token
+        .as_deref()
+        .is_some_and(|t| !t.trim().is_empty())
+    {
+        // What a stopped process recorded from alerts but never said, said by a live one.
+        let announcer = adapter.clone();
+        let announce = config.settings.alerts.channel.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(std::time::Duration::from_secs(2));
+            loop {
+                every.tick().await;
+                announcer
+                    .announce_missed_alert_incidents(announce.as_deref())
+                    .await;
+            }
+        });
+    }
     let state = AppState::new(
         adapter.clone(),
         intake.clone(),

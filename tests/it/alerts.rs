@@ -604,3 +604,45 @@ fn alert_mappings_are_checked_at_start() {
     let e = check("[alerts.severity_labels]\ncritical = \"urgent\"\n").unwrap_err();
     assert!(e.contains("`urgent` is not a severity"), "{e}");
 }
+
+/// A process that recorded an alert's incident and stopped before saying so: the next `serve`
+/// on the same database announces it (once), with its channel.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alert_incident_a_stopped_process_never_announced_is_announced_by_serve() {
+    let w = Workdir::new();
+    // The stopped process: it stored the alert's incident and said nothing.
+    {
+        let store = erlmcp_bot::store::open_sqlite(&w.db_url()).await.unwrap();
+        let engine = engine_on(
+            Arc::new(store),
+            Arc::new(erlmcp_handlers::executor::simulated::Simulated::new(
+                erlmcp_handlers::topology::Topology::runbook_default(),
+            )),
+            Arc::new(erlmcp_handlers::clock::ManualClock::new(
+                erlmcp_tests::start_time(),
+            )),
+            erlmcp_tests::RecordingOutbox::default(),
+            test_settings(),
+        );
+        let s = engine
+            .receive_alerts(&notification("g-lost", &[("10a1", "firing", ERRORS_EAST)]))
+            .await;
+        assert!(s.outcomes[0].opened);
+    }
+    let fake = FakeSlack::start().await;
+    let env = slack_env(&fake, &w.db_url()).set("ERLMCP_ALERTS_TOKEN", TOKEN);
+    let mut bot = Served::start(w.path(), &env, &[]).await;
+    fake.wait_until("the late announcement", |c| {
+        c.iter().any(|c| {
+            c.method == "chat.postMessage"
+                && c.form
+                    .get("text")
+                    .is_some_and(|t| t.contains("announced late"))
+        })
+    })
+    .await;
+    // Once, however many sweeps pass.
+    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+    assert_eq!(fake.calls("conversations.create").len(), 1);
+    assert_eq!(bot.terminate().await, Some(0), "{}", bot.log());
+}

@@ -478,7 +478,17 @@ impl Slack {
     /// where the mapping says), then each incident's messages go to its channel.
     pub async fn deliver_alerts(&self, outcomes: Vec<erlmcp_handlers::engine::AlertOutcome>) {
         for o in outcomes {
-            if o.opened {
+            // One replica announces (the one that claims it); a crash before this is made
+            // good by `announce_missed_alert_incidents`.
+            let announce_here = o.opened
+                && match self.engine.claim_alert_announcement(&o.incident).await {
+                    Ok(claimed) => claimed,
+                    Err(e) => {
+                        tracing::error!(incident = %o.incident, error = ?e.to_string(), "could not claim an alert incident's announcement");
+                        false
+                    }
+                };
+            if announce_here {
                 // Where incidents are announced, say what opened and why, not only where.
                 if let (Some(announce), Some(first)) = (&o.announce, o.replies.first()) {
                     let headline = first.text.lines().next().unwrap_or_default().to_string();
@@ -520,6 +530,50 @@ impl Slack {
                 response_url: None,
             };
             self.deliver_all(&channel, &o.replies, &asker).await;
+        }
+    }
+
+    /// Announces incidents alerts opened that nobody announced (the process that stored them
+    /// stopped first): checked every few seconds by `serve` while alert intake is on.
+    pub async fn announce_missed_alert_incidents(&self, announce: Option<&str>) {
+        let missed = match self
+            .engine
+            .unannounced_alert_incidents(chrono::Duration::seconds(5))
+            .await
+        {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(error = ?e.to_string(), "could not look for unannounced alert incidents");
+                return;
+            }
+        };
+        for inc in missed {
+            if !matches!(
+                self.engine.claim_alert_announcement(&inc.id).await,
+                Ok(true)
+            ) {
+                continue;
+            }
+            let headline = format!(
+                "🚨 {} opened by an alert ({}): {} (announced late: the process that recorded it stopped before saying so)",
+                inc.id, inc.severity, inc.title
+            );
+            let asker = Asker {
+                user: None,
+                response_url: None,
+            };
+            if let Some(a) = announce {
+                self.deliver_all(a, &[Reply::channel(headline.clone())], &asker)
+                    .await;
+            }
+            if let Err(e) = self.open_incident_channel(&inc.id, None, announce).await {
+                tracing::error!(incident = %inc.id, error = %e, "could not open the channel of an incident an alert opened");
+                continue;
+            }
+            if let Ok(Some(now)) = self.engine.store().incident(&inc.id).await {
+                self.deliver_all(&now.channel, &[Reply::channel(headline)], &asker)
+                    .await;
+            }
         }
     }
 

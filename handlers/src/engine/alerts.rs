@@ -45,6 +45,9 @@ pub struct AlertSummary {
 pub const STORM_INCIDENTS: usize = 5;
 pub const STORM_WINDOW: chrono::Duration = chrono::Duration::minutes(10);
 
+/// The notice (and timeline kind) that says an alert-opened incident was announced.
+const ANNOUNCED: &str = "alert.announced";
+
 /// The name Alertmanager acts under on the timeline.
 const ALERTMANAGER: &str = "alertmanager";
 
@@ -389,6 +392,38 @@ impl Engine {
             suggest(&mut text, decision);
         }
         Reply::channel(text)
+    }
+
+    /// Claims the announcement of an incident an alert opened: `true` for exactly one caller
+    /// across replicas (a notice row), which then says it in chat. Recorded on the timeline.
+    pub async fn claim_alert_announcement(&self, id: &IncidentId) -> crate::Result<bool> {
+        self.store
+            .record_notice_once(
+                id,
+                ANNOUNCED,
+                self.clock.now(),
+                vec![self.system_draft(ANNOUNCED, "Announced in chat")],
+            )
+            .await
+    }
+
+    /// Incidents alerts opened more than `grace` ago that were never announced: the process
+    /// that stored them stopped before it said so.
+    pub async fn unannounced_alert_incidents(
+        &self,
+        grace: chrono::Duration,
+    ) -> crate::Result<Vec<crate::incident::Incident>> {
+        let before = self.clock.now() - grace;
+        let mut out = Vec::new();
+        for inc in self.store.open_incidents().await? {
+            if inc.declared_by == ALERTMANAGER
+                && inc.declared_at < before
+                && !self.store.has_entry(&inc.id, ANNOUNCED).await?
+            {
+                out.push(inc);
+            }
+        }
+        Ok(out)
     }
 
     /// `/erlmcp attach-alert <fingerprint>` or `/erlmcp attach-alert k=v [k=v ...]`: from now on
