@@ -203,6 +203,11 @@ async fn alerts_open_group_repeat_resolve_and_attach(backend: Backend) {
             .declared_by,
         "alice"
     );
+    let status = app.ok("alice", "/erlmcp status").await;
+    assert!(
+        status.contains("Alerts: 1 firing, 0 resolved; attached: region=eu-west-1"),
+        "{status}"
+    );
     // HighErrorRate in eu-west-1 maps to P1; the incident is P0: no "raise" advice.
     assert!(!s.outcomes[0].replies[0].text.contains("raises it"));
     assert_eq!(store.all_incident_ids().await.unwrap().len(), 2);

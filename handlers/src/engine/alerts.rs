@@ -426,6 +426,41 @@ impl Engine {
         Ok(out)
     }
 
+    /// The alerts that go to an incident, for `status`: firing and resolved ones by
+    /// fingerprint, and people's matchers.
+    pub(crate) async fn alerts_text(&self, id: &IncidentId) -> crate::Result<String> {
+        let links: Vec<AlertLink> = self
+            .store
+            .alert_links()
+            .await?
+            .into_iter()
+            .filter(|l| &l.incident == id)
+            .collect();
+        if links.is_empty() {
+            return Ok(String::new());
+        }
+        let count = |status: &str| {
+            links
+                .iter()
+                .filter(|l| l.key.starts_with("fp:") && l.status == status)
+                .count()
+        };
+        let mut s = format!(
+            "\nAlerts: {} firing, {} resolved",
+            count("firing"),
+            count("resolved")
+        );
+        let matchers: Vec<String> = links
+            .iter()
+            .filter_map(|l| l.key.strip_prefix("match:"))
+            .map(|m| m.replace(',', " "))
+            .collect();
+        if !matchers.is_empty() {
+            s.push_str(&format!("; attached: {}", matchers.join("; ")));
+        }
+        Ok(s)
+    }
+
     /// `/erlmcp attach-alert <fingerprint>` or `/erlmcp attach-alert k=v [k=v ...]`: from now on
     /// that alert, or alerts with those labels, update this incident instead of opening another.
     pub(crate) async fn attach_alert(

@@ -211,9 +211,10 @@ impl Engine {
             }
             return Ok(vec![match cmd {
                 Command::Status => Reply::channel(format!(
-                    "{}{}",
+                    "{}{}{}",
                     self.status_text(&inc),
-                    self.runs_text(&inc.id).await?
+                    self.runs_text(&inc.id).await?,
+                    self.alerts_text(&inc.id).await?
                 )),
                 Command::Timeline => Reply::channel(self.timeline_text(&inc.id).await?),
                 _ => Reply::channel(self.postmortem_markdown(&inc.id).await?),
