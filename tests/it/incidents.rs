@@ -210,7 +210,17 @@ async fn several_open_incidents_in_a_channel_must_be_named(b: Backend) {
         ..erlmcp_tests::request("bob", "status")
     };
     let r = t.engine.handle(&other).await;
-    assert!(r[0].is_error && r[0].text.starts_with("No open incident in this channel."));
+    // ...and says which are open elsewhere, so the person can name one.
+    assert!(
+        r[0].is_error
+            && r[0]
+                .text
+                .starts_with("This channel is tied to no incident, and 2 are open elsewhere:")
+            && r[0].text.contains("INC-20261128-1 (P1 First)")
+            && r[0].text.contains("INC-20261128-2 (P2 Second)"),
+        "{}",
+        r[0].text
+    );
     // ...and addresses the only open one once the other is closed.
     t.ok("bob", "INC-20261128-2 resolve fixed").await;
     t.ok("bob", "INC-20261128-2 close").await;

@@ -118,8 +118,10 @@ impl Live {
             }
         }
         if !missing.is_empty() {
+            // Dry-run reads the real systems through the same connections, so it needs them too.
             return Err(format!(
-                "live executor: the configuration is incomplete:\n- {}",
+                "{} executor: the configuration is incomplete:\n- {}",
+                config.mode.as_str(),
                 missing.join("\n- ")
             ));
         }

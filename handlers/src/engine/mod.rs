@@ -384,10 +384,27 @@ impl Engine {
         }
         // A channel that is no incident's (say #general, after the incident moved to its own
         // channel) addresses the only open incident, if there is exactly one.
-        if here.is_empty()
-            && let [only] = self.store.open_incidents().await?.as_slice()
-        {
-            return Ok(Ok(only.clone()));
+        if here.is_empty() {
+            let open = self.store.open_incidents().await?;
+            match open.as_slice() {
+                [only] => return Ok(Ok(only.clone())),
+                [] => {}
+                several => {
+                    // Say which, so the person can name one instead of declaring another.
+                    let list: Vec<String> = several
+                        .iter()
+                        .take(5)
+                        .map(|i| format!("{} ({} {})", i.id, i.severity, i.title))
+                        .collect();
+                    return Ok(Err(Reply::error(format!(
+                        "This channel is tied to no incident, and {} are open elsewhere: {}{}. Name one, e.g. `/erlmcp {} status`.",
+                        several.len(),
+                        list.join("; "),
+                        if several.len() > 5 { "; …" } else { "" },
+                        several[0].id
+                    ))));
+                }
+            }
         }
         Ok(Err(Reply::error(
             "No open incident in this channel. Declare one with `/erlmcp p1 declare <title>`, or name one: `/erlmcp INC-YYYYMMDD-N status` (`/erlmcp incidents` lists them).".to_string(),
