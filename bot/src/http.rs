@@ -147,3 +147,21 @@ pub async fn serve(
     let _ = tokio::time::timeout(READ_TIMEOUT, graceful.shutdown()).await;
     Ok(())
 }
+
+/// SHA-256 of a secret: tokens are compared digest to digest, so how long a comparison takes
+/// says nothing about the token.
+pub fn digest(s: &str) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(s.as_bytes()).into()
+}
+
+/// The digest of the `Authorization: Bearer <token>` a request carries (the scheme in any
+/// case, RFC 7235), if it carries one.
+pub fn bearer_digest(headers: &axum::http::HeaderMap) -> Option<[u8; 32]> {
+    headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, t)| digest(t.trim()))
+}

@@ -35,27 +35,20 @@ static FORMAT: std::sync::OnceLock<Format> = std::sync::OnceLock::new();
 /// text, or as a JSON object like every other line when the logs are JSON, so a log pipeline
 /// never meets a line it cannot parse.
 pub fn announce(message: &str) {
-    match FORMAT.get() {
-        Some(Format::Json) => {
-            let line = serde_json::json!({
-                "timestamp": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-                "level": "INFO",
-                "message": message,
-                "target": "erlmcp_bot",
-            });
-            eprintln!("{line}");
-        }
-        _ => eprintln!("{message}"),
-    }
+    stderr_line("INFO", message);
 }
 
 /// Why the process stops, on stderr: a JSON line at level ERROR when the logs are JSON.
 pub fn fatal(message: &str) {
+    stderr_line("ERROR", message);
+}
+
+fn stderr_line(level: &str, message: &str) {
     match FORMAT.get() {
         Some(Format::Json) => {
             let line = serde_json::json!({
                 "timestamp": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-                "level": "ERROR",
+                "level": level,
                 "message": message,
                 "target": "erlmcp_bot",
             });
@@ -75,7 +68,6 @@ pub fn init(env: &dyn Fn(&str) -> Option<String>) -> Result<(), String> {
             Ok(f) => f,
             Err(e) => {
                 // Said, not silently replaced: someone asked for more logs and gets fewer.
-                let _ = FORMAT.set(format);
                 announce(&format!(
                     "RUST_LOG `{v}` is not a log filter ({e}); logging at `warn` instead"
                 ));

@@ -100,13 +100,16 @@ pub fn sla_report(
     // A P0 is a complete outage: its downtime runs from detection (when an alert says the
     // condition began, if earlier than the declaration) or else declaration, to mitigation (or
     // now, if open).
-    // A `startsAt` more than a day before the declaration is not believed (a clock or rule
-    // gone wrong would otherwise count years of downtime): the declaration counts instead.
+    // The postmortem's rule: a `startsAt` after the declaration or more than
+    // `DETECTION_LOOKBACK` before it is not believed (a clock or rule gone wrong would otherwise
+    // count years of downtime); the declaration counts instead.
     let start_of = |i: &Incident| {
         detected
             .get(&i.id)
             .copied()
-            .filter(|d| *d < i.declared_at && i.declared_at - *d <= Duration::hours(24))
+            .filter(|d| {
+                *d < i.declared_at && i.declared_at - *d <= crate::postmortem::DETECTION_LOOKBACK
+            })
             .unwrap_or(i.declared_at)
     };
     let from_detection = real

@@ -6,13 +6,13 @@
 
 pub mod config;
 
+use crate::http::digest;
 use crate::slack::Slack;
 use axum::Router;
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use erlmcp_handlers::alerts::Notification;
-use sha2::{Digest, Sha256};
 use std::sync::Arc;
 
 /// Alertmanager batches a group's alerts into one request: larger than a Slack payload.
@@ -24,10 +24,6 @@ struct Intake {
     /// SHA-256 of the expected token: compared digest to digest, so the comparison's time says
     /// nothing about the token.
     token_digest: Option<[u8; 32]>,
-}
-
-fn digest(s: &str) -> [u8; 32] {
-    Sha256::digest(s.as_bytes()).into()
 }
 
 /// The route, served on the `serve` listener. Without a token configured every request is
@@ -73,15 +69,7 @@ async fn receive(State(intake): State<Arc<Intake>>, req: Request) -> Response {
             "alert intake is off: set ERLMCP_ALERTS_TOKEN and send it as a bearer token",
         );
     };
-    // The scheme is case-insensitive (RFC 7235).
-    let given = req
-        .headers()
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, t)| digest(t.trim()));
-    match given {
+    match crate::http::bearer_digest(req.headers()) {
         None => {
             return refuse(
                 StatusCode::UNAUTHORIZED,

@@ -489,22 +489,13 @@ impl Slack {
                     }
                 };
             if announce_here {
-                // Where incidents are announced, say what opened and why, not only where.
-                if let (Some(announce), Some(first)) = (&o.announce, o.replies.first()) {
-                    let headline = first.text.lines().next().unwrap_or_default().to_string();
-                    let asker = Asker {
-                        user: None,
-                        response_url: None,
-                    };
-                    self.deliver_all(announce, &[Reply::channel(headline)], &asker)
-                        .await;
-                }
-                if let Err(e) = self
-                    .open_incident_channel(&o.incident, None, o.announce.as_deref())
-                    .await
-                {
-                    tracing::error!(incident = %o.incident, error = %e, "could not open the channel of an incident an alert opened");
-                }
+                let headline = o
+                    .replies
+                    .first()
+                    .map(|r| r.text.lines().next().unwrap_or_default().to_string())
+                    .unwrap_or_default();
+                self.announce_alert_incident(&o.incident, &headline, o.announce.as_deref())
+                    .await;
             }
             let channel = match self.engine.store().incident(&o.incident).await {
                 // No Slack channel of its own (creating it failed, or it was declared in the
@@ -558,21 +549,45 @@ impl Slack {
                 "🚨 {} opened by an alert ({}): {} (announced late: the process that recorded it stopped before saying so)",
                 inc.id, inc.severity, inc.title
             );
+            if !self
+                .announce_alert_incident(&inc.id, &headline, announce)
+                .await
+            {
+                continue;
+            }
+            // Its new channel has not heard of it either.
+            if let Ok(Some(now)) = self.engine.store().incident(&inc.id).await {
+                let asker = Asker {
+                    user: None,
+                    response_url: None,
+                };
+                self.deliver_all(&now.channel, &[Reply::channel(headline)], &asker)
+                    .await;
+            }
+        }
+    }
+
+    /// Says an incident an alert opened where incidents are announced (what opened and why,
+    /// not only where), then gives it its channel; `false` if the channel could not be made.
+    async fn announce_alert_incident(
+        &self,
+        id: &IncidentId,
+        headline: &str,
+        announce: Option<&str>,
+    ) -> bool {
+        if let Some(a) = announce.filter(|_| !headline.is_empty()) {
             let asker = Asker {
                 user: None,
                 response_url: None,
             };
-            if let Some(a) = announce {
-                self.deliver_all(a, &[Reply::channel(headline.clone())], &asker)
-                    .await;
-            }
-            if let Err(e) = self.open_incident_channel(&inc.id, None, announce).await {
-                tracing::error!(incident = %inc.id, error = %e, "could not open the channel of an incident an alert opened");
-                continue;
-            }
-            if let Ok(Some(now)) = self.engine.store().incident(&inc.id).await {
-                self.deliver_all(&now.channel, &[Reply::channel(headline)], &asker)
-                    .await;
+            self.deliver_all(a, &[Reply::channel(headline.to_string())], &asker)
+                .await;
+        }
+        match self.open_incident_channel(id, None, announce).await {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::error!(incident = %id, error = %e, "could not open the channel of an incident an alert opened");
+                false
             }
         }
     }

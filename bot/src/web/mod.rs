@@ -9,6 +9,7 @@
 
 mod pages;
 
+use crate::http::digest;
 use axum::Router;
 use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -17,7 +18,7 @@ use erlmcp_handlers::ids::IncidentId;
 use erlmcp_handlers::store::Store;
 use erlmcp_handlers::timeline::TimelineKey;
 use hmac::{Hmac, Mac};
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
 use std::sync::Arc;
 
 /// Entries an incident page lists; the chain check still reads them all.
@@ -40,10 +41,6 @@ struct Web {
     heavy: tokio::sync::Semaphore,
     /// Failed sign-ins wait their turn here, half a second each: guessing runs at two a second.
     failures: tokio::sync::Mutex<()>,
-}
-
-fn digest(s: &str) -> [u8; 32] {
-    Sha256::digest(s.as_bytes()).into()
 }
 
 /// The session cookie's value for `token`, issued at `issued` (Unix seconds):
@@ -117,12 +114,7 @@ pub fn router(
 
 /// Whether the request carries the token or a session made from it.
 fn allowed(web: &Web, headers: &HeaderMap) -> bool {
-    let bearer = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .is_some_and(|(_, t)| digest(t.trim()) == web.token_digest);
+    let bearer = crate::http::bearer_digest(headers) == Some(web.token_digest);
     let cookie = headers
         .get_all(header::COOKIE)
         .iter()
