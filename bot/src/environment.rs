@@ -56,7 +56,7 @@ pub const VARIABLES: &[Variable] = &[
     secret("ERLMCP_TIMELINE_KEY", "HMAC key of the timeline chain"),
     var(
         "ERLMCP_LISTEN",
-        "address of the Slack endpoints, /healthz, /readyz",
+        "address of the chat endpoints, /healthz, /readyz",
     ),
     var(
         "ERLMCP_METRICS_LISTEN",
@@ -80,6 +80,25 @@ pub const VARIABLES: &[Variable] = &[
     var(
         "SLACK_ALLOWED_TEAMS",
         "other workspaces whose users may act",
+    ),
+    secret("DISCORD_TOKEN", "the Discord bot's token"),
+    var("DISCORD_APPLICATION_ID", "the Discord application served"),
+    var(
+        "DISCORD_PUBLIC_KEY",
+        "verifies Discord interactions (Ed25519, hex)",
+    ),
+    var("DISCORD_GUILD_ID", "the one Discord server served"),
+    var(
+        "DISCORD_API_URL",
+        "Discord REST and gateway-URL base (tests, proxies)",
+    ),
+    var(
+        "DISCORD_INCIDENT_PLACE",
+        "channel (default) or thread per incident on Discord",
+    ),
+    var(
+        "DISCORD_CATEGORY_ID",
+        "category new Discord incident channels go under",
     ),
     secret(
         "ERLMCP_ALERTS_TOKEN",

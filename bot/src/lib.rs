@@ -1,11 +1,13 @@
-//! erlmcp-bot: the binary's library. Configuration, storage, executors and transports (the
-//! console now; Slack and Discord adapters plug in the same way) around the incident core.
+//! erlmcp-bot: the binary's library. Configuration, storage, executors and chat adapters (the
+//! console, Slack and Discord) around the incident core.
 
 pub mod alerts;
 pub mod app;
+pub mod chat;
 pub mod cli;
 pub mod config;
 pub mod console;
+pub mod discord;
 pub mod drill;
 pub mod environment;
 pub mod error;

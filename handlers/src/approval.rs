@@ -212,9 +212,15 @@ impl Actor {
         }
     }
 
+    /// `platform:id`: who this is in the database and in every comparison (ids are unique only
+    /// within their platform).
+    pub fn qualified_id(&self) -> String {
+        crate::ids::chat::qualify(self.platform, &self.id)
+    }
+
     /// `name (platform:id)`, as the timeline and postmortem name people.
     pub fn label(&self) -> String {
-        format!("{} ({}:{})", self.name, self.platform.as_str(), self.id)
+        format!("{} ({})", self.name, self.qualified_id())
     }
 }
 
@@ -249,9 +255,13 @@ fn in_group(groups: &Groups, group: &str, actor: &Actor) -> bool {
 /// only id entries count for it).
 fn approval_in_group(groups: &Groups, group: &str, a: &Approval) -> bool {
     groups.get(group).is_some_and(|members| {
-        members
-            .iter()
-            .any(|m| member_matches(m, &a.approver_id, a.approver_platform, &[]))
+        members.iter().any(|m| {
+            let (platform, id) = match crate::ids::chat::split(&a.approver_id) {
+                Some((p, local)) => (Some(p), local),
+                None => (a.approver_platform, a.approver_id.as_str()),
+            };
+            member_matches(m, id, platform, &[])
+        })
     })
 }
 
@@ -297,13 +307,16 @@ pub fn judge_approval(
             ApprovalRefusal::Unverified,
         );
     }
-    if actor.id == req.requester_id || actor.name == req.requester_name {
+    if actor.qualified_id() == req.requester_id || actor.name == req.requester_name {
         return Verdict::Refused(
             format!("you requested {}; a second person must approve it.", req.id,),
             ApprovalRefusal::OwnRequest,
         );
     }
-    if existing.iter().any(|a| a.approver_id == actor.id) {
+    if existing
+        .iter()
+        .any(|a| a.approver_id == actor.qualified_id())
+    {
         return Verdict::Refused(
             format!(
                 "you have already approved {}; one person counts once. It needs {} more.",
@@ -352,7 +365,7 @@ mod tests {
             id: RequestId::new("REQ-20261128-1"),
             incident: IncidentId::new("INC-20261128-1"),
             channel: "console".into(),
-            requester_id: "alice".into(),
+            requester_id: "console:alice".into(),
             requester_name: "alice".into(),
             command: "/failover us-west-2".into(),
             playbook: "failover".into(),
@@ -375,7 +388,7 @@ mod tests {
     fn approval(who: &str) -> Approval {
         Approval {
             request: RequestId::new("REQ-20261128-1"),
-            approver_id: who.into(),
+            approver_id: crate::ids::chat::qualify(Platform::Console, who),
             approver_name: who.into(),
             approver_platform: Some(Platform::Console),
             digest: "d".repeat(64),

@@ -63,6 +63,32 @@ pub enum Fact {
     },
 }
 
+/// A request as recorded and as the table holds it: equal, allowing the requester's id to have
+/// been qualified by the migration since.
+fn same_request(recorded: &Fact, now: &Fact) -> bool {
+    match (recorded, now) {
+        (
+            Fact::Requested {
+                request: a,
+                requester_id: ra,
+                command: ca,
+                playbook: pa,
+                digest: da,
+            },
+            Fact::Requested {
+                request: b,
+                requester_id: rb,
+                command: cb,
+                playbook: pb,
+                digest: db,
+            },
+        ) => {
+            a == b && ca == cb && pa == pb && da == db && crate::ids::chat::same_or_migrated(ra, rb)
+        }
+        _ => recorded == now,
+    }
+}
+
 impl Fact {
     pub fn requested(r: &ApprovalRequest) -> Self {
         Fact::Requested {
@@ -209,7 +235,7 @@ pub fn check_tables(entries: &[Entry], recorded: &[Recorded<'_>]) -> Vec<String>
         let r = rec.request;
         let id = r.id.to_string();
         match requested.get(&id) {
-            Some(f) if **f == Fact::requested(r) => {}
+            Some(f) if same_request(f, &Fact::requested(r)) => {}
             Some(_) => out.push(format!(
                 "{id}: the requests table's requester, command, playbook or plan digest differ from what the timeline recorded when it was requested"
             )),
@@ -228,7 +254,16 @@ pub fn check_tables(entries: &[Entry], recorded: &[Recorded<'_>]) -> Vec<String>
             ));
         }
         for a in rec.approvals {
-            match approvals.get(&(id.clone(), a.approver_id.clone())) {
+            let recorded = approvals
+                .get(&(id.clone(), a.approver_id.clone()))
+                .or_else(|| {
+                    // Recorded before ids were qualified: under the bare id.
+                    let (_, local) = crate::ids::chat::split(&a.approver_id)?;
+                    approvals
+                        .get(&(id.clone(), local.to_string()))
+                        .filter(|_| crate::ids::chat::same_or_migrated(local, &a.approver_id))
+                });
+            match recorded {
                 Some(d) if *d == a.digest => {}
                 Some(_) => out.push(format!(
                     "{id}: the approval by {} names another plan digest than the timeline recorded",

@@ -252,6 +252,35 @@ impl Incident {
     }
 }
 
+/// The incident's summary as chat shows it in the incident's own channel (and pins): plain text,
+/// which each chat adapter escapes; `link` is appended when there is a page to point to.
+pub fn summary_text(inc: &Incident, link: Option<&str>) -> String {
+    let roles = if inc.roles.is_empty() {
+        "none yet (`/erlmcp role ic <user>`)".to_string()
+    } else {
+        inc.roles
+            .iter()
+            .map(|(r, u)| format!("{}: {u}", r.title()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut text = format!(
+        "{} — {} {}\nDeclared by {} at {} UTC. Targets: acknowledge within {}, resolve within {}.\nRoles: {roles}\nCommands here address this incident: `/erlmcp ack`, `/erlmcp status`, `/failover <region>`.",
+        inc.id,
+        inc.severity,
+        inc.title,
+        inc.declared_by,
+        inc.declared_at.format("%Y-%m-%d %H:%M"),
+        crate::severity::human_duration(inc.severity.response_target()),
+        crate::severity::human_duration(inc.severity.resolution_target()),
+    );
+    if let Some(link) = link {
+        text.push_str("\nWeb view: ");
+        text.push_str(link);
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

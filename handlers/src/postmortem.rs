@@ -244,8 +244,11 @@ pub fn render(
                 .approvals
                 .iter()
                 .map(|a| match a.approver_platform {
-                    Some(p) => format!("{} ({}:{})", a.approver_name, p.as_str(), a.approver_id),
-                    None => format!("{} ({})", a.approver_name, a.approver_id),
+                    // Approvals from before ids were qualified kept the platform beside the id.
+                    Some(p) if crate::ids::chat::split(&a.approver_id).is_none() => {
+                        format!("{} ({}:{})", a.approver_name, p.as_str(), a.approver_id)
+                    }
+                    _ => format!("{} ({})", a.approver_name, a.approver_id),
                 })
                 .collect();
             let _ = writeln!(

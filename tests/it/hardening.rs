@@ -138,7 +138,7 @@ async fn a_display_name_never_satisfies_an_approver_group() {
     let tl = b.app.engine.store().timeline(&inc.id).await.unwrap();
     let approved = tl.iter().find(|e| e.kind == "approval.approved").unwrap();
     assert!(
-        approved.text.contains("sam (U_SAM)"),
+        approved.text.contains("sam (slack:U_SAM)"),
         "the timeline names the approver and their id: {}",
         approved.text
     );

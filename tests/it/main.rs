@@ -6,6 +6,7 @@ mod alerts;
 mod approvals;
 mod chat_store;
 mod cli;
+mod discord;
 mod durability;
 mod hardening;
 mod incidents;

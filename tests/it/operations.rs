@@ -441,7 +441,7 @@ async fn serve_start_failures_are_json_on_stderr() {
     assert!(
         line["message"]
             .as_str()
-            .is_some_and(|m| m.contains("`serve` needs SLACK_BOT_TOKEN")),
+            .is_some_and(|m| m.contains("`serve` needs a chat platform: Slack (SLACK_BOT_TOKEN")),
         "{line}"
     );
 }

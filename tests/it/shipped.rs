@@ -236,7 +236,7 @@ async fn serve_without_tokens_says_what_it_needs() {
     // A service says why it stops on stderr, where its logs go.
     assert!(
         out.stderr.contains(
-            "`serve` needs SLACK_BOT_TOKEN (the bot's xoxb- token) and SLACK_SIGNING_SECRET"
+            "`serve` needs a chat platform: Slack (SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET, or SLACK_APP_TOKEN for Socket Mode) or Discord (DISCORD_TOKEN, DISCORD_APPLICATION_ID, DISCORD_PUBLIC_KEY and DISCORD_GUILD_ID)"
         ),
         "{}",
         out.all()
@@ -691,11 +691,28 @@ async fn a_run_taken_over_at_start_does_not_delay_readiness() {
     assert_eq!(ready.status(), 200);
     assert!(t.elapsed() < Duration::from_secs(1));
     release.send(true).unwrap();
-    fake.wait_until("the run taken over finishes", |c| {
-        c.iter().any(|c| {
-            c.method == "chat.postMessage"
-                && c.form.get("text").is_some_and(|t| t.contains("🏁 RUN-"))
-        })
-    })
+    // The incident was declared at the console, so no chat hears of it: the timeline does.
+    let plain = Env::new().set("DATABASE_URL", w.db_url());
+    let inc = incident_id(&run(w.path(), &plain, &["incidents"], "").await.stdout);
+    eventually(
+        "the run taken over finishes",
+        Duration::from_secs(30),
+        || {
+            let (w, plain, inc) = (&w, &plain, &inc);
+            async move {
+                run(w.path(), plain, &["timeline", "show", inc], "")
+                    .await
+                    .stdout
+                    .contains("run.done")
+            }
+        },
+    )
     .await;
+    assert!(
+        !fake
+            .calls("chat.postMessage")
+            .iter()
+            .any(|c| c.form.get("channel").is_some_and(|c| c == "console")),
+        "nothing is posted to a Slack channel named console"
+    );
 }

@@ -422,7 +422,7 @@ async fn declaring_creates_announces_and_pins_the_incident_channel() {
         .remove(0);
     assert_eq!(
         (inc.channel.as_str(), inc.acknowledged_by.as_deref()),
-        (channel.as_str(), Some("bob"))
+        (format!("slack:{channel}").as_str(), Some("bob"))
     );
     let timeline = bot.app.engine.store().timeline(&inc.id).await.unwrap();
     let ack = timeline.iter().find(|e| e.kind == "acknowledged").unwrap();
@@ -432,7 +432,7 @@ async fn declaring_creates_announces_and_pins_the_incident_channel() {
             ack.actor_id.as_str(),
             ack.source.as_str()
         ),
-        ("bob", "U_BOB", "slack")
+        ("bob", "slack:U_BOB", "slack")
     );
     // A lifecycle change made from elsewhere is announced in the incident channel.
     assert_eq!(

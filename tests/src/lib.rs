@@ -6,6 +6,7 @@
 //! there; without it, it is skipped with a note.
 
 pub mod alertmanager;
+pub mod discord;
 pub mod fakes;
 pub mod proxy;
 pub mod slack_fake;

@@ -310,7 +310,7 @@ pub fn bot_config(
     db_url: &str,
     api_url: &str,
     secret: &str,
-) -> (erlmcp_bot::config::Config, erlmcp_bot::slack::SlackConfig) {
+) -> (erlmcp_bot::config::Config, erlmcp_bot::serve::ServeConfig) {
     let (db, api, secret) = (db_url.to_string(), api_url.to_string(), secret.to_string());
     let env = move |k: &str| match k {
         "DATABASE_URL" => Some(db.clone()),
@@ -323,7 +323,7 @@ pub fn bot_config(
     };
     let config = erlmcp_bot::config::Config::load(Some(std::path::Path::new("/dev/null")), &env)
         .expect("test configuration");
-    let slack = erlmcp_bot::slack::SlackConfig::from_env(&env).expect("test Slack configuration");
+    let slack = erlmcp_bot::serve::ServeConfig::from_env(&env).expect("test Slack configuration");
     (config, slack)
 }
 

@@ -6,13 +6,14 @@
 
 pub mod config;
 
+use crate::chat::Chats;
 use crate::http::digest;
-use crate::slack::Slack;
 use axum::Router;
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use erlmcp_handlers::alerts::Notification;
+use erlmcp_handlers::engine::Engine;
 use std::sync::Arc;
 
 /// Alertmanager batches a group's alerts into one request: larger than a Slack payload.
@@ -20,7 +21,8 @@ pub const BODY_LIMIT: usize = 4 * 1024 * 1024;
 
 #[derive(Clone)]
 struct Intake {
-    slack: Slack,
+    engine: Engine,
+    chats: Chats,
     /// SHA-256 of the expected token: compared digest to digest, so the comparison's time says
     /// nothing about the token.
     token_digest: Option<[u8; 32]>,
@@ -28,9 +30,10 @@ struct Intake {
 
 /// The route, served on the `serve` listener. Without a token configured every request is
 /// refused, saying how to turn intake on.
-pub fn router(slack: Slack, token: Option<&str>) -> Router {
+pub fn router(engine: Engine, chats: Chats, token: Option<&str>) -> Router {
     let state = Intake {
-        slack,
+        engine,
+        chats,
         // A token from a file (a Kubernetes Secret) often ends in a newline.
         token_digest: token.map(str::trim).filter(|t| !t.is_empty()).map(digest),
     };
@@ -96,13 +99,13 @@ async fn receive(State(intake): State<Arc<Intake>>, req: Request) -> Response {
     };
     // Taken and said in a task of its own: if this request's deadline cuts the answer, what
     // was stored is still announced (a resend then finds it recorded, as a repeat).
-    let slack = intake.slack.clone();
+    let (engine, chats) = (intake.engine.clone(), intake.chats.clone());
     let (tx, rx) = tokio::sync::oneshot::channel();
     tokio::spawn(async move {
-        let summary = slack.engine.receive_alerts(&notification).await;
+        let summary = engine.receive_alerts(&notification).await;
         let outcomes = summary.outcomes.clone();
         let _ = tx.send(summary);
-        slack.deliver_alerts(outcomes).await;
+        chats.deliver_alerts(outcomes).await;
     });
     let Ok(summary) = rx.await else {
         return refuse(

@@ -3,7 +3,6 @@
 //! are pure and total: any input gives a value or a reason, never a panic (a property test feeds
 //! them arbitrary payloads). HTTP and Socket Mode both end here.
 
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::HashMap;
 
@@ -11,43 +10,8 @@ use std::collections::HashMap;
 /// escapes), and of a field we keep.
 const MAX_FIELD: usize = 8_000;
 
-/// One thing a person did in Slack that the bot acts on.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum Inbound {
-    /// `/erlmcp …` or `/failover …`.
-    Command {
-        command: String,
-        text: String,
-        user: String,
-        user_name: Option<String>,
-        channel: String,
-        response_url: Option<String>,
-    },
-    /// Approve or Deny pressed on a request card.
-    Button {
-        approve: bool,
-        request: String,
-        user: String,
-        user_name: Option<String>,
-        channel: String,
-        response_url: Option<String>,
-    },
-    /// A reaction added to or removed from a message.
-    Reaction {
-        added: bool,
-        reaction: String,
-        user: String,
-        channel: String,
-        ts: String,
-    },
-    /// `@erlmcp-bot …` in a channel.
-    Mention {
-        user: String,
-        channel: String,
-        text: String,
-    },
-}
+pub use crate::chat::Inbound;
+use crate::chat::inbound::Said;
 
 /// Where a payload says it comes from: checked against the bot's own workspace and app.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -102,7 +66,8 @@ pub fn parse_command(f: &HashMap<String, String>) -> Result<Parsed, &'static str
             user,
             user_name: field(f, "user_name"),
             channel,
-            response_url: field(f, "response_url"),
+            reply_to: field(f, "response_url"),
+            said: Said::default(),
         }),
         origin: Origin {
             team: field(f, "team_id"),
@@ -156,7 +121,8 @@ pub fn parse_interaction(p: &Value) -> Result<Parsed, &'static str> {
             user,
             user_name: text_at(p, &["user", "name"]).or_else(|| text_at(p, &["user", "username"])),
             channel,
-            response_url: text_at(p, &["response_url"]),
+            reply_to: text_at(p, &["response_url"]),
+            said: Said::default(),
         }),
         origin,
         event_id: None,
@@ -199,6 +165,7 @@ pub fn parse_event(v: &Value) -> Result<Parsed, &'static str> {
                     user,
                     channel,
                     ts,
+                    said: Said::default(),
                 }),
                 _ => return Err("a reaction event needs item.channel, item.ts and reaction"),
             }

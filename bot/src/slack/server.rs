@@ -3,18 +3,18 @@
 //! work continues in a spawned task. Socket Mode hands its envelopes to the same `take`.
 
 use super::Slack;
-use super::inbound::{self, Inbound, Parsed};
-use super::poster::PLATFORM;
+use super::inbound::{self, Parsed};
 use super::verify::Verifier;
+use crate::chat::Inbound;
+pub use crate::chat::receive::Taken;
+use crate::chat::receive::{database_down_text, database_slow_text};
 use crate::http::SmallBody;
-use crate::intake::{Intake, Outcome};
-use crate::store::futures_ping::PingFuture;
+use crate::intake::Intake;
 use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use erlmcp_handlers::store::NewReceipt;
+use axum::routing::post;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -24,38 +24,27 @@ pub struct AppState {
     pub slack: Slack,
     pub intake: Intake,
     pub verifier: Arc<Verifier>,
-    pub ping: Arc<dyn Fn() -> PingFuture + Send + Sync>,
 }
 
 impl AppState {
-    pub fn new(
-        slack: Slack,
-        intake: Intake,
-        signing_secret: &str,
-        ping: Arc<dyn Fn() -> PingFuture + Send + Sync>,
-    ) -> Self {
+    pub fn new(slack: Slack, intake: Intake, signing_secret: &str) -> Self {
         Self {
             slack,
             intake,
             verifier: Arc::new(Verifier::new(signing_secret)),
-            ping,
         }
     }
 }
 
+/// Slack's endpoints (the probes are `serve`'s, whatever platforms run).
 pub fn router(state: AppState) -> Router {
-    let slack = crate::http::guarded(
+    crate::http::guarded(
         Router::new()
             .route("/slack/commands", post(commands))
             .route("/slack/interactions", post(interactions))
             .route("/slack/events", post(events))
-            .with_state(state.clone()),
-    );
-    Router::new()
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(ready))
-        .with_state(state)
-        .merge(slack)
+            .with_state(state),
+    )
 }
 
 fn unauthorized(why: String) -> Response {
@@ -81,17 +70,6 @@ fn verified(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<String
     Ok(text.to_string())
 }
 
-/// How long the request path waits for the database before telling the person it is down:
-/// Slack gives up on an answer after 3 seconds.
-const DATABASE_PATIENCE: std::time::Duration = std::time::Duration::from_secs(2);
-
-/// What the person is told when the database could not record their request.
-fn database_down_text(why: &str) -> String {
-    format!(
-        "⚠ erlmcp-bot cannot reach its database ({why}). Nothing was recorded and nothing was changed. Try again in a moment; if it persists, run `erlmcp-bot console` against the standby database (`DATABASE_URL=...`)."
-    )
-}
-
 /// An answer Slack shows to the person only (a 200's body; a 5xx would show Slack's generic error).
 fn ephemeral(text: &str) -> Response {
     axum::Json(json!({ "response_type": "ephemeral", "text": text })).into_response()
@@ -101,24 +79,6 @@ fn form(text: &str) -> HashMap<String, String> {
     url::form_urlencoded::parse(text.as_bytes())
         .into_owned()
         .collect()
-}
-
-/// What became of a parsed payload.
-pub enum Taken {
-    /// Stored as a receipt: it will be processed, whatever happens to this process now.
-    Stored,
-    /// A note stored with its receipt: already on this incident's timeline.
-    Applied(erlmcp_handlers::ids::IncidentId),
-    /// Stored before (a replay of a command or button, or a redelivered event).
-    Duplicate,
-    /// Nothing for the bot to do (another kind of event or interaction).
-    Ignored,
-    /// Signed by Slack, but for another workspace or app: refused, with the reason.
-    NotOurs(String),
-    /// Not recorded (the database refused or is unreachable).
-    Failed(String),
-    /// No answer in time: it may or may not be recorded.
-    Unknown(String),
 }
 
 /// Admits a parsed payload (its workspace and app must be the bot's own) and stores it as a
@@ -134,61 +94,7 @@ pub async fn take(slack: &Slack, intake: &Intake, parsed: Parsed, key: String) -
     let Some(inbound) = parsed.inbound else {
         return Taken::Ignored;
     };
-    let payload = match serde_json::to_string(&inbound) {
-        Ok(p) => p,
-        Err(e) => return Taken::Failed(e.to_string()),
-    };
-    let received_at = chrono::Utc::now();
-    let note = ready_note(slack, &inbound, received_at).await;
-    let receipt = NewReceipt {
-        key,
-        platform: PLATFORM.to_string(),
-        received_at,
-        payload,
-        note,
-    };
-    match intake.submit(receipt, DATABASE_PATIENCE).await {
-        Outcome::Stored(_) => Taken::Stored,
-        Outcome::Applied(incident) => Taken::Applied(incident),
-        Outcome::Duplicate => Taken::Duplicate,
-        Outcome::Failed(e) => {
-            tracing::error!(error = %e, "a request could not be recorded");
-            Taken::Failed(e)
-        }
-        Outcome::Unknown(e) => {
-            tracing::error!(error = %e, "a request may not have been recorded");
-            Taken::Unknown(e)
-        }
-    }
-}
-
-/// A note whose author Slack has already vouched for (no `users.info` call while Slack waits
-/// for the answer) and whose incident is known goes onto the timeline with its receipt, in the
-/// same transaction; any other command is processed from its receipt afterwards. (A person's
-/// first note is processed afterwards, so it may land a moment after a second one sent at once;
-/// each keeps the time it was received.)
-async fn ready_note(
-    slack: &Slack,
-    inbound: &Inbound,
-    received_at: chrono::DateTime<chrono::Utc>,
-) -> Option<erlmcp_handlers::store::ReadyNote> {
-    let Inbound::Command {
-        command,
-        text,
-        user,
-        channel,
-        ..
-    } = inbound
-    else {
-        return None;
-    };
-    let request = erlmcp_handlers::engine::Request {
-        actor: slack.known_actor(user)?,
-        source: erlmcp_handlers::timeline::Source::Slack,
-        channel: channel.clone(),
-        text: super::process::command_line(command, text),
-    };
-    slack.engine.ready_note(&request, received_at).await
+    crate::chat::receive::take(&slack.chat, intake, inbound, key).await
 }
 
 /// The receipt key of a command or button press: its signature (Slack never sends one twice).
@@ -204,11 +110,15 @@ fn replayed() -> Response {
     unauthorized("replayed request: this signature was already used".into())
 }
 
-/// What the person is told when their request may or may not have been recorded.
-fn database_slow_text(why: &str) -> String {
-    format!(
-        "⚠ erlmcp-bot's database did not answer in time ({why}). Your command may or may not have been recorded: check with `/erlmcp status` before you repeat it."
-    )
+/// The answer to a note stored but not yet on the timeline: to its author only.
+fn note_received() -> Value {
+    json!({ "response_type": "ephemeral", "text": "📝 Received and stored; it goes on the incident's timeline in a moment (you will be told here if it cannot)." })
+}
+
+/// The body of the answer to a note already on the timeline: shown in the channel, without a
+/// Web API call.
+fn note_acknowledgement(incident: &erlmcp_handlers::ids::IncidentId) -> Value {
+    json!({ "response_type": "in_channel", "text": format!("📝 Noted on {incident}'s timeline.") })
 }
 
 async fn commands(
@@ -225,16 +135,14 @@ async fn commands(
         Err(why) => return bad_request(why),
     };
     let note = matches!(&parsed.inbound, Some(Inbound::Command { command, text, .. })
-        if erlmcp_handlers::engine::as_note(&super::process::command_line(command, text)).is_some());
+        if erlmcp_handlers::engine::as_note(&crate::chat::inbound::command_line(command, text)).is_some());
     match take(&state.slack, &state.intake, parsed, signature_key(&headers)).await {
         // A note already on the timeline is answered in the channel at once, with no Web API
         // call: notes come in bursts.
-        Taken::Applied(incident) => {
-            axum::Json(super::process::note_acknowledgement(&incident)).into_response()
-        }
+        Taken::Applied(incident) => axum::Json(note_acknowledgement(&incident)).into_response(),
         // A note only stored may still be refused (no open incident, closed meanwhile): only its
         // author hears it is stored, and hears again if it is refused.
-        Taken::Stored if note => axum::Json(super::process::note_received()).into_response(),
+        Taken::Stored if note => axum::Json(note_received()).into_response(),
         // An empty 200 acknowledges at once; the answers follow through the Web API.
         Taken::Stored | Taken::Ignored => StatusCode::OK.into_response(),
         Taken::Duplicate => replayed(),
@@ -318,25 +226,5 @@ async fn events(
             .into_response(),
         // Acknowledged whatever else it is, so Slack does not retry what we refuse or ignore.
         _ => StatusCode::OK.into_response(),
-    }
-}
-
-/// Readiness answers within a second whatever the database does: a probe that hangs is
-/// worse than one that says why it fails.
-const READY_PATIENCE: std::time::Duration = std::time::Duration::from_secs(1);
-
-async fn ready(State(state): State<AppState>) -> Response {
-    match tokio::time::timeout(READY_PATIENCE, (state.ping)()).await {
-        Ok(Ok(())) => (StatusCode::OK, "ready").into_response(),
-        Ok(Err(e)) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("not ready: database unreachable: {e}"),
-        )
-            .into_response(),
-        Err(_) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "not ready: the database did not answer within 1 s",
-        )
-            .into_response(),
     }
 }

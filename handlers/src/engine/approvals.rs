@@ -119,7 +119,7 @@ impl Engine {
         };
         let approval = Approval {
             request: r.id.clone(),
-            approver_id: req.actor.id.clone(),
+            approver_id: req.actor.qualified_id(),
             approver_name: req.actor.name.clone(),
             approver_platform: Some(req.actor.platform),
             digest: r.plan_digest.clone(),
@@ -138,7 +138,7 @@ impl Engine {
         );
         let draft = draft.with([Fact::Approved {
             request: r.id.to_string(),
-            approver_id: req.actor.id.clone(),
+            approver_id: req.actor.qualified_id(),
             digest: r.plan_digest.clone(),
         }]);
         match self.store.add_approval(&approval, vec![draft]).await? {
@@ -364,7 +364,7 @@ impl Engine {
                 "Bots cannot deny requests; a person must.",
             )]);
         }
-        if req.actor.id == r.requester_id || req.actor.name == r.requester_name {
+        if req.actor.qualified_id() == r.requester_id || req.actor.name == r.requester_name {
             return Ok(vec![Reply::error(format!(
                 "You requested {}; to withdraw it, `/erlmcp cancel {}`.",
                 r.id, r.id
@@ -421,7 +421,7 @@ impl Engine {
         if r.state != RequestState::Pending {
             return Ok(vec![Reply::error(self.not_pending(&r))]);
         }
-        if req.actor.id != r.requester_id {
+        if req.actor.qualified_id() != r.requester_id {
             return Ok(vec![Reply::error(format!(
                 "Only {} can cancel {}; to refuse it, `/erlmcp deny {} <reason>`.",
                 r.requester_name, r.id, r.id

@@ -421,7 +421,7 @@ impl Engine {
         Draft {
             at: self.clock.now(),
             actor: actor.name.clone(),
-            actor_id: actor.id.clone(),
+            actor_id: actor.qualified_id(),
             source,
             kind: kind.to_string(),
             text: text.into(),

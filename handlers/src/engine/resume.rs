@@ -362,7 +362,7 @@ impl Engine {
             id: RequestId::new(""),
             incident: run.incident.clone(),
             channel: req.channel.clone(),
-            requester_id: req.actor.id.clone(),
+            requester_id: req.actor.qualified_id(),
             requester_name: req.actor.name.clone(),
             command: req.text.trim().to_string(),
             playbook: run.playbook.clone(),

@@ -451,7 +451,13 @@ pub fn verify_row(inc: &crate::incident::Incident, entries: &[Entry]) -> Vec<Bre
             ("declared_by", inc.declared_by.clone(), declared_by.clone()),
             ("channel", inc.channel.clone(), channel.clone()),
         ] {
-            if row != recorded {
+            // Channels recorded before ids were qualified (`C123`) match their migrated row.
+            let same = if field == "channel" {
+                crate::ids::chat::same_or_migrated(&recorded, &row)
+            } else {
+                row == recorded
+            };
+            if !same {
                 out.push(Break::Row {
                     field,
                     row,

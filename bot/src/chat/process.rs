@@ -1,0 +1,245 @@
+//! Processing stored receipts, whatever platform they came from. Notes, the command people send
+//! in bursts, are gathered and recorded in bulk (each exactly once, with its receipt); every other
+//! command is claimed (a compare-and-set, so one process takes it) and handled in a task of its
+//! own, then marked done. Receipts left behind by a process that died are swept up here too.
+
+use super::inbound::{Inbound, command_line};
+use super::{Asker, Chat, Chats};
+use crate::intake::Stored;
+use erlmcp_handlers::engine::{NoteFate, NoteItem, as_note};
+use erlmcp_handlers::reply::Reply;
+use erlmcp_handlers::store::NewReceipt;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// Most notes recorded in one transaction.
+const NOTE_BATCH: usize = 512;
+/// A receipt still new after this long was left behind (its process died or fell far behind).
+const LEFT_BEHIND: Duration = Duration::from_secs(5);
+/// A receipt claimed this long ago and never finished was interrupted.
+const INTERRUPTED: Duration = Duration::from_secs(3600);
+
+/// Processes receipts as they are stored, for ever.
+pub async fn run(chats: Chats, mut stored: mpsc::UnboundedReceiver<Stored>) {
+    let mut batch = Vec::with_capacity(NOTE_BATCH);
+    while stored.recv_many(&mut batch, NOTE_BATCH).await > 0 {
+        let mut notes: Vec<(Chat, Stored, Inbound)> = Vec::new();
+        for s in batch.drain(..) {
+            let Some(chat) = chats.named(&s.receipt.platform).cloned() else {
+                // Another replica serves this platform; its own processor or sweep takes it.
+                tracing::debug!(receipt = s.id, platform = %s.receipt.platform, "a receipt of a platform not served here");
+                continue;
+            };
+            let inbound = match serde_json::from_str::<Inbound>(&s.receipt.payload) {
+                Ok(i) => i,
+                Err(e) => {
+                    tracing::error!(receipt = s.id, error = %e, "an unreadable receipt is set aside");
+                    let store = chat.engine.store();
+                    if store.claim_receipt(s.id, "unreadable").await.is_ok() {
+                        let _ = store.abandon_receipt(s.id).await;
+                    }
+                    continue;
+                }
+            };
+            match &inbound {
+                Inbound::Command { command, text, .. }
+                    if as_note(&command_line(command, text)).is_some() =>
+                {
+                    notes.push((chat, s, inbound))
+                }
+                _ => {
+                    tokio::spawn(async move { handle_one(&chat, s.id, inbound).await });
+                }
+            }
+        }
+        if !notes.is_empty() {
+            record_notes(notes).await;
+        }
+    }
+}
+
+async fn handle_one(chat: &Chat, id: i64, inbound: Inbound) {
+    let store = chat.engine.store();
+    match store.claim_receipt(id, &chat.engine_owner()).await {
+        Ok(true) => {}
+        Ok(false) => return, // another process has it
+        Err(e) => {
+            tracing::warn!(receipt = id, error = %e, "could not claim a receipt; the sweep will retry");
+            return;
+        }
+    }
+    chat.handle(inbound).await;
+    if let Err(e) = store.finish_receipt(id).await {
+        tracing::warn!(receipt = id, error = %e, "could not mark a receipt done");
+    }
+}
+
+async fn record_notes(notes: Vec<(Chat, Stored, Inbound)>) {
+    let Some(engine) = notes.first().map(|(c, _, _)| c.engine.clone()) else {
+        return;
+    };
+    let mut items = Vec::with_capacity(notes.len());
+    let mut answer_to = std::collections::HashMap::new();
+    for (chat, s, inbound) in notes {
+        let Inbound::Command {
+            command,
+            text,
+            user,
+            user_name,
+            channel,
+            reply_to,
+            said,
+        } = inbound
+        else {
+            continue;
+        };
+        let actor = match chat.actor_from_event(&user, user_name.as_deref(), &said) {
+            Some(a) => a,
+            None => {
+                chat.actor(
+                    &user,
+                    &super::UserHint {
+                        name: user_name.clone(),
+                        ..Default::default()
+                    },
+                )
+                .await
+            }
+        };
+        let request = erlmcp_handlers::engine::Request {
+            actor,
+            source: chat.source(),
+            channel: chat.qualified(&channel),
+            text: command_line(&command, &text),
+        };
+        answer_to.insert(
+            s.id,
+            (
+                chat,
+                channel,
+                Asker {
+                    user: Some(user),
+                    reply_to,
+                    deferred: said.deferred,
+                },
+            ),
+        );
+        items.push(NoteItem {
+            receipt: s.id,
+            request,
+            received_at: s.receipt.received_at,
+        });
+    }
+    for (receipt, fate) in engine.record_notes(items).await {
+        let reply = match fate {
+            NoteFate::Recorded => {
+                // A deferred exchange still waits for its answer.
+                if let Some((chat, channel, asker)) = answer_to.remove(&receipt)
+                    && asker.deferred
+                {
+                    let incident = engine
+                        .store()
+                        .incidents_in_channel(&chat.qualified(&channel))
+                        .await
+                        .ok()
+                        .and_then(|v| v.into_iter().next())
+                        .map(|i| i.id.to_string())
+                        .unwrap_or_else(|| "the incident".into());
+                    chat.tell(
+                        &channel,
+                        &Reply::private(format!("📝 Noted on {incident}'s timeline.")),
+                        &asker,
+                    )
+                    .await;
+                }
+                continue;
+            }
+            // Refused for good: the receipt is finished, so its author is told once.
+            NoteFate::Refused(reply) => {
+                if let Err(e) = engine.store().finish_receipt(receipt).await {
+                    tracing::warn!(receipt, error = %e, "could not mark a refused note's receipt finished");
+                }
+                reply
+            }
+            NoteFate::NotYet(reply) => reply,
+        };
+        if let Some((chat, channel, asker)) = answer_to.remove(&receipt) {
+            chat.tell(&channel, &reply, &asker).await;
+        }
+    }
+}
+
+/// Every few seconds: receipts a dead (or far behind) process left new are processed here; those
+/// claimed and never finished are set aside and their authors told.
+pub async fn sweep(chats: Chats, stored: mpsc::UnboundedSender<Stored>) {
+    let Some(engine) = chats.all().first().map(|c| c.engine.clone()) else {
+        return;
+    };
+    let mut every = tokio::time::interval(LEFT_BEHIND);
+    loop {
+        every.tick().await;
+        if engine.is_stopping() {
+            return;
+        }
+        let now = chrono::Utc::now();
+        let store = engine.store();
+        match store
+            .unprocessed_receipts(
+                now - chrono::Duration::from_std(LEFT_BEHIND).unwrap_or_default(),
+                5000,
+            )
+            .await
+        {
+            Ok(left) => {
+                for r in left {
+                    if chats.named(&r.platform).is_none() {
+                        continue;
+                    }
+                    let _ = stored.send(Stored {
+                        id: r.id,
+                        receipt: NewReceipt {
+                            key: String::new(),
+                            platform: r.platform,
+                            received_at: r.received_at,
+                            payload: r.payload,
+                            note: None,
+                        },
+                    });
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "could not look for receipts left behind"),
+        }
+        if let Ok(stuck) = store
+            .interrupted_receipts(now - chrono::Duration::from_std(INTERRUPTED).unwrap_or_default())
+            .await
+        {
+            for r in stuck {
+                let Some(chat) = chats.named(&r.platform) else {
+                    continue;
+                };
+                let _ = store.abandon_receipt(r.id).await;
+                if let Ok(Inbound::Command {
+                    command,
+                    text,
+                    user,
+                    channel,
+                    ..
+                }) = serde_json::from_str::<Inbound>(&r.payload)
+                {
+                    // An hour on, the exchange's reply handle has expired: say it in the channel.
+                    let reply = Reply::error(format!(
+                        "Your command `{}` of {} UTC was being processed when the bot stopped; it may or may not have taken effect. Check with `/erlmcp status` before you repeat it.",
+                        command_line(&command, &text),
+                        r.received_at.format("%H:%M:%S")
+                    ));
+                    let asker = Asker {
+                        user: Some(user),
+                        ..Asker::default()
+                    };
+                    chat.tell(&channel, &reply, &asker).await;
+                }
+            }
+        }
+        let _ = store.prune_receipts(now - chrono::Duration::days(1)).await;
+    }
+}

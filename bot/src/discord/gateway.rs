@@ -1,0 +1,127 @@
+//! The gateway connection, for reactions (interactions come over HTTP): serenity's `Client`
+//! with intents `GUILDS | GUILD_MESSAGE_REACTIONS` (no privileged intent). A reaction is stored
+//! as a receipt under a key of its own (channel, message, user, emoji), so when every replica
+//! holds a gateway session and hears the same reaction, one of them acts on it.
+
+use super::Discord;
+use crate::chat::inbound::{Inbound, Said};
+use crate::chat::receive::{Taken, take};
+use crate::intake::Intake;
+use serenity::all::{Context, EventHandler, GatewayIntents, Reaction, ReactionType, Ready};
+use std::time::Duration;
+
+struct Handler {
+    discord: Discord,
+    intake: Intake,
+}
+
+fn emoji_name(e: &ReactionType) -> String {
+    match e {
+        ReactionType::Unicode(s) => s.clone(),
+        ReactionType::Custom { name, .. } => name.clone().unwrap_or_default(),
+        _ => String::new(),
+    }
+}
+
+impl Handler {
+    async fn on_reaction(&self, r: Reaction, added: bool) {
+        if r.guild_id.map(|g| g.get()) != Some(self.discord.connection.config.guild_id) {
+            return;
+        }
+        let Some(user) = r.user_id.map(|u| u.get().to_string()) else {
+            return;
+        };
+        let emoji = emoji_name(&r.emoji);
+        if crate::chat::inbound::Meaning::of(&emoji) == crate::chat::inbound::Meaning::Nothing {
+            return;
+        }
+        let said = match &r.member {
+            Some(m) => Said {
+                is_bot: Some(m.user.bot),
+                name: Some(
+                    m.nick
+                        .clone()
+                        .or_else(|| m.user.global_name.clone())
+                        .unwrap_or_else(|| m.user.name.clone()),
+                ),
+                roles: m.roles.iter().map(|x| x.get().to_string()).collect(),
+                deferred: false,
+            },
+            None => Said::default(),
+        };
+        let key = format!(
+            "discord:reaction:{}:{}:{user}:{emoji}:{}",
+            r.channel_id.get(),
+            r.message_id.get(),
+            if added { "add" } else { "remove" }
+        );
+        let inbound = Inbound::Reaction {
+            added,
+            reaction: emoji,
+            user,
+            channel: r.channel_id.get().to_string(),
+            ts: r.message_id.get().to_string(),
+            said,
+        };
+        match take(&self.discord.chat, &self.intake, inbound, key).await {
+            Taken::Failed(why) | Taken::Unknown(why) => {
+                tracing::error!(%why, "a Discord reaction could not be recorded; react again")
+            }
+            _ => {}
+        }
+    }
+}
+
+#[serenity::async_trait]
+impl EventHandler for Handler {
+    async fn ready(&self, _ctx: Context, ready: Ready) {
+        tracing::info!(user = %ready.user.id, "Discord gateway ready");
+    }
+
+    async fn reaction_add(&self, _ctx: Context, r: Reaction) {
+        self.on_reaction(r, true).await
+    }
+
+    async fn reaction_remove(&self, _ctx: Context, r: Reaction) {
+        self.on_reaction(r, false).await
+    }
+}
+
+/// Runs the gateway client in the background; if it stops, it starts again after a pause.
+pub fn start(discord: Discord, intake: Intake) {
+    tokio::spawn(async move {
+        let config = discord.connection.config.clone();
+        let intents = GatewayIntents::GUILDS | GatewayIntents::GUILD_MESSAGE_REACTIONS;
+        loop {
+            let http = {
+                let b = serenity::http::HttpBuilder::new(&config.token).application_id(
+                    serenity::model::id::ApplicationId::new(config.application_id),
+                );
+                if config.api_url == super::rest::DEFAULT_API_URL {
+                    b.build()
+                } else {
+                    // A stand-in or gateway: serenity uses the proxy only with its limiter off.
+                    b.proxy(config.api_url.clone())
+                        .ratelimiter_disabled(true)
+                        .build()
+                }
+            };
+            let handler = Handler {
+                discord: discord.clone(),
+                intake: intake.clone(),
+            };
+            match serenity::client::ClientBuilder::new_with_http(http, intents)
+                .event_handler(handler)
+                .await
+            {
+                Ok(mut client) => {
+                    if let Err(e) = client.start().await {
+                        tracing::error!(error = %e, "the Discord gateway connection ended; reconnecting");
+                    }
+                }
+                Err(e) => tracing::error!(error = %e, "could not start the Discord gateway client"),
+            }
+            tokio::time::sleep(Duration::from_secs(5)).await;
+        }
+    });
+}

@@ -1,0 +1,453 @@
+//! Discord's side of the chat seam: REST calls for what the shared flows ask. Messages are sent
+//! with `allowed_mentions` naming at most the one person meant, answers to one person go through
+//! the interaction's webhook as ephemeral messages, and request cards carry Approve/Deny buttons.
+
+use super::Connection;
+use super::Places;
+use super::text::{MESSAGE_LIMIT, code_block, escape, pieces};
+use crate::chat::{Asker, ChatError, Transport, UserHint};
+use erlmcp_handlers::approval::{Actor, Platform};
+use erlmcp_handlers::reply::RequestCard;
+use reqwest::Method;
+use serde_json::{Value, json};
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+
+/// The custom id of a card's buttons: `erlmcp:approve:REQ-…` / `erlmcp:deny:REQ-…`.
+pub const APPROVE_PREFIX: &str = "erlmcp:approve:";
+pub const DENY_PREFIX: &str = "erlmcp:deny:";
+
+pub struct DiscordTransport {
+    connection: Arc<Connection>,
+    /// Interaction tokens whose deferred answer has been given its text already.
+    answered: Mutex<HashSet<String>>,
+}
+
+impl DiscordTransport {
+    pub fn new(connection: Arc<Connection>) -> Self {
+        Self {
+            connection,
+            answered: Mutex::default(),
+        }
+    }
+
+    fn app(&self) -> u64 {
+        self.connection.config.application_id
+    }
+
+    async fn call(
+        &self,
+        method: Method,
+        route: &'static str,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Value, ChatError> {
+        Ok(self.connection.rest.call(method, route, path, body).await?)
+    }
+
+    /// Posts `content` (already escaped) in pieces; the first message's id.
+    async fn post_content(
+        &self,
+        channel: &str,
+        content: &str,
+        mention: Option<&str>,
+        components: Option<Value>,
+    ) -> Result<String, ChatError> {
+        checked(channel)?;
+        let mut first = None;
+        let parts = pieces(content, MESSAGE_LIMIT);
+        let last = parts.len() - 1;
+        for (i, part) in parts.into_iter().enumerate() {
+            let mut body = json!({
+                "content": part,
+                "allowed_mentions": { "parse": [], "users": mention.into_iter().collect::<Vec<_>>() },
+            });
+            if i == last
+                && let Some(c) = &components
+            {
+                body["components"] = c.clone();
+            }
+            let m = self
+                .call(
+                    Method::POST,
+                    "POST /channels/{channel}/messages",
+                    &format!("/channels/{channel}/messages"),
+                    Some(&body),
+                )
+                .await?;
+            if first.is_none() {
+                first = m["id"].as_str().map(str::to_string);
+            }
+        }
+        Ok(first.unwrap_or_default())
+    }
+
+    fn card_content(card: &RequestCard, progress: &[String], pending: bool) -> String {
+        let mut s = format!(
+            "{}**{}** on {}: `{}` by {}\n",
+            if pending {
+                "🔐 Approval needed: "
+            } else {
+                ""
+            },
+            card.request,
+            card.incident,
+            escape(&card.command).replace('`', "'"),
+            escape(&card.requester),
+        );
+        // The plan as it is, in a block nothing inside can end; the digest and policy after it.
+        let plan: String = card.plan.chars().take(1200).collect();
+        s.push_str(&code_block(&plan));
+        if plan.len() < card.plan.len() {
+            s.push_str("\n(plan cut here: `/erlmcp status` shows it whole)");
+        }
+        s.push_str(&format!(
+            "\nPlan digest `{}` · {} · expires {}",
+            card.digest,
+            escape(&card.policy),
+            card.expires
+        ));
+        if pending {
+            s.push_str("\nApprove with the button or ✅, deny with the button or ❌. The requester cannot approve.");
+        }
+        for p in progress {
+            s.push('\n');
+            s.push_str(&escape(p));
+        }
+        s
+    }
+
+    fn buttons(card: &RequestCard) -> Value {
+        json!([{ "type": 1, "components": [
+            { "type": 2, "style": 3, "label": "Approve", "custom_id": format!("{APPROVE_PREFIX}{}", card.request) },
+            { "type": 2, "style": 4, "label": "Deny", "custom_id": format!("{DENY_PREFIX}{}", card.request) }
+        ]}])
+    }
+
+    fn actor_of_member(&self, user: &str, member: &Value) -> Actor {
+        let u = &member["user"];
+        let pick = |v: &Value| v.as_str().filter(|s| !s.is_empty()).map(str::to_string);
+        let name = pick(&member["nick"])
+            .or_else(|| pick(&u["global_name"]))
+            .or_else(|| pick(&u["username"]))
+            .unwrap_or_else(|| user.to_string());
+        let mut a = Actor::on(Platform::Discord, user, &name);
+        a.is_bot = u["bot"].as_bool().unwrap_or(false) || self.is_self(user);
+        a.roles = member["roles"]
+            .as_array()
+            .map(|r| {
+                r.iter()
+                    .filter_map(|x| x.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        a
+    }
+}
+
+#[async_trait::async_trait]
+impl Transport for DiscordTransport {
+    fn platform(&self) -> Platform {
+        Platform::Discord
+    }
+
+    fn is_self(&self, user: &str) -> bool {
+        user == self.connection.bot_user
+    }
+
+    async fn post(
+        &self,
+        channel: &str,
+        text: &str,
+        mention: Option<&str>,
+    ) -> Result<String, ChatError> {
+        let content = match mention.filter(|u| is_snowflake(u)) {
+            Some(user) => format!("<@{user}> {}", escape(text)),
+            None => escape(text),
+        };
+        self.post_content(channel, &content, mention.filter(|u| is_snowflake(u)), None)
+            .await
+    }
+
+    async fn post_private(
+        &self,
+        channel: &str,
+        asker: &Asker,
+        text: &str,
+    ) -> Result<(), ChatError> {
+        let Some(token) = asker.reply_to.as_deref() else {
+            // No interaction to answer through (a reaction): to them by mention, in the channel.
+            return match asker.user.as_deref().filter(|u| is_snowflake(u)) {
+                Some(user) => self.post(channel, text, Some(user)).await.map(|_| ()),
+                None => {
+                    tracing::warn!(
+                        channel,
+                        "an answer meant for one person had nobody to go to"
+                    );
+                    Ok(())
+                }
+            };
+        };
+        let first = asker.deferred
+            && self
+                .answered
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(token.to_string());
+        for (i, part) in pieces(&escape(text), MESSAGE_LIMIT).into_iter().enumerate() {
+            let body = json!({ "content": part, "flags": 64, "allowed_mentions": { "parse": [] } });
+            if first && i == 0 {
+                // The deferred "thinking…" answer becomes the first thing said.
+                self.call(
+                    Method::PATCH,
+                    "PATCH /webhooks/{app}/{token}/messages/@original",
+                    &format!("/webhooks/{}/{token}/messages/@original", self.app()),
+                    Some(&body),
+                )
+                .await?;
+            } else {
+                self.call(
+                    Method::POST,
+                    "POST /webhooks/{app}/{token}",
+                    &format!("/webhooks/{}/{token}", self.app()),
+                    Some(&body),
+                )
+                .await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn post_card(&self, channel: &str, card: &RequestCard) -> Result<String, ChatError> {
+        self.post_content(
+            channel,
+            &Self::card_content(card, &[], true),
+            None,
+            Some(Self::buttons(card)),
+        )
+        .await
+    }
+
+    async fn update_card(
+        &self,
+        channel: &str,
+        message: &str,
+        card: &RequestCard,
+        progress: &[String],
+    ) -> Result<(), ChatError> {
+        checked(channel)?;
+        checked(message)?;
+        let mut content = Self::card_content(card, progress, false);
+        if content.chars().count() > MESSAGE_LIMIT {
+            // Keep the latest progress: the start of the card is the part already seen.
+            let skip = content.chars().count() - MESSAGE_LIMIT + 2;
+            content = format!("…{}", content.chars().skip(skip).collect::<String>());
+        }
+        // Decided: the buttons go.
+        let body =
+            json!({ "content": content, "components": [], "allowed_mentions": { "parse": [] } });
+        self.call(
+            Method::PATCH,
+            "PATCH /channels/{channel}/messages/{message}",
+            &format!("/channels/{channel}/messages/{message}"),
+            Some(&body),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn create_place(
+        &self,
+        name: &str,
+        origin: Option<&str>,
+    ) -> Result<(String, String), ChatError> {
+        let c = &self.connection.config;
+        let created = match (c.places, origin.filter(|o| is_snowflake(o))) {
+            (Places::Thread, Some(origin)) => {
+                self.call(
+                    Method::POST,
+                    "POST /channels/{channel}/threads",
+                    &format!("/channels/{origin}/threads"),
+                    Some(&json!({ "name": name, "type": 11, "auto_archive_duration": 10080 })),
+                )
+                .await?
+            }
+            _ => {
+                let mut body = json!({ "name": name, "type": 0, "topic": format!("Incident {name}: erlmcp-bot keeps its timeline") });
+                if let Some(parent) = c.category_id {
+                    body["parent_id"] = json!(parent.to_string());
+                }
+                self.call(
+                    Method::POST,
+                    "POST /guilds/{guild}/channels",
+                    &format!("/guilds/{}/channels", c.guild_id),
+                    Some(&body),
+                )
+                .await?
+            }
+        };
+        let id = created["id"].as_str().unwrap_or_default().to_string();
+        if id.is_empty() {
+            return Err(ChatError(
+                "Discord created the channel but gave no id".into(),
+            ));
+        }
+        let shown = created["name"].as_str().unwrap_or(name);
+        Ok((id, format!("#{shown}")))
+    }
+
+    async fn invite(&self, channel: &str, user: &str) -> Result<(), ChatError> {
+        // Guild members see a new text channel already; a thread needs them added.
+        if self.connection.config.places != Places::Thread || !is_snowflake(user) {
+            return Ok(());
+        }
+        checked(channel)?;
+        self.call(
+            Method::PUT,
+            "PUT /channels/{channel}/thread-members/{user}",
+            &format!("/channels/{channel}/thread-members/{user}"),
+            None,
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn pin(&self, channel: &str, message: &str) -> Result<(), ChatError> {
+        checked(channel)?;
+        checked(message)?;
+        self.call(
+            Method::PUT,
+            "PUT /channels/{channel}/messages/pins/{message}",
+            &format!("/channels/{channel}/messages/pins/{message}"),
+            None,
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn fetch_message(
+        &self,
+        channel: &str,
+        message: &str,
+    ) -> Result<Option<(String, String)>, ChatError> {
+        checked(channel)?;
+        checked(message)?;
+        match self
+            .connection
+            .rest
+            .call(
+                Method::GET,
+                "GET /channels/{channel}/messages/{message}",
+                &format!("/channels/{channel}/messages/{message}"),
+                None,
+            )
+            .await
+        {
+            Ok(m) => {
+                let author = m["author"]["id"].as_str().unwrap_or_default().to_string();
+                let content = m["content"].as_str().unwrap_or_default().to_string();
+                if content.is_empty() && !self.is_self(&author) {
+                    return Err(ChatError(
+                        "Discord gave the bot no text for that message (the Message Content intent is off); use the message's Apps → Add to timeline instead".into(),
+                    ));
+                }
+                Ok(Some((author, content)))
+            }
+            // Unknown Message.
+            Err(e) if e.code() == Some(10008) || e.status() == Some(404) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn who(&self, user: &str, hint: &UserHint) -> Actor {
+        if let Some(is_bot) = hint.is_bot {
+            let mut a = Actor::on(
+                Platform::Discord,
+                user,
+                hint.name.as_deref().unwrap_or(user),
+            );
+            a.is_bot = is_bot || self.is_self(user);
+            a.roles = hint.roles.clone();
+            return a;
+        }
+        let guild = self.connection.config.guild_id;
+        match self
+            .connection
+            .rest
+            .call(
+                Method::GET,
+                "GET /guilds/{guild}/members/{user}",
+                &format!("/guilds/{guild}/members/{user}"),
+                None,
+            )
+            .await
+        {
+            Ok(member) => self.actor_of_member(user, &member),
+            Err(e) => {
+                tracing::warn!(user, error = %e, "a Discord member lookup failed; the user counts as unverified");
+                let mut a = Actor::on(
+                    Platform::Discord,
+                    user,
+                    hint.name.as_deref().unwrap_or(user),
+                );
+                a.is_bot = self.is_self(user);
+                a.unverified = Some(e.to_string());
+                a
+            }
+        }
+    }
+
+    async fn point_to(&self, channel: &str, text: &str, place: &str) -> Result<(), ChatError> {
+        let link = if is_snowflake(place) {
+            format!(" <#{place}>.")
+        } else {
+            String::new()
+        };
+        self.post_content(channel, &format!("{}{link}", escape(text)), None, None)
+            .await
+            .map(|_| ())
+    }
+
+    async fn finish(&self, asker: &Asker, _said_privately: bool) {
+        let (true, Some(token)) = (asker.deferred, asker.reply_to.as_deref()) else {
+            return;
+        };
+        let answered = self
+            .answered
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(token);
+        if !answered {
+            // Everything was said in the channel: the "thinking…" answer says so.
+            let body = json!({ "content": "✔ Done (answered in the channel).", "flags": 64, "allowed_mentions": { "parse": [] } });
+            if let Err(e) = self
+                .call(
+                    Method::PATCH,
+                    "PATCH /webhooks/{app}/{token}/messages/@original",
+                    &format!("/webhooks/{}/{token}/messages/@original", self.app()),
+                    Some(&body),
+                )
+                .await
+            {
+                tracing::warn!(error = %e, "could not complete a deferred Discord answer");
+            }
+        }
+    }
+}
+
+/// A Discord id: digits only (what goes inside `<@…>` and into a path).
+pub fn is_snowflake(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 20 && s.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// An id that goes into a REST path must be a snowflake.
+fn checked(id: &str) -> Result<&str, ChatError> {
+    if is_snowflake(id) {
+        Ok(id)
+    } else {
+        Err(ChatError(format!(
+            "`{}` is not a Discord id",
+            id.chars().take(40).collect::<String>()
+        )))
+    }
+}

@@ -1,0 +1,582 @@
+//! Discord through the shipped binary: `serve` with `DISCORD_*` pointed at a local REST stand-in
+//! and a fake gateway (`erlmcp_tests::discord`), driven by interactions signed with a test Ed25519
+//! key in Discord's documented payload formats, and by gateway reactions.
+
+use crate::program::{Env, Served, Workdir, run};
+use crate::shipped::incident_id;
+use erlmcp_tests::discord::{
+    self as dc, APP_ID, BOT_TOKEN, DEFAULT_CHANNEL_ID, DiscordFake, FakeGateway, GUILD_ID,
+    InteractionSigner, Signing,
+};
+use serde_json::{Value, json};
+use std::time::Duration;
+
+const ALICE: u64 = 1_300_000_000_000_001_001;
+const BOB: u64 = 1_300_000_000_000_001_002;
+const HELPER_BOT: u64 = 1_300_000_000_000_001_003;
+const SECURITY_ROLE: u64 = 1_300_000_000_000_004_242;
+const WAIT: Duration = Duration::from_secs(20);
+
+struct Bench {
+    w: Workdir,
+    fake: DiscordFake,
+    gateway: FakeGateway,
+    signer: InteractionSigner,
+    bot: Served,
+}
+
+fn discord_env(fake: &DiscordFake, signer: &InteractionSigner, db_url: &str) -> Env {
+    Env::new()
+        .set("DISCORD_TOKEN", BOT_TOKEN)
+        .set("DISCORD_APPLICATION_ID", APP_ID.to_string())
+        .set("DISCORD_PUBLIC_KEY", signer.public_key_hex())
+        .set("DISCORD_GUILD_ID", GUILD_ID.to_string())
+        .set("DISCORD_API_URL", fake.url())
+        .set("DATABASE_URL", db_url)
+        .set(
+            "ERLMCP_GROUPS",
+            format!("security:discord-role:{SECURITY_ROLE}"),
+        )
+}
+
+impl Bench {
+    async fn start(extra: &[(&str, &str)]) -> Bench {
+        let w = Workdir::new();
+        let fake = DiscordFake::start().await;
+        let gateway = FakeGateway::start(&fake).await;
+        let signer = InteractionSigner::new();
+        let mut env = discord_env(&fake, &signer, &w.db_url());
+        for (k, v) in extra {
+            env = env.set(k, *v);
+        }
+        let bot = Served::start(w.path(), &env, &[]).await;
+        Bench {
+            w,
+            fake,
+            gateway,
+            signer,
+            bot,
+        }
+    }
+
+    fn endpoint(&self) -> String {
+        format!("{}/discord/interactions", self.bot.url)
+    }
+
+    async fn send(&self, body: &Value) -> (u16, Value) {
+        let r = self
+            .signer
+            .signed_post(&self.endpoint(), &body.to_string())
+            .await;
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn erlmcp(&self, who: u64, name: &str, roles: &[u64], channel: u64, text: &str) -> Value {
+        let body = dc::slash_command(
+            APP_ID,
+            GUILD_ID,
+            channel,
+            &dc::user(who, name, false),
+            roles,
+            "erlmcp",
+            json!([{ "name": "command", "type": 3, "value": text }]),
+        );
+        let (status, answer) = self.send(&body).await;
+        assert_eq!(status, 200, "{answer}\n{}", self.bot.log());
+        body
+    }
+
+    /// Messages the bot posted in `channel` (content).
+    fn posted(&self, channel: &str) -> Vec<String> {
+        self.fake
+            .calls_to("POST", &format!("/channels/{channel}/messages"))
+            .into_iter()
+            .map(|c| c.body["content"].as_str().unwrap_or_default().to_string())
+            .collect()
+    }
+
+    async fn wait_posted(&self, channel: &str, needle: &str) -> Value {
+        let path = format!("/channels/{channel}/messages");
+        self.fake
+            .wait_for(
+                |c| {
+                    c.is("POST", &path)
+                        && c.body["content"]
+                            .as_str()
+                            .is_some_and(|t| t.contains(needle))
+                },
+                WAIT,
+            )
+            .await
+            .body
+    }
+
+    /// Follow-ups (ephemeral answers) and edits of the deferred answer, for one interaction.
+    async fn wait_private(&self, token: &str, needle: &str) -> Value {
+        self.fake
+            .wait_for(
+                |c| {
+                    c.route()
+                        .starts_with(&format!("/webhooks/{APP_ID}/{token}"))
+                        && c.body["content"]
+                            .as_str()
+                            .is_some_and(|t| t.contains(needle))
+                },
+                WAIT,
+            )
+            .await
+            .body
+    }
+}
+
+fn token_of(interaction: &Value) -> String {
+    interaction["token"].as_str().unwrap().to_string()
+}
+
+/// The whole failover on Discord: commands registered, declare → channel with the summary
+/// pinned and the declarer mentioned → `/failover us-west-2` → card with buttons → the
+/// requester's own button and ✅, and a bot's ✅, refused → a second person's ✅ over the
+/// gateway → steps on the card → postmortem naming the Discord approver.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failover_runs_on_discord_from_declaration_to_postmortem() {
+    let b = Bench::start(&[]).await;
+    // Commands for the guild, with the topology's regions as choices.
+    let commands = b.fake.commands(GUILD_ID);
+    let names: Vec<&str> = commands.iter().filter_map(|c| c["name"].as_str()).collect();
+    assert_eq!(
+        names,
+        ["erlmcp", "failover", "Add to timeline"],
+        "{commands:?}"
+    );
+    let regions: Vec<&str> = commands[1]["options"][0]["choices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["value"].as_str())
+        .collect();
+    assert!(
+        regions.contains(&"us-west-2") && regions.len() == 6,
+        "{regions:?}"
+    );
+    // The gateway session asks for guilds and reactions, nothing privileged.
+    let identify = b.gateway.wait_identified(WAIT).await;
+    assert_eq!(identify.intents, dc::INTENTS);
+
+    // A PING is answered with a PONG.
+    let (status, pong) = b.send(&dc::ping()).await;
+    assert_eq!((status, pong["type"].as_i64()), (200, Some(1)));
+
+    let declare = b
+        .erlmcp(
+            ALICE,
+            "alice",
+            &[],
+            DEFAULT_CHANNEL_ID,
+            "p0 declare API down in us-east-1",
+        )
+        .await;
+    // The incident's channel: created, the summary posted mentioning the declarer, pinned.
+    let created = b
+        .fake
+        .wait_for(
+            |c| c.is("POST", &format!("/guilds/{GUILD_ID}/channels")),
+            WAIT,
+        )
+        .await;
+    assert!(
+        created.body["name"].as_str().unwrap().starts_with("inc-"),
+        "{}",
+        created.body
+    );
+    let pin = b
+        .fake
+        .wait_for(|c| c.method == "PUT" && c.route().contains("/pins/"), WAIT)
+        .await;
+    let channel = pin.route().split('/').nth(2).unwrap().to_string();
+    let summary = b.posted(&channel).remove(0);
+    assert!(
+        summary.starts_with(&format!("<@{ALICE}> INC-")),
+        "{summary}"
+    );
+    let summary_call = &b
+        .fake
+        .calls_to("POST", &format!("/channels/{channel}/messages"))[0];
+    assert_eq!(
+        summary_call.body["allowed_mentions"],
+        json!({ "parse": [], "users": [ALICE.to_string()] }),
+        "only the declarer is mentioned"
+    );
+    let announced = b
+        .wait_posted(&DEFAULT_CHANNEL_ID.to_string(), "is being handled in")
+        .await;
+    assert!(
+        announced["content"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("<#{channel}>")),
+        "{announced}"
+    );
+    // The deferred answer is completed.
+    b.fake
+        .wait_for(
+            |c| {
+                c.is(
+                    "PATCH",
+                    &format!(
+                        "/webhooks/{APP_ID}/{}/messages/@original",
+                        token_of(&declare)
+                    ),
+                )
+            },
+            WAIT,
+        )
+        .await;
+
+    // A replay of the same interaction (signed anew) is refused and changes nothing.
+    let (status, _) = b.send(&declare).await;
+    assert_eq!(status, 401);
+
+    // `/failover us-west-2` in the incident's channel: the card, with its buttons.
+    let failover = dc::slash_command(
+        APP_ID,
+        GUILD_ID,
+        channel.parse().unwrap(),
+        &dc::user(ALICE, "alice", false),
+        &[],
+        "failover",
+        json!([{ "name": "region", "type": 3, "value": "us-west-2" }]),
+    );
+    let (status, answer) = b.send(&failover).await;
+    assert_eq!(
+        (status, answer["type"].as_i64()),
+        (200, Some(5)),
+        "{answer}"
+    );
+    let card_call = b
+        .fake
+        .wait_for(
+            |c| {
+                c.is("POST", &format!("/channels/{channel}/messages"))
+                    && c.body["components"].to_string().contains("erlmcp:approve:")
+            },
+            WAIT,
+        )
+        .await;
+    let content = card_call.body["content"].as_str().unwrap();
+    assert!(content.contains("Plan digest"), "{content}");
+    let request = regex::Regex::new(r"REQ-\d{8}-\d+")
+        .unwrap()
+        .find(content)
+        .unwrap()
+        .as_str()
+        .to_string();
+    let card = b
+        .fake
+        .messages_in(channel.parse().unwrap())
+        .into_iter()
+        .find(|m| m["content"].as_str().is_some_and(|c| c.contains(&request)))
+        .expect("the card is in the channel");
+    let card_id: u64 = card["id"].as_str().unwrap().parse().unwrap();
+
+    // The requester's own button: refused, to her only.
+    let press = dc::button(
+        APP_ID,
+        GUILD_ID,
+        channel.parse().unwrap(),
+        &dc::user(ALICE, "alice", false),
+        &[],
+        &format!("erlmcp:approve:{request}"),
+        &card,
+    );
+    let (status, answer) = b.send(&press).await;
+    assert_eq!(
+        (status, answer["type"].as_i64()),
+        (200, Some(6)),
+        "{answer}"
+    );
+    let refusal = b
+        .wait_private(&token_of(&press), "a second person must approve it")
+        .await;
+    assert_eq!(refusal["flags"], 64, "ephemeral: {refusal}");
+
+    // Her own ✅ and another bot's ✅ over the gateway: refused.
+    b.gateway.dispatch(
+        "MESSAGE_REACTION_ADD",
+        dc::reaction_add(
+            &dc::user(ALICE, "alice", false),
+            &[],
+            channel.parse().unwrap(),
+            card_id,
+            GUILD_ID,
+            "✅",
+        ),
+    );
+    b.wait_posted(&channel, "a second person must approve it")
+        .await;
+    b.gateway.dispatch(
+        "MESSAGE_REACTION_ADD",
+        dc::reaction_add(
+            &dc::user(HELPER_BOT, "ci-bot", true),
+            &[],
+            channel.parse().unwrap(),
+            card_id,
+            GUILD_ID,
+            "✅",
+        ),
+    );
+    b.wait_posted(&channel, "bots and apps cannot approve")
+        .await;
+
+    // Bob's ✅: the run goes, step by step on the card, and its outcome is posted.
+    b.gateway.dispatch(
+        "MESSAGE_REACTION_ADD",
+        dc::reaction_add(
+            &dc::user(BOB, "bob", false),
+            &[],
+            channel.parse().unwrap(),
+            card_id,
+            GUILD_ID,
+            "✅",
+        ),
+    );
+    b.wait_posted(&channel, "🏁 RUN-").await;
+    let edits = b
+        .fake
+        .calls_to("PATCH", &format!("/channels/{channel}/messages/{card_id}"));
+    assert!(
+        edits.iter().any(|c| c.body["content"]
+            .as_str()
+            .is_some_and(|t| t.contains("✔ RUN-"))),
+        "progress is shown on the card: {edits:?}"
+    );
+    assert!(
+        edits.last().unwrap().body["components"] == json!([]),
+        "a decided card has no buttons"
+    );
+    // The same reaction heard again (another replica's session, a resend) is taken once.
+    b.gateway.dispatch(
+        "MESSAGE_REACTION_ADD",
+        dc::reaction_add(
+            &dc::user(BOB, "bob", false),
+            &[],
+            channel.parse().unwrap(),
+            card_id,
+            GUILD_ID,
+            "✅",
+        ),
+    );
+
+    // "Add to timeline" on a person's message.
+    let said = dc::message(
+        dc::snowflake(),
+        channel.parse().unwrap(),
+        &dc::user(BOB, "bob", false),
+        "Standby lag was 40 s before promotion",
+        json!([]),
+    );
+    let add = dc::message_command(
+        APP_ID,
+        GUILD_ID,
+        channel.parse().unwrap(),
+        &dc::user(ALICE, "alice", false),
+        &[],
+        "Add to timeline",
+        &said,
+    );
+    let (status, _) = b.send(&add).await;
+    assert_eq!(status, 200);
+    b.wait_private(&token_of(&add), "timeline").await;
+
+    let mut bot = b.bot;
+    assert_eq!(bot.terminate().await, Some(0), "{}", bot.log());
+    let plain = Env::new().set("DATABASE_URL", b.w.db_url());
+    let verify = run(b.w.path(), &plain, &["timeline", "verify"], "").await;
+    assert_eq!(verify.code, 0, "{}", verify.all());
+    let inc = incident_id(&verify.stdout);
+    let pm = run(b.w.path(), &plain, &["postmortem", &inc], "").await;
+    for expected in [
+        "# Postmortem: API down in us-east-1",
+        &format!("### {request} `/failover us-west-2`: done"),
+        &format!("bob (discord:{BOB})"),
+        "| alice | discord | Declared P0",
+        "Standby lag was 40 s before promotion",
+    ] {
+        assert!(
+            pm.stdout.contains(expected),
+            "postmortem lacks {expected:?}:\n{}",
+            pm.stdout
+        );
+    }
+    // Bob's approval counted once, whatever the repeats.
+    let timeline = run(b.w.path(), &plain, &["timeline", "show", &inc], "")
+        .await
+        .stdout;
+    assert_eq!(
+        timeline
+            .matches(&format!("bob approved {request} ("))
+            .count(),
+        1,
+        "{timeline}"
+    );
+}
+
+/// Forged, stale, tampered, unsigned and replayed interactions get 401 and change nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_stale_and_replayed_interactions_are_refused() {
+    let b = Bench::start(&[]).await;
+    let declare = dc::slash_command(
+        APP_ID,
+        GUILD_ID,
+        DEFAULT_CHANNEL_ID,
+        &dc::user(ALICE, "alice", false),
+        &[],
+        "erlmcp",
+        json!([{ "name": "command", "type": 3, "value": "p1 declare forged" }]),
+    );
+    let body = declare.to_string();
+    for signing in [
+        Signing::NoHeaders,
+        Signing::WrongKey,
+        Signing::TamperedBody,
+        Signing::Stale,
+        Signing::At(InteractionSigner::now() + 900),
+    ] {
+        let r = b.signer.post(&b.endpoint(), &body, signing).await;
+        assert_eq!(r.status(), 401, "{signing:?}");
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let plain = Env::new().set("DATABASE_URL", b.w.db_url());
+    let listed = run(b.w.path(), &plain, &["incidents"], "").await;
+    assert!(!listed.stdout.contains("forged"), "{}", listed.all());
+    // Genuine once, then the same interaction again: 401, one incident.
+    assert_eq!(
+        b.signer.signed_post(&b.endpoint(), &body).await.status(),
+        200
+    );
+    assert_eq!(
+        b.signer.signed_post(&b.endpoint(), &body).await.status(),
+        401
+    );
+    b.fake
+        .wait_for(
+            |c| c.is("POST", &format!("/guilds/{GUILD_ID}/channels")),
+            WAIT,
+        )
+        .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        b.fake
+            .calls_to("POST", &format!("/guilds/{GUILD_ID}/channels"))
+            .len(),
+        1
+    );
+    // Another server's command is refused, saying which one is served.
+    let other = dc::slash_command(
+        APP_ID,
+        42,
+        DEFAULT_CHANNEL_ID,
+        &dc::user(ALICE, "alice", false),
+        &[],
+        "erlmcp",
+        json!([{ "name": "command", "type": 3, "value": "status" }]),
+    );
+    let (status, answer) = b.send(&other).await;
+    assert_eq!(status, 200);
+    assert!(
+        answer["data"]["content"]
+            .as_str()
+            .unwrap()
+            .contains("serves one Discord server"),
+        "{answer}"
+    );
+}
+
+/// Discord's 429 is waited out as its `retry_after` says; a missing permission reaches the
+/// person with Discord's own message; approver groups by role id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limits_are_waited_out_and_refusals_are_said() {
+    let b = Bench::start(&[]).await;
+    // The first message post is rate limited twice: it still arrives.
+    b.fake.fail_next(
+        "POST",
+        "/channels/",
+        429,
+        dc::rate_limited_body(0.3, false),
+        2,
+    );
+    // Pinning is not allowed to the bot's role.
+    b.fake
+        .fail_next("PUT", "/channels/", 403, dc::missing_permissions_body(), 1);
+    b.erlmcp(
+        ALICE,
+        "alice",
+        &[],
+        DEFAULT_CHANNEL_ID,
+        "p1 declare Latency in eu-west-1",
+    )
+    .await;
+    let pin = b
+        .fake
+        .wait_for(|c| c.method == "PUT" && c.route().contains("/pins/"), WAIT)
+        .await;
+    let channel = pin.route().split('/').nth(2).unwrap().to_string();
+    let said = b.wait_posted(&channel, "Could not pin the summary").await;
+    let text = said["content"].as_str().unwrap();
+    assert!(
+        text.contains("Missing Permissions") && text.contains("50013"),
+        "{text}"
+    );
+    let posts = b.fake.calls_to("POST", "/channels/");
+    assert!(
+        posts.len() >= 3,
+        "the rate-limited post was sent again: {posts:?}"
+    );
+
+    // A security isolation needs the security group: a person without the role is refused,
+    // one with the role (read from the interaction's member roles) counts.
+    b.erlmcp(ALICE, "alice", &[], channel.parse().unwrap(), "isolate")
+        .await;
+    let card_call = b
+        .fake
+        .wait_for(
+            |c| c.body["components"].to_string().contains("erlmcp:approve:"),
+            WAIT,
+        )
+        .await;
+    let request = regex::Regex::new(r"REQ-\d{8}-\d+")
+        .unwrap()
+        .find(card_call.body["content"].as_str().unwrap())
+        .unwrap()
+        .as_str()
+        .to_string();
+    let card = b
+        .fake
+        .messages_in(channel.parse().unwrap())
+        .into_iter()
+        .find(|m| m["content"].as_str().is_some_and(|c| c.contains(&request)))
+        .unwrap();
+    let no_role = dc::button(
+        APP_ID,
+        GUILD_ID,
+        channel.parse().unwrap(),
+        &dc::user(BOB, "bob", false),
+        &[],
+        &format!("erlmcp:approve:{request}"),
+        &card,
+    );
+    b.send(&no_role).await;
+    b.wait_private(&token_of(&no_role), "security").await;
+    let carol = 1_300_000_000_000_001_004;
+    let with_role = dc::button(
+        APP_ID,
+        GUILD_ID,
+        channel.parse().unwrap(),
+        &dc::user(carol, "carol", false),
+        &[SECURITY_ROLE],
+        &format!("erlmcp:approve:{request}"),
+        &card,
+    );
+    b.send(&with_role).await;
+    b.wait_posted(&channel, "🏁 RUN-").await;
+}
