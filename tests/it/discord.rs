@@ -388,6 +388,45 @@ async fn a_failover_runs_on_discord_from_declaration_to_postmortem() {
     assert_eq!(status, 200);
     b.wait_private(&token_of(&add), "timeline").await;
 
+    // Every call the story made needs only what deploy/discord-app.md grants.
+    let mut needed = std::collections::BTreeSet::new();
+    for c in b.fake.calls() {
+        let route = format!("{} {}", c.method, template(c.route()));
+        let Some(perms) = erlmcp_bot::discord::permissions::for_route(&route) else {
+            panic!("{route} is not in the permission table (bot/src/discord/permissions.rs)");
+        };
+        needed.extend(perms);
+    }
+    let granted: std::collections::BTreeSet<&str> = erlmcp_bot::discord::permissions::NEEDED
+        .iter()
+        .map(|(name, ..)| *name)
+        .collect();
+    assert!(needed.is_subset(&granted), "{needed:?} vs {granted:?}");
+    for used in [
+        "MANAGE_CHANNELS",
+        "SEND_MESSAGES",
+        "PIN_MESSAGES",
+        "VIEW_CHANNEL",
+    ] {
+        assert!(needed.contains(used), "the story used {used}: {needed:?}");
+    }
+    let app_md = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../deploy/discord-app.md"
+    ))
+    .unwrap();
+    let integer = erlmcp_bot::discord::permissions::integer();
+    assert!(
+        app_md.contains(&format!("permissions={integer}")),
+        "deploy/discord-app.md's install URL carries {integer}"
+    );
+    for name in &granted {
+        assert!(
+            app_md.contains(&format!("`{name}`")),
+            "{name} is explained in deploy/discord-app.md"
+        );
+    }
+
     let mut bot = b.bot;
     assert_eq!(bot.terminate().await, Some(0), "{}", bot.log());
     let plain = Env::new().set("DATABASE_URL", b.w.db_url());
@@ -579,4 +618,234 @@ async fn rate_limits_are_waited_out_and_refusals_are_said() {
     );
     b.send(&with_role).await;
     b.wait_posted(&channel, "🏁 RUN-").await;
+}
+
+/// `/channels/123/messages/456` -> `/channels/{channel}/messages/{message}`.
+fn template(route: &str) -> String {
+    let mut out = Vec::new();
+    let mut previous = "";
+    let mut after_webhook = 0;
+    for seg in route.split('/') {
+        let numeric = !seg.is_empty() && seg.bytes().all(|b| b.is_ascii_digit());
+        let named = if after_webhook == 2 {
+            after_webhook = 0;
+            "{token}".to_string()
+        } else if numeric {
+            match previous {
+                "applications" => "{app}".into(),
+                "guilds" => "{guild}".into(),
+                "channels" => "{channel}".into(),
+                "messages" | "pins" => "{message}".into(),
+                "members" | "thread-members" | "users" => "{user}".into(),
+                "webhooks" => {
+                    after_webhook = 2;
+                    "{app}".into()
+                }
+                _ => seg.to_string(),
+            }
+        } else {
+            seg.to_string()
+        };
+        previous = seg;
+        out.push(named);
+    }
+    out.join("/")
+}
+
+/// A thread per incident when configured: made in the channel where it was declared, the
+/// declarer added to it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn incidents_can_live_in_threads() {
+    let b = Bench::start(&[("DISCORD_INCIDENT_PLACE", "thread")]).await;
+    b.erlmcp(
+        ALICE,
+        "alice",
+        &[],
+        DEFAULT_CHANNEL_ID,
+        "p2 declare Slow dashboards",
+    )
+    .await;
+    let thread = b
+        .fake
+        .wait_for(
+            |c| c.is("POST", &format!("/channels/{DEFAULT_CHANNEL_ID}/threads")),
+            WAIT,
+        )
+        .await;
+    assert_eq!(thread.body["type"], 11, "{}", thread.body);
+    b.fake
+        .wait_for(
+            |c| c.method == "PUT" && c.route().contains(&format!("/thread-members/{ALICE}")),
+            WAIT,
+        )
+        .await;
+    b.fake
+        .wait_for(|c| c.method == "PUT" && c.route().contains("/pins/"), WAIT)
+        .await;
+    assert!(
+        b.fake
+            .calls_to("POST", &format!("/guilds/{GUILD_ID}/channels"))
+            .is_empty()
+    );
+    let thread_id: u64 = b
+        .fake
+        .calls_to("PUT", "/channels/")
+        .iter()
+        .find(|c| c.route().contains("/thread-members/"))
+        .and_then(|c| c.route().split('/').nth(2).map(str::to_string))
+        .unwrap()
+        .parse()
+        .unwrap();
+
+    // ❌ on a card denies it, with who denied it.
+    b.erlmcp(ALICE, "alice", &[], thread_id, "scale us-east-1 4")
+        .await;
+    let card_call = b
+        .fake
+        .wait_for(
+            |c| c.body["components"].to_string().contains("erlmcp:deny:"),
+            WAIT,
+        )
+        .await;
+    let request = regex::Regex::new(r"REQ-\d{8}-\d+")
+        .unwrap()
+        .find(card_call.body["content"].as_str().unwrap())
+        .unwrap()
+        .as_str()
+        .to_string();
+    let card = b
+        .fake
+        .messages_in(thread_id)
+        .into_iter()
+        .find(|m| m["content"].as_str().is_some_and(|c| c.contains(&request)))
+        .unwrap();
+    let card_id: u64 = card["id"].as_str().unwrap().parse().unwrap();
+    b.gateway.dispatch(
+        "MESSAGE_REACTION_ADD",
+        dc::reaction_add(
+            &dc::user(BOB, "bob", false),
+            &[],
+            thread_id,
+            card_id,
+            GUILD_ID,
+            "❌",
+        ),
+    );
+    b.wait_posted(&thread_id.to_string(), "denied").await;
+
+    // 📌 on a person's message puts it on the timeline, by its author.
+    let said = dc::message(
+        dc::snowflake(),
+        thread_id,
+        &dc::user(BOB, "bob", false),
+        "Dashboards slow since the 14:02 deploy",
+        json!([]),
+    );
+    let said_id: u64 = said["id"].as_str().unwrap().parse().unwrap();
+    b.fake.insert_message(said);
+    b.gateway.dispatch(
+        "MESSAGE_REACTION_ADD",
+        dc::reaction_add(
+            &dc::user(ALICE, "alice", false),
+            &[],
+            thread_id,
+            said_id,
+            GUILD_ID,
+            "📌",
+        ),
+    );
+    b.wait_posted(&thread_id.to_string(), "timeline").await;
+    let plain = Env::new().set("DATABASE_URL", b.w.db_url());
+    let listed = run(b.w.path(), &plain, &["incidents"], "").await;
+    let inc = incident_id(&listed.stdout);
+    let timeline = run(b.w.path(), &plain, &["timeline", "show", &inc], "")
+        .await
+        .stdout;
+    assert!(
+        timeline.contains("Dashboards slow since the 14:02 deploy"),
+        "{timeline}"
+    );
+    assert!(
+        timeline.contains(&format!("{request}")) && timeline.contains("denied"),
+        "{timeline}"
+    );
+}
+
+/// One `serve` for both platforms: each incident's messages go to the platform it lives on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_serve_runs_slack_and_discord_side_by_side() {
+    let w = Workdir::new();
+    let fake = DiscordFake::start().await;
+    let _gateway = FakeGateway::start(&fake).await;
+    let signer = InteractionSigner::new();
+    let slack = erlmcp_tests::slack_fake::FakeSlack::start().await;
+    let mut env = discord_env(&fake, &signer, &w.db_url());
+    for (k, v) in crate::shipped::slack_env(&slack, &w.db_url()).0 {
+        env = env.set(&k, v);
+    }
+    let bot = Served::start(w.path(), &env, &[]).await;
+    assert!(
+        bot.log().contains("serving Slack and Discord"),
+        "{}",
+        bot.log()
+    );
+    let b = Bench {
+        w,
+        fake,
+        gateway: _gateway,
+        signer,
+        bot,
+    };
+    b.erlmcp(
+        ALICE,
+        "alice",
+        &[],
+        DEFAULT_CHANNEL_ID,
+        "p1 declare On Discord",
+    )
+    .await;
+    let signed =
+        erlmcp_tests::slack_fake::SignedSlack::new(&b.bot.url, &slack, crate::shipped::SECRET);
+    assert_eq!(
+        signed
+            .command("U_CAROL", "C_GENERAL", "/erlmcp", "p1 declare On Slack")
+            .await
+            .status(),
+        200
+    );
+    slack
+        .wait_until("the Slack incident's summary is pinned", |c| {
+            c.iter().any(|c| c.method == "pins.add")
+        })
+        .await;
+    b.fake
+        .wait_for(|c| c.method == "PUT" && c.route().contains("/pins/"), WAIT)
+        .await;
+    let on_slack: Vec<String> = slack
+        .calls("chat.postMessage")
+        .iter()
+        .map(|c| c.form["text"].clone())
+        .collect();
+    assert!(
+        on_slack.iter().all(|t| !t.contains("On Discord")),
+        "{on_slack:?}"
+    );
+    assert!(
+        on_slack.iter().any(|t| t.contains("On Slack")),
+        "{on_slack:?}"
+    );
+    let on_discord: Vec<String> = b
+        .fake
+        .calls_to("POST", "/channels/")
+        .iter()
+        .filter_map(|c| c.body["content"].as_str().map(str::to_string))
+        .collect();
+    assert!(
+        on_discord.iter().all(|t| !t.contains("On Slack")),
+        "{on_discord:?}"
+    );
+    assert!(
+        on_discord.iter().any(|t| t.contains("On Discord")),
+        "{on_discord:?}"
+    );
 }

@@ -13,6 +13,7 @@ mod incidents;
 mod large;
 mod live;
 mod manifests;
+mod migration;
 mod operations;
 mod playbooks;
 mod program;

@@ -6,7 +6,7 @@ use crate::program::{Env, Output, Served, Workdir, eventually, run};
 use erlmcp_tests::slack_fake::{FakeSlack, SignedSlack};
 use std::time::{Duration, Instant};
 
-const SECRET: &str = "8f742231b10e8888abcd99yyyzzz85a5";
+pub const SECRET: &str = "8f742231b10e8888abcd99yyyzzz85a5";
 
 /// The environment `serve` needs to talk to the Slack stand-in.
 pub fn slack_env(fake: &FakeSlack, db_url: &str) -> Env {

@@ -170,6 +170,7 @@ impl TestDb {
         let mut prev = erlmcp_handlers::timeline::GENESIS_HASH.to_string();
         for e in entries.iter_mut() {
             e.actor = e.actor.replace(from, to);
+            e.actor_id = e.actor_id.replace(from, to);
             e.text = e.text.replace(from, to);
             let facts = serde_json::to_string(&e.facts).unwrap().replace(from, to);
             e.facts = serde_json::from_str(&facts).unwrap();
@@ -177,7 +178,7 @@ impl TestDb {
             e.hash = entry_hash(&e.incident, e.seq, &e.draft(), &e.prev_hash);
             prev = e.hash.clone();
         }
-        let update = "UPDATE timeline SET actor = $1, text = $2, data = $3, prev_hash = $4, hash = $5 WHERE incident_id = $6 AND seq = $7";
+        let update = "UPDATE timeline SET actor = $1, text = $2, data = $3, prev_hash = $4, hash = $5, actor_id = $8 WHERE incident_id = $6 AND seq = $7";
         let head = "UPDATE incidents SET timeline_head = $1 WHERE id = $2";
         macro_rules! apply {
             ($pool:expr, $drop:expr) => {{
@@ -197,6 +198,7 @@ impl TestDb {
                         .bind(&e.hash)
                         .bind(e.incident.as_str())
                         .bind(e.seq)
+                        .bind(&e.actor_id)
                         .execute(pool)
                         .await
                         .expect("rewrite");

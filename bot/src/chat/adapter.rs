@@ -487,9 +487,14 @@ impl Chat {
         if let Some(origin) = origin
             && origin != channel
         {
-            self.transport
+            // The channel exists and is tied: a failed announcement is not a failed channel.
+            if let Err(e) = self
+                .transport
                 .point_to(origin, &format!("{id} is being handled in"), &channel)
-                .await?;
+                .await
+            {
+                tracing::warn!(incident = %id, error = %e, "could not announce the incident's channel where it was declared");
+            }
         }
         Ok(())
     }
@@ -624,7 +629,17 @@ impl Chat {
             .await
             .ok()
             .flatten();
-        match (added, Meaning::of(reaction), request) {
+        // As people see it: `:x:` on Slack, `❌` on Discord.
+        let shown = if reaction
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '+' || c == '-')
+        {
+            format!(":{reaction}:")
+        } else {
+            reaction.to_string()
+        };
+        let reaction = shown.as_str();
+        match (added, Meaning::of(reaction.trim_matches(':')), request) {
             (true, meaning @ (Meaning::Approve | Meaning::Deny), Some(request)) => {
                 let actor = self.actor_for(user, None, said).await;
                 let approve = meaning == Meaning::Approve;
