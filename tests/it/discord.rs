@@ -766,7 +766,7 @@ async fn incidents_can_live_in_threads() {
         "{timeline}"
     );
     assert!(
-        timeline.contains(&format!("{request}")) && timeline.contains("denied"),
+        timeline.contains(&request) && timeline.contains("denied"),
         "{timeline}"
     );
 }
