@@ -59,6 +59,21 @@ impl Bench {
         }
     }
 
+    /// `who` reacts with `emoji` to `message`, heard over the gateway.
+    fn react(&self, who: u64, name: &str, bot: bool, channel: u64, message: u64, emoji: &str) {
+        self.gateway.dispatch(
+            "MESSAGE_REACTION_ADD",
+            dc::reaction_add(
+                &dc::user(who, name, bot),
+                &[],
+                channel,
+                message,
+                GUILD_ID,
+                emoji,
+            ),
+        );
+    }
+
     fn endpoint(&self) -> String {
         format!("{}/discord/interactions", self.bot.url)
     }
@@ -301,45 +316,29 @@ async fn a_failover_runs_on_discord_from_declaration_to_postmortem() {
     assert_eq!(refusal["flags"], 64, "ephemeral: {refusal}");
 
     // Her own ✅ and another bot's ✅ over the gateway: refused.
-    b.gateway.dispatch(
-        "MESSAGE_REACTION_ADD",
-        dc::reaction_add(
-            &dc::user(ALICE, "alice", false),
-            &[],
-            channel.parse().unwrap(),
-            card_id,
-            GUILD_ID,
-            "✅",
-        ),
+    b.react(
+        ALICE,
+        "alice",
+        false,
+        channel.parse().unwrap(),
+        card_id,
+        "✅",
     );
     b.wait_posted(&channel, "a second person must approve it")
         .await;
-    b.gateway.dispatch(
-        "MESSAGE_REACTION_ADD",
-        dc::reaction_add(
-            &dc::user(HELPER_BOT, "ci-bot", true),
-            &[],
-            channel.parse().unwrap(),
-            card_id,
-            GUILD_ID,
-            "✅",
-        ),
+    b.react(
+        HELPER_BOT,
+        "ci-bot",
+        true,
+        channel.parse().unwrap(),
+        card_id,
+        "✅",
     );
     b.wait_posted(&channel, "bots and apps cannot approve")
         .await;
 
     // Bob's ✅: the run goes, step by step on the card, and its outcome is posted.
-    b.gateway.dispatch(
-        "MESSAGE_REACTION_ADD",
-        dc::reaction_add(
-            &dc::user(BOB, "bob", false),
-            &[],
-            channel.parse().unwrap(),
-            card_id,
-            GUILD_ID,
-            "✅",
-        ),
-    );
+    b.react(BOB, "bob", false, channel.parse().unwrap(), card_id, "✅");
     b.wait_posted(&channel, "🏁 RUN-").await;
     let edits = b
         .fake
@@ -355,17 +354,7 @@ async fn a_failover_runs_on_discord_from_declaration_to_postmortem() {
         "a decided card has no buttons"
     );
     // The same reaction heard again (another replica's session, a resend) is taken once.
-    b.gateway.dispatch(
-        "MESSAGE_REACTION_ADD",
-        dc::reaction_add(
-            &dc::user(BOB, "bob", false),
-            &[],
-            channel.parse().unwrap(),
-            card_id,
-            GUILD_ID,
-            "✅",
-        ),
-    );
+    b.react(BOB, "bob", false, channel.parse().unwrap(), card_id, "✅");
 
     // "Add to timeline" on a person's message.
     let said = dc::message(
@@ -720,17 +709,7 @@ async fn incidents_can_live_in_threads() {
         .find(|m| m["content"].as_str().is_some_and(|c| c.contains(&request)))
         .unwrap();
     let card_id: u64 = card["id"].as_str().unwrap().parse().unwrap();
-    b.gateway.dispatch(
-        "MESSAGE_REACTION_ADD",
-        dc::reaction_add(
-            &dc::user(BOB, "bob", false),
-            &[],
-            thread_id,
-            card_id,
-            GUILD_ID,
-            "❌",
-        ),
-    );
+    b.react(BOB, "bob", false, thread_id, card_id, "❌");
     b.wait_posted(&thread_id.to_string(), "denied").await;
 
     // 📌 on a person's message puts it on the timeline, by its author.
@@ -743,17 +722,7 @@ async fn incidents_can_live_in_threads() {
     );
     let said_id: u64 = said["id"].as_str().unwrap().parse().unwrap();
     b.fake.insert_message(said);
-    b.gateway.dispatch(
-        "MESSAGE_REACTION_ADD",
-        dc::reaction_add(
-            &dc::user(ALICE, "alice", false),
-            &[],
-            thread_id,
-            said_id,
-            GUILD_ID,
-            "📌",
-        ),
-    );
+    b.react(ALICE, "alice", false, thread_id, said_id, "📌");
     b.wait_posted(&thread_id.to_string(), "timeline").await;
     let plain = Env::new().set("DATABASE_URL", b.w.db_url());
     let listed = run(b.w.path(), &plain, &["incidents"], "").await;

@@ -281,11 +281,7 @@ impl Chat {
                 reply_to,
                 said,
             } => {
-                let asker = Asker {
-                    user: Some(user.clone()),
-                    reply_to,
-                    deferred: said.deferred,
-                };
+                let asker = Asker::of(&user, reply_to, &said);
                 self.on_command(
                     &command,
                     &text,
@@ -306,11 +302,7 @@ impl Chat {
                 reply_to,
                 said,
             } => {
-                let asker = Asker {
-                    user: Some(user.clone()),
-                    reply_to,
-                    deferred: said.deferred,
-                };
+                let asker = Asker::of(&user, reply_to, &said);
                 let actor = self.actor_for(&user, user_name.as_deref(), &said).await;
                 let req = self.request(
                     actor,
@@ -363,11 +355,7 @@ impl Chat {
                 reply_to,
                 said,
             } => {
-                let asker = Asker {
-                    user: Some(user.clone()),
-                    reply_to,
-                    deferred: said.deferred,
-                };
+                let asker = Asker::of(&user, reply_to, &said);
                 let actor = self.actor_for(&user, user_name.as_deref(), &said).await;
                 let author_label = format!(
                     "{} ({})",

@@ -112,18 +112,7 @@ async fn record_notes(notes: Vec<(Chat, Stored, Inbound)>) {
             channel: chat.qualified(&channel),
             text: command_line(&command, &text),
         };
-        answer_to.insert(
-            s.id,
-            (
-                chat,
-                channel,
-                Asker {
-                    user: Some(user),
-                    reply_to,
-                    deferred: said.deferred,
-                },
-            ),
-        );
+        answer_to.insert(s.id, (chat, channel, Asker::of(&user, reply_to, &said)));
         items.push(NoteItem {
             receipt: s.id,
             request,

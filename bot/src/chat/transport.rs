@@ -22,6 +22,15 @@ pub struct Asker {
 }
 
 impl Asker {
+    /// The person behind an inbound event, answered through `reply_to`.
+    pub fn of(user: &str, reply_to: Option<String>, said: &super::inbound::Said) -> Self {
+        Self {
+            user: Some(user.to_string()),
+            reply_to,
+            deferred: said.deferred,
+        }
+    }
+
     /// Nobody in particular (progress, notices).
     pub fn nobody() -> Self {
         Self::default()
