@@ -24,6 +24,46 @@ pub struct DiscordTransport {
 }
 
 impl DiscordTransport {
+    /// Says `text` through an interaction's webhook, as ephemeral messages; the first answer to
+    /// a deferred interaction replaces its "thinking…".
+    async fn answer_through(
+        &self,
+        token: &str,
+        deferred: bool,
+        text: &str,
+    ) -> Result<(), ChatError> {
+        if !is_token(token) {
+            return Err(ChatError("not an interaction token".into()));
+        }
+        let first = deferred
+            && self
+                .answered
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(token.to_string());
+        for (i, part) in pieces(&escape(text), MESSAGE_LIMIT).into_iter().enumerate() {
+            let body = json!({ "content": part, "flags": 64, "allowed_mentions": { "parse": [] } });
+            if first && i == 0 {
+                self.call(
+                    Method::PATCH,
+                    "PATCH /webhooks/{app}/{token}/messages/@original",
+                    &format!("/webhooks/{}/{token}/messages/@original", self.app()),
+                    Some(&body),
+                )
+                .await?;
+            } else {
+                self.call(
+                    Method::POST,
+                    "POST /webhooks/{app}/{token}",
+                    &format!("/webhooks/{}/{token}", self.app()),
+                    Some(&body),
+                )
+                .await?;
+            }
+        }
+        Ok(())
+    }
+
     pub fn new(connection: Arc<Connection>) -> Self {
         Self {
             connection,
@@ -188,34 +228,17 @@ impl Transport for DiscordTransport {
                 }
             };
         };
-        let first = asker.deferred
-            && self
-                .answered
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(token.to_string());
-        for (i, part) in pieces(&escape(text), MESSAGE_LIMIT).into_iter().enumerate() {
-            let body = json!({ "content": part, "flags": 64, "allowed_mentions": { "parse": [] } });
-            if first && i == 0 {
-                // The deferred "thinking…" answer becomes the first thing said.
-                self.call(
-                    Method::PATCH,
-                    "PATCH /webhooks/{app}/{token}/messages/@original",
-                    &format!("/webhooks/{}/{token}/messages/@original", self.app()),
-                    Some(&body),
-                )
-                .await?;
-            } else {
-                self.call(
-                    Method::POST,
-                    "POST /webhooks/{app}/{token}",
-                    &format!("/webhooks/{}/{token}", self.app()),
-                    Some(&body),
-                )
-                .await?;
+        let sent = self.answer_through(token, asker.deferred, text).await;
+        match (sent, asker.user.as_deref().filter(|u| is_snowflake(u))) {
+            (Ok(()), _) => Ok(()),
+            // The interaction's webhook is gone (answered after its 15 minutes, say): in the
+            // channel, to them by mention, rather than not at all.
+            (Err(e), Some(user)) => {
+                tracing::warn!(error = %e, "an interaction's follow-up failed; answering in the channel");
+                self.post(channel, text, Some(user)).await.map(|_| ())
             }
+            (Err(e), None) => Err(e),
         }
-        Ok(())
     }
 
     async fn post_card(&self, channel: &str, card: &RequestCard) -> Result<String, ChatError> {
@@ -409,7 +432,10 @@ impl Transport for DiscordTransport {
     }
 
     async fn finish(&self, asker: &Asker, _said_privately: bool) {
-        let (true, Some(token)) = (asker.deferred, asker.reply_to.as_deref()) else {
+        let (true, Some(token)) = (
+            asker.deferred,
+            asker.reply_to.as_deref().filter(|t| is_token(t)),
+        ) else {
             return;
         };
         let answered = self
@@ -433,6 +459,14 @@ impl Transport for DiscordTransport {
             }
         }
     }
+}
+
+/// An interaction token: what goes into a webhook path.
+fn is_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 512
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
 }
 
 /// A Discord id: digits only (what goes inside `<@…>` and into a path).
