@@ -88,8 +88,8 @@ pub enum Cmd {
         #[arg(value_name = "YYYY-MM", conflicts_with = "month")]
         month_positional: Option<String>,
     },
-    /// Serve Slack: slash commands, buttons and events over HTTP (or Socket Mode when
-    /// SLACK_APP_TOKEN is set), plus /healthz and /readyz.
+    /// Serve Slack, Discord or both (whichever SLACK_* / DISCORD_* variables are set): commands,
+    /// buttons, reactions; plus /healthz, /readyz, alert intake, the web view and metrics.
     Serve {
         /// Listen address (default: ERLMCP_LISTEN or 0.0.0.0:3000).
         #[arg(long)]

@@ -79,15 +79,25 @@ pub fn init(env: &dyn Fn(&str) -> Option<String>) -> Result<(), String> {
     // slack-morphism logs Socket Mode URLs (with their connection ticket) and, at trace, every
     // envelope with its response_url (a capability to post as the bot): off unless asked for
     // by name.
-    let filter = if std::env::var("RUST_LOG").is_ok_and(|v| v.contains("slack_morphism")) {
-        filter
-    } else {
-        filter.add_directive(
-            "slack_morphism=off"
-                .parse()
-                .expect("a constant, valid directive"),
-        )
-    };
+    // serenity and the WebSocket crates beneath it log the gateway's frames (the Identify frame
+    // carries the bot token) at debug and trace, and a shard that cannot connect warns every
+    // few seconds; the bot says what matters about the gateway itself. Off unless named.
+    let asked = std::env::var("RUST_LOG").unwrap_or_default();
+    let mut filter = filter;
+    for noisy in [
+        "slack_morphism",
+        "serenity",
+        "tungstenite",
+        "tokio_tungstenite",
+    ] {
+        if !asked.contains(noisy) {
+            filter = filter.add_directive(
+                format!("{noisy}=off")
+                    .parse()
+                    .expect("a constant, valid directive"),
+            );
+        }
+    }
     let printed = match format {
         Format::Text => tracing_subscriber::fmt::layer()
             .with_writer(std::io::stderr)

@@ -444,7 +444,14 @@ impl Chat {
         };
         let (channel, label) = self
             .transport
-            .create_place(&channel_name(id.as_str(), &inc.title), origin)
+            .create_place(
+                &channel_name(id.as_str(), &inc.title),
+                &format!(
+                    "{id}: {} {} (erlmcp-bot keeps its timeline)",
+                    inc.severity, inc.title
+                ),
+                origin,
+            )
             .await?;
         if let Err(e) = self
             .engine

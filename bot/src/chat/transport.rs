@@ -76,11 +76,12 @@ pub trait Transport: Send + Sync {
         progress: &[String],
     ) -> Result<(), ChatError>;
 
-    /// Creates the incident's own place, named `name` (a channel, or a thread in `origin`);
-    /// its id and how people see it named.
+    /// Creates the incident's own place, named `name` (a channel, or a thread in `origin`),
+    /// about `topic`; its id and how people see it named.
     async fn create_place(
         &self,
         name: &str,
+        topic: &str,
         origin: Option<&str>,
     ) -> Result<(String, String), ChatError>;
 

@@ -8,11 +8,35 @@ use crate::chat::inbound::{Inbound, Said};
 use crate::chat::receive::{Taken, take};
 use crate::intake::Intake;
 use serenity::all::{Context, EventHandler, GatewayIntents, Reaction, ReactionType, Ready};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
+
+/// How long the gateway may take to connect before the bot says reactions do not work.
+const CONNECT_PATIENCE: Duration = Duration::from_secs(30);
 
 struct Handler {
     discord: Discord,
     intake: Intake,
+    connected: Arc<AtomicBool>,
+}
+
+/// Whether the gateway is connected: said once per change in the log, and as a gauge.
+fn connected(flag: &AtomicBool, now: bool) {
+    metrics::gauge!("erlmcp_chat_gateway_connected", "platform" => "discord").set(if now {
+        1.0
+    } else {
+        0.0
+    });
+    if flag.swap(now, Ordering::SeqCst) != now {
+        if now {
+            tracing::info!("Discord gateway connected: reactions (✅ ❌ 📌) are heard");
+        } else {
+            tracing::warn!(
+                "Discord gateway disconnected: reactions (✅ ❌ 📌) are not heard until it reconnects; commands and buttons still work"
+            );
+        }
+    }
 }
 
 fn emoji_name(e: &ReactionType) -> String {
@@ -75,7 +99,17 @@ impl Handler {
 #[serenity::async_trait]
 impl EventHandler for Handler {
     async fn ready(&self, _ctx: Context, ready: Ready) {
-        tracing::info!(user = %ready.user.id, "Discord gateway ready");
+        tracing::debug!(user = %ready.user.id, "Discord gateway ready");
+        connected(&self.connected, true);
+    }
+
+    async fn shard_stage_update(&self, _ctx: Context, event: serenity::all::ShardStageUpdateEvent) {
+        use serenity::all::ConnectionStage;
+        match event.new {
+            ConnectionStage::Connected => connected(&self.connected, true),
+            ConnectionStage::Disconnected => connected(&self.connected, false),
+            _ => {}
+        }
     }
 
     async fn reaction_add(&self, _ctx: Context, r: Reaction) {
@@ -89,6 +123,17 @@ impl EventHandler for Handler {
 
 /// Runs the gateway client in the background; if it stops, it starts again after a pause.
 pub fn start(discord: Discord, intake: Intake) {
+    let up = Arc::new(AtomicBool::new(false));
+    metrics::gauge!("erlmcp_chat_gateway_connected", "platform" => "discord").set(0.0);
+    let watched = up.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(CONNECT_PATIENCE).await;
+        if !watched.load(Ordering::SeqCst) {
+            tracing::error!(
+                "the Discord gateway has not connected within 30 s: reactions (✅ ❌ 📌) are not heard until it does; commands, buttons and \"Add to timeline\" work (they come over HTTP). Check outbound access to Discord's gateway"
+            );
+        }
+    });
     tokio::spawn(async move {
         let config = discord.connection.config.clone();
         let intents = GatewayIntents::GUILDS | GatewayIntents::GUILD_MESSAGE_REACTIONS;
@@ -109,6 +154,7 @@ pub fn start(discord: Discord, intake: Intake) {
             let handler = Handler {
                 discord: discord.clone(),
                 intake: intake.clone(),
+                connected: up.clone(),
             };
             match serenity::client::ClientBuilder::new_with_http(http, intents)
                 .event_handler(handler)
@@ -118,6 +164,7 @@ pub fn start(discord: Discord, intake: Intake) {
                     if let Err(e) = client.start().await {
                         tracing::error!(error = %e, "the Discord gateway connection ended; reconnecting");
                     }
+                    connected(&up, false);
                 }
                 Err(e) => tracing::error!(error = %e, "could not start the Discord gateway client"),
             }

@@ -189,19 +189,35 @@ fn string_option(cmd: &CommandInteraction, name: &str) -> Option<String> {
         })
 }
 
+/// The option as people type it: with or without the leading `/erlmcp` (the bot's own hints
+/// say `/erlmcp ack`), or another command written out (`/failover eu-central-1`).
+fn as_typed(option: &str) -> (String, String) {
+    let t = option.trim();
+    match t.strip_prefix('/') {
+        Some(rest) => {
+            let (name, args) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
+            (format!("/{name}"), args.trim().to_string())
+        }
+        None => ("/erlmcp".to_string(), t.to_string()),
+    }
+}
+
 fn command_inbound(cmd: &CommandInteraction) -> Option<Inbound> {
     let member = cmd.member.as_deref();
     let user = &cmd.user;
     match (cmd.data.kind, cmd.data.name.as_str()) {
-        (CommandType::ChatInput, "erlmcp") => Some(Inbound::Command {
-            command: "/erlmcp".into(),
-            text: string_option(cmd, "command").unwrap_or_default(),
-            user: user.id.get().to_string(),
-            user_name: Some(display_name(user, member)),
-            channel: cmd.channel_id.get().to_string(),
-            reply_to: Some(cmd.token.clone()),
-            said: said(user, member),
-        }),
+        (CommandType::ChatInput, "erlmcp") => {
+            let (command, text) = as_typed(&string_option(cmd, "command").unwrap_or_default());
+            Some(Inbound::Command {
+                command,
+                text,
+                user: user.id.get().to_string(),
+                user_name: Some(display_name(user, member)),
+                channel: cmd.channel_id.get().to_string(),
+                reply_to: Some(cmd.token.clone()),
+                said: said(user, member),
+            })
+        }
         (CommandType::ChatInput, "failover") => Some(Inbound::Command {
             command: "/failover".into(),
             text: string_option(cmd, "region").unwrap_or_default(),
@@ -259,4 +275,19 @@ fn button_inbound(c: &ComponentInteraction) -> Option<Inbound> {
         reply_to: Some(c.token.clone()),
         said,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_option_reads_with_or_without_the_command_written_out() {
+        let t = |s: &str| super::as_typed(s);
+        assert_eq!(t("status"), ("/erlmcp".into(), "status".into()));
+        assert_eq!(t(" /erlmcp  ack "), ("/erlmcp".into(), "ack".into()));
+        assert_eq!(
+            t("/failover eu-central-1"),
+            ("/failover".into(), "eu-central-1".into())
+        );
+        assert_eq!(t("/erlmcp"), ("/erlmcp".into(), "".into()));
+    }
 }

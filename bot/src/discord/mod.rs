@@ -83,13 +83,13 @@ impl DiscordConfig {
             .filter(|t| !t.is_empty());
         if token.is_none() {
             problems.push(
-                "DISCORD_TOKEN (the bot token from the Developer Portal's Bot page)".to_string(),
+                "DISCORD_TOKEN is not set (the bot token: Developer Portal → your application → Bot → Reset Token)".to_string(),
             );
         }
         let mut id = |name: &str, what: &str| match snowflake(env, name) {
             Ok(Some(v)) => Some(v),
             Ok(None) => {
-                problems.push(format!("{name} ({what})"));
+                problems.push(format!("{name} is not set ({what})"));
                 None
             }
             Err(e) => {
@@ -97,26 +97,40 @@ impl DiscordConfig {
                 None
             }
         };
-        let application_id = id("DISCORD_APPLICATION_ID", "the application's id");
-        let guild_id = id("DISCORD_GUILD_ID", "the server the bot serves");
+        let application_id = id(
+            "DISCORD_APPLICATION_ID",
+            "the Application ID on the Developer Portal's General Information page",
+        );
+        let guild_id = id(
+            "DISCORD_GUILD_ID",
+            "the server served: with Developer Mode on, right-click the server → Copy Server ID",
+        );
         let public_key = env("DISCORD_PUBLIC_KEY")
             .map(|k| k.trim().to_string())
             .unwrap_or_default();
         if public_key.is_empty() {
-            problems
-                .push("DISCORD_PUBLIC_KEY (the application's public key, 64 hex digits)".into());
-        } else if public_key.len() != 64 || !public_key.chars().all(|c| c.is_ascii_hexdigit()) {
+            problems.push(
+                "DISCORD_PUBLIC_KEY is not set (the Public Key on the Developer Portal's General Information page, 64 hex digits)".into(),
+            );
+        } else if let Some(bad) = public_key.chars().find(|c| !c.is_ascii_hexdigit()) {
             problems.push(format!(
-                "DISCORD_PUBLIC_KEY must be 64 hex digits (the Developer Portal's \"Public Key\"); it has {} characters",
+                "DISCORD_PUBLIC_KEY must be hex digits (0-9, a-f); `{bad}` is not one (is it the Public Key, not the token or client secret?)"
+            ));
+        } else if public_key.len() != 64 {
+            problems.push(format!(
+                "DISCORD_PUBLIC_KEY must be 64 hex digits (the Developer Portal's \"Public Key\"); it has {}",
                 public_key.len()
             ));
         }
-        let places = match env("DISCORD_INCIDENT_PLACE").as_deref().map(str::trim) {
+        let places = match env("DISCORD_INCIDENT_PLACE")
+            .map(|v| v.trim().to_ascii_lowercase())
+            .as_deref()
+        {
             None | Some("") | Some("channel") => Places::Channel,
             Some("thread") => Places::Thread,
             Some(other) => {
                 problems.push(format!(
-                    "DISCORD_INCIDENT_PLACE is `channel` or `thread`, not `{other}`"
+                    "DISCORD_INCIDENT_PLACE must be `channel` or `thread`, not `{other}`"
                 ));
                 Places::Channel
             }
@@ -128,6 +142,16 @@ impl DiscordConfig {
                 None
             }
         };
+        let api_url = env("DISCORD_API_URL")
+            .map(|u| u.trim().trim_end_matches('/').to_string())
+            .filter(|u| !u.is_empty())
+            .unwrap_or_else(|| rest::DEFAULT_API_URL.to_string());
+        match url::Url::parse(&api_url) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") && !u.path().contains("/api") => {}
+            _ => problems.push(format!(
+                "DISCORD_API_URL must be the base http(s) URL, such as https://discord.com (without /api/v10), not `{api_url}`"
+            )),
+        }
         match (token, application_id, guild_id) {
             (Some(token), Some(application_id), Some(guild_id)) if problems.is_empty() => {
                 Ok(Self {
@@ -135,18 +159,12 @@ impl DiscordConfig {
                     application_id,
                     public_key,
                     guild_id,
-                    api_url: env("DISCORD_API_URL")
-                        .map(|u| u.trim().to_string())
-                        .filter(|u| !u.is_empty())
-                        .unwrap_or_else(|| rest::DEFAULT_API_URL.to_string()),
+                    api_url,
                     places,
                     category_id,
                 })
             }
-            _ => Err(Error::Config(format!(
-                "Discord: `serve` needs {}",
-                problems.join("; ")
-            ))),
+            _ => Err(Error::Config(format!("Discord: {}", problems.join("; ")))),
         }
     }
 
@@ -172,7 +190,22 @@ impl Connection {
         let me = rest
             .call(reqwest::Method::GET, "GET /users/@me", "/users/@me", None)
             .await
-            .map_err(|e| Error::Config(format!("Discord: the bot token was not accepted: {e}")))?;
+            .map_err(|e| {
+                Error::Config(match e.status() {
+                    None => format!(
+                        "Discord: could not reach {} (DISCORD_API_URL) to check the bot token: {e}",
+                        config.api_url
+                    ),
+                    Some(401) => format!(
+                        "Discord refused the bot token (DISCORD_TOKEN): {e}. Copy it again from the Developer Portal's Bot page"
+                    ),
+                    Some(404) => format!(
+                        "Discord: {} answered 404 for /api/v10/users/@me: is DISCORD_API_URL Discord's base URL? ({e})",
+                        config.api_url
+                    ),
+                    Some(_) => format!("Discord: checking the bot token failed: {e}"),
+                })
+            })?;
         let bot_user = me["id"].as_str().unwrap_or_default().to_string();
         if bot_user.is_empty() {
             return Err(Error::Config(
@@ -212,7 +245,17 @@ impl Discord {
             .map_err(|_| Error::Config("DISCORD_PUBLIC_KEY is not an Ed25519 public key".into()))?;
         commands::register(&connection, engine.topology())
             .await
-            .map_err(|e| Error::Config(format!("Discord: could not register the commands: {e}")))?;
+            .map_err(|e| {
+                let hint = if e.code() == Some(50001) {
+                    format!(
+                        ". The bot is not in server {} (DISCORD_GUILD_ID): install it with the URL in deploy/discord-app.md",
+                        connection.config.guild_id
+                    )
+                } else {
+                    String::new()
+                };
+                Error::Config(format!("Discord: could not register the commands: {e}{hint}"))
+            })?;
         let connection = Arc::new(connection);
         let transport = transport::DiscordTransport::new(connection.clone());
         Ok(Self {

@@ -8,21 +8,57 @@ pub const MESSAGE_LIMIT: usize = 2000;
 
 pub fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + 8);
+    for (i, line) in text.split('\n').enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        escape_line(line, &mut out);
+    }
+    out
+}
+
+/// One line: text inside a pair of backticks on the line is code, which Discord shows as it is
+/// (escapes there would show as backslashes); everything else is escaped, a backtick without a
+/// partner too, so the only code spans Discord sees are the ones kept raw here.
+fn escape_line(line: &str, out: &mut String) {
+    let ticks: Vec<usize> = line.match_indices('`').map(|(i, _)| i).collect();
+    let paired = ticks.len() - ticks.len() % 2;
+    let mut at = 0;
+    for pair in ticks[..paired].chunks(2) {
+        escape_plain(&line[at..pair[0]], out);
+        out.push('`');
+        for c in line[pair[0] + 1..pair[1]].chars() {
+            if shown(c) {
+                out.push(c);
+            }
+        }
+        out.push('`');
+        at = pair[1] + 1;
+    }
+    escape_plain(&line[at..], out);
+}
+
+/// Characters that are never shown: control characters and direction overrides (which would
+/// make text read other than it is).
+fn shown(c: char) -> bool {
+    let hidden = (c.is_control() && c != '\t')
+        || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}');
+    !hidden
+}
+
+fn escape_plain(text: &str, out: &mut String) {
     for c in text.chars() {
         match c {
-            '\\' | '<' | '>' | '[' | ']' | '|' | '~' | '*' | '_' => {
+            '\\' | '<' | '>' | '[' | ']' | '|' | '~' | '*' | '_' | '`' | '#' => {
                 out.push('\\');
                 out.push(c);
             }
             // `@everyone` and `@here` shown, never read.
             '@' => out.push_str("@\u{200B}"),
-            c if c.is_control() && c != '\n' && c != '\t' => {}
-            // Direction overrides would make text read other than it is.
-            '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' => {}
+            c if !shown(c) => {}
             c => out.push(c),
         }
     }
-    out
 }
 
 /// `text` in pieces Discord accepts (at most `limit` characters each), cut at line ends where
@@ -57,6 +93,16 @@ pub fn pieces(text: &str, limit: usize) -> Vec<String> {
     out
 }
 
+/// The core's plain `text` as Discord messages: cut into pieces first, then each escaped, so a
+/// cut can never leave part of a code span unpaired and raw.
+pub fn messages(text: &str) -> Vec<String> {
+    // Escaping at most doubles a piece.
+    pieces(text, MESSAGE_LIMIT / 2 - 10)
+        .iter()
+        .map(|p| escape(p))
+        .collect()
+}
+
 /// A code block holding `text` as it is (a ``` inside cannot end it).
 pub fn code_block(text: &str) -> String {
     format!("```\n{}\n```", text.replace("```", "`\u{200B}``"))
@@ -74,6 +120,24 @@ mod tests {
         assert!(e.contains("\\<@\u{200B}123\\>"));
         assert!(e.contains("\\*\\*bold\\*\\*"));
         assert!(!e.contains('\u{202E}'));
+    }
+
+    #[test]
+    fn code_spans_stay_as_they_are_and_stray_backticks_cannot_open_one() {
+        assert_eq!(
+            escape("Roles: none yet (`/erlmcp role ic <user>`)"),
+            "Roles: none yet (`/erlmcp role ic <user>`)"
+        );
+        // A title's lone backtick is escaped, so what follows it is still escaped text.
+        let e = escape("title ` [x](https://evil.example) <@1>");
+        assert!(
+            e.contains("\\`") && e.contains("\\[x\\]") && e.contains("\\<@"),
+            "{e}"
+        );
+        // Spans are paired per line: a backtick on another line is no partner.
+        let e = escape("a `b\nc` [x](y)");
+        assert!(e.contains("\\[x\\]"), "{e}");
+        assert!(!escape("`\u{202E}x`").contains('\u{202E}'));
     }
 
     #[test]

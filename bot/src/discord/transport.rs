@@ -4,7 +4,7 @@
 
 use super::Connection;
 use super::Places;
-use super::text::{MESSAGE_LIMIT, code_block, escape, pieces};
+use super::text::{MESSAGE_LIMIT, code_block, escape, messages};
 use crate::chat::{Asker, ChatError, Transport, UserHint};
 use erlmcp_handlers::approval::{Actor, Platform};
 use erlmcp_handlers::reply::RequestCard;
@@ -41,7 +41,7 @@ impl DiscordTransport {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .insert(token.to_string());
-        for (i, part) in pieces(&escape(text), MESSAGE_LIMIT).into_iter().enumerate() {
+        for (i, part) in messages(text).into_iter().enumerate() {
             let body = json!({ "content": part, "flags": 64, "allowed_mentions": { "parse": [] } });
             if first && i == 0 {
                 self.call(
@@ -89,14 +89,13 @@ impl DiscordTransport {
     async fn post_content(
         &self,
         channel: &str,
-        content: &str,
+        parts: Vec<String>,
         mention: Option<&str>,
         components: Option<Value>,
     ) -> Result<String, ChatError> {
         checked(channel)?;
         let mut first = None;
-        let parts = pieces(content, MESSAGE_LIMIT);
-        let last = parts.len() - 1;
+        let last = parts.len().saturating_sub(1);
         for (i, part) in parts.into_iter().enumerate() {
             let mut body = json!({
                 "content": part,
@@ -122,9 +121,19 @@ impl DiscordTransport {
         Ok(first.unwrap_or_default())
     }
 
+    /// A card within one message: the header (who asked for what) and the digest, policy and
+    /// expiry always; the plan cut to what room is left; the latest progress lines, a step's
+    /// "▶ started" line giving way to its outcome.
     fn card_content(card: &RequestCard, progress: &[String], pending: bool) -> String {
-        let mut s = format!(
-            "{}**{}** on {}: `{}` by {}\n",
+        let command: String = card
+            .command
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(150)
+            .collect::<String>()
+            .replace('`', "'");
+        let header = format!(
+            "{}**{}** on {}: `{command}` by {}",
             if pending {
                 "🔐 Approval needed: "
             } else {
@@ -132,27 +141,68 @@ impl DiscordTransport {
             },
             card.request,
             card.incident,
-            escape(&card.command).replace('`', "'"),
             escape(&card.requester),
         );
-        // The plan as it is, in a block nothing inside can end; the digest and policy after it.
-        let plan: String = card.plan.chars().take(1200).collect();
-        s.push_str(&code_block(&plan));
-        if plan.len() < card.plan.len() {
-            s.push_str("\n(plan cut here: `/erlmcp status` shows it whole)");
-        }
-        s.push_str(&format!(
-            "\nPlan digest `{}` · {} · expires {}",
+        let mut footer = format!(
+            "Plan digest `{}` · {} · expires {}",
             card.digest,
             escape(&card.policy),
             card.expires
-        ));
+        );
         if pending {
-            s.push_str("\nApprove with the button or ✅, deny with the button or ❌. The requester cannot approve.");
+            footer.push_str("\nApprove with the button or ✅, deny with the button or ❌. The requester cannot approve.");
         }
+        // Progress: a step's start is replaced by what came of it.
+        let mut lines: Vec<String> = Vec::new();
         for p in progress {
+            if lines.last().is_some_and(|l| l.starts_with('▶')) && !p.starts_with('▶') {
+                lines.pop();
+            }
+            lines.push(escape(p));
+        }
+        let count = |s: &str| s.chars().count();
+        let budget = MESSAGE_LIMIT - 20;
+        let fixed = count(&header) + count(&footer) + 4;
+        // At most half the message for progress, the latest lines first.
+        let mut shown_progress: Vec<String> = Vec::new();
+        let mut used = 0;
+        for l in lines.iter().rev() {
+            let n = count(l) + 1;
+            if used + n > (budget - fixed) / 2 {
+                break;
+            }
+            used += n;
+            shown_progress.push(l.clone());
+        }
+        shown_progress.reverse();
+        let dropped = lines.len() - shown_progress.len();
+        if dropped > 0 {
+            shown_progress.insert(0, format!("… {dropped} earlier progress line(s)"));
+            used += 40;
+        }
+        let room = budget.saturating_sub(fixed + used + 60);
+        // The block can be longer than the plan (a ``` inside is broken up): cut until it fits.
+        let mut take = room;
+        let (plan, block) = loop {
+            let plan: String = card.plan.chars().take(take).collect();
+            let block = code_block(&plan);
+            let over = count(&block).saturating_sub(room);
+            if over == 0 || take == 0 {
+                break (plan, block);
+            }
+            take = take.saturating_sub(over);
+        };
+        let mut s = header;
+        s.push('\n');
+        s.push_str(&block);
+        if count(&plan) < count(&card.plan) {
+            s.push_str("\n(plan cut here for Discord: `/erlmcp status` shows it whole)");
+        }
+        s.push('\n');
+        s.push_str(&footer);
+        for l in shown_progress {
             s.push('\n');
-            s.push_str(&escape(p));
+            s.push_str(&l);
         }
         s
     }
@@ -201,12 +251,12 @@ impl Transport for DiscordTransport {
         text: &str,
         mention: Option<&str>,
     ) -> Result<String, ChatError> {
-        let content = match mention.filter(|u| is_snowflake(u)) {
-            Some(user) => format!("<@{user}> {}", escape(text)),
-            None => escape(text),
-        };
-        self.post_content(channel, &content, mention.filter(|u| is_snowflake(u)), None)
-            .await
+        let mention = mention.filter(|u| is_snowflake(u));
+        let mut parts = messages(text);
+        if let (Some(user), Some(first)) = (mention, parts.first_mut()) {
+            *first = format!("<@{user}> {first}");
+        }
+        self.post_content(channel, parts, mention, None).await
     }
 
     async fn post_private(
@@ -244,7 +294,7 @@ impl Transport for DiscordTransport {
     async fn post_card(&self, channel: &str, card: &RequestCard) -> Result<String, ChatError> {
         self.post_content(
             channel,
-            &Self::card_content(card, &[], true),
+            vec![Self::card_content(card, &[], true)],
             None,
             Some(Self::buttons(card)),
         )
@@ -260,12 +310,7 @@ impl Transport for DiscordTransport {
     ) -> Result<(), ChatError> {
         checked(channel)?;
         checked(message)?;
-        let mut content = Self::card_content(card, progress, false);
-        if content.chars().count() > MESSAGE_LIMIT {
-            // Keep the latest progress: the start of the card is the part already seen.
-            let skip = content.chars().count() - MESSAGE_LIMIT + 2;
-            content = format!("…{}", content.chars().skip(skip).collect::<String>());
-        }
+        let content = Self::card_content(card, progress, false);
         // Decided: the buttons go.
         let body =
             json!({ "content": content, "components": [], "allowed_mentions": { "parse": [] } });
@@ -282,6 +327,7 @@ impl Transport for DiscordTransport {
     async fn create_place(
         &self,
         name: &str,
+        topic: &str,
         origin: Option<&str>,
     ) -> Result<(String, String), ChatError> {
         let c = &self.connection.config;
@@ -296,7 +342,7 @@ impl Transport for DiscordTransport {
                 .await?
             }
             _ => {
-                let mut body = json!({ "name": name, "type": 0, "topic": format!("Incident {name}: erlmcp-bot keeps its timeline") });
+                let mut body = json!({ "name": name, "type": 0, "topic": topic.chars().filter(|c| !c.is_control()).take(1024).collect::<String>() });
                 if let Some(parent) = c.category_id {
                     body["parent_id"] = json!(parent.to_string());
                 }
@@ -426,7 +472,11 @@ impl Transport for DiscordTransport {
         } else {
             String::new()
         };
-        self.post_content(channel, &format!("{}{link}", escape(text)), None, None)
+        let mut parts = messages(text);
+        if let Some(last) = parts.last_mut() {
+            last.push_str(&link);
+        }
+        self.post_content(channel, parts, None, None)
             .await
             .map(|_| ())
     }
@@ -483,5 +533,67 @@ fn checked(id: &str) -> Result<&str, ChatError> {
             "`{}` is not a Discord id",
             id.chars().take(40).collect::<String>()
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn card(plan: &str) -> RequestCard {
+        RequestCard {
+            request: "REQ-20261129-1".into(),
+            incident: "INC-20261129-1".into(),
+            command: "/failover us-west-2 `x` <@1>".into(),
+            requester: "alice (discord:1)".into(),
+            plan: plan.into(),
+            digest: "d".repeat(64),
+            policy: "needs 1 approval".into(),
+            expires: "2026-11-29 15:00:00 UTC".into(),
+        }
+    }
+
+    #[test]
+    fn a_card_keeps_its_header_and_digest_and_fits_one_message() {
+        let plan = (1..=40)
+            .map(|i| format!("{i}. a step with a long description of what it changes ```"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let mut progress = Vec::new();
+        for i in 1..=30 {
+            progress.push(format!(
+                "▶ RUN-1 step {i}/30 started: something long enough to matter"
+            ));
+            progress.push(format!(
+                "✔ RUN-1 step {i}/30 done in 0s: something long enough to matter"
+            ));
+        }
+        for (p, pending) in [(&progress[..0], true), (&progress[..], false)] {
+            let c = DiscordTransport::card_content(&card(&plan), p, pending);
+            assert!(c.chars().count() <= MESSAGE_LIMIT, "{}", c.chars().count());
+            assert!(
+                c.starts_with(if pending {
+                    "🔐 Approval needed: **REQ-"
+                } else {
+                    "**REQ-"
+                }),
+                "{c}"
+            );
+            assert!(c.contains(&"d".repeat(64)), "the digest is always there");
+            assert_eq!(
+                c.matches("```").count(),
+                2,
+                "the plan's block is closed: {c}"
+            );
+            assert!(
+                !c.contains("▶ RUN-1 step 30/30"),
+                "a start gives way to its outcome"
+            );
+        }
+        let done = DiscordTransport::card_content(&card(&plan), &progress, false);
+        assert!(
+            done.contains("✔ RUN-1 step 30/30") && done.contains("earlier progress line"),
+            "{done}"
+        );
     }
 }

@@ -173,6 +173,7 @@ impl Transport for SlackTransport {
     async fn create_place(
         &self,
         name: &str,
+        _topic: &str,
         _origin: Option<&str>,
     ) -> Result<(String, String), ChatError> {
         for attempt in 1..=5 {

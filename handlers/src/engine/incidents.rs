@@ -136,7 +136,7 @@ impl Engine {
             [one] => (*one).clone(),
             [] => {
                 return Ok(Reply::error(
-                    "📌 adds a message to an incident's timeline only in that incident's channel, and this channel belongs to no open incident; nothing was added. React in the incident's channel (`/erlmcp incidents` lists them), or copy the text with `/erlmcp INC-… note <text>`.",
+                    "A message goes on an incident's timeline (📌, or \"Add to timeline\") only from that incident's own channel, and this channel belongs to no open incident; nothing was added. Do it in the incident's channel (`/erlmcp incidents` lists them), or copy the text with `/erlmcp INC-… note <text>`.",
                 ));
             }
             several => {
