@@ -74,6 +74,13 @@ impl<S: Send + Sync> axum::extract::FromRequest<S> for SmallBody {
 /// Wraps the Slack routes: a body limit applied while reading, a deadline, and a bound on how
 /// many are in progress.
 pub fn guarded(routes: Router) -> Router {
+    guarded_within(routes, READ_TIMEOUT, BODY_LIMIT)
+}
+
+/// `guarded`, with a deadline and body limit of the route's own: a platform that sends its
+/// whole body at once and gives up after a few seconds (Discord) lets a slow sender hold a
+/// place for no longer than that.
+pub fn guarded_within(routes: Router, deadline: Duration, body_limit: usize) -> Router {
     let permits = Arc::new(Semaphore::new(MAX_UNVERIFIED));
     routes
         .layer(axum::middleware::from_fn(
@@ -87,7 +94,7 @@ pub fn guarded(routes: Router) -> Router {
                         )
                             .into_response();
                     };
-                    match tokio::time::timeout(READ_TIMEOUT, next.run(req)).await {
+                    match tokio::time::timeout(deadline, next.run(req)).await {
                         Ok(r) => r,
                         Err(_) => (
                             StatusCode::REQUEST_TIMEOUT,
@@ -98,7 +105,7 @@ pub fn guarded(routes: Router) -> Router {
                 }
             },
         ))
-        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(DefaultBodyLimit::max(body_limit))
 }
 
 /// Serves `router` on `listener` until `shutdown` resolves, then lets open requests finish.

@@ -149,6 +149,9 @@ pub struct Approval {
     pub approver_name: String,
     /// Where the approver's id comes from (`None` for approvals recorded before it was kept).
     pub approver_platform: Option<Platform>,
+    /// The platform roles the approver held when approving (Discord role ids), which approver
+    /// groups may name.
+    pub approver_roles: Vec<String>,
     pub digest: String,
     pub at: DateTime<Utc>,
 }
@@ -251,8 +254,8 @@ fn in_group(groups: &Groups, group: &str, actor: &Actor) -> bool {
     })
 }
 
-/// Whether an approval already recorded fills a group (its approver's roles are not kept, so
-/// only id entries count for it).
+/// Whether an approval already recorded fills a group (by the approver's id, or a role they
+/// held when approving).
 fn approval_in_group(groups: &Groups, group: &str, a: &Approval) -> bool {
     groups.get(group).is_some_and(|members| {
         members.iter().any(|m| {
@@ -260,7 +263,7 @@ fn approval_in_group(groups: &Groups, group: &str, a: &Approval) -> bool {
                 Some((p, local)) => (Some(p), local),
                 None => (a.approver_platform, a.approver_id.as_str()),
             };
-            member_matches(m, id, platform, &[])
+            member_matches(m, id, platform, &a.approver_roles)
         })
     })
 }
@@ -391,6 +394,7 @@ mod tests {
             approver_id: crate::ids::chat::qualify(Platform::Console, who),
             approver_name: who.into(),
             approver_platform: Some(Platform::Console),
+            approver_roles: Vec::new(),
             digest: "d".repeat(64),
             at: Utc::now(),
         }
@@ -413,6 +417,36 @@ mod tests {
             judge_approval(&r, &[], &same_name_other_id, &groups()),
             Verdict::Refused(..)
         ));
+    }
+
+    #[test]
+    fn a_role_held_when_approving_goes_on_filling_its_group() {
+        let r = request(Policy {
+            approvals: 2,
+            groups: vec!["security".into()],
+            ..Policy::default()
+        });
+        let mut g = Groups::new();
+        g.insert(
+            "security".into(),
+            ["discord-role:42".to_string()].into_iter().collect(),
+        );
+        let mut carol = approval("carol");
+        carol.approver_id = "discord:7".into();
+        carol.approver_platform = Some(Platform::Discord);
+        carol.approver_roles = vec!["42".into()];
+        // Bob, without the role, completes the quorum: Carol already filled the group.
+        let bob = Actor::on(Platform::Discord, "8", "bob");
+        assert_eq!(
+            judge_approval(&r, std::slice::from_ref(&carol), &bob, &g),
+            Verdict::Counts { complete: true }
+        );
+        let mut bob_approval = approval("bob");
+        bob_approval.approver_id = "discord:8".into();
+        assert!(quorum_met(&r, &[carol.clone(), bob_approval.clone()], &g));
+        // Without the role kept, the group would be unfilled.
+        carol.approver_roles.clear();
+        assert!(!quorum_met(&r, &[carol, bob_approval], &g));
     }
 
     #[test]

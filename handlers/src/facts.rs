@@ -27,6 +27,9 @@ pub enum Fact {
         request: String,
         approver_id: String,
         digest: String,
+        /// The roles the approver held (Discord), which may fill an approver group.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        roles: Vec<String>,
     },
     /// A run's state changed (running, blocked, done, failed, aborted).
     RunState {
@@ -151,10 +154,12 @@ impl Fact {
                 request,
                 approver_id,
                 digest,
+                roles,
             } => Fact::Approved {
                 request: fill(request),
                 approver_id,
                 digest,
+                roles,
             },
             Fact::RunState {
                 run,
@@ -214,8 +219,12 @@ pub fn check_tables(entries: &[Entry], recorded: &[Recorded<'_>]) -> Vec<String>
                 request,
                 approver_id,
                 digest,
+                roles,
             } => {
-                approvals.insert((request.clone(), approver_id.clone()), digest.clone());
+                approvals.insert(
+                    (request.clone(), approver_id.clone()),
+                    (digest.clone(), roles.clone()),
+                );
             }
             Fact::RunState { run, state, .. } => {
                 run_state.insert(run.clone(), state.clone());
@@ -264,7 +273,11 @@ pub fn check_tables(entries: &[Entry], recorded: &[Recorded<'_>]) -> Vec<String>
                         .filter(|_| crate::ids::chat::same_or_migrated(local, &a.approver_id))
                 });
             match recorded {
-                Some(d) if *d == a.digest => {}
+                Some((d, roles)) if *d == a.digest && *roles == a.approver_roles => {}
+                Some((d, _)) if *d == a.digest => out.push(format!(
+                    "{id}: the approval by {} names other roles than the timeline recorded",
+                    a.approver_id
+                )),
                 Some(_) => out.push(format!(
                     "{id}: the approval by {} names another plan digest than the timeline recorded",
                     a.approver_id

@@ -247,6 +247,9 @@ pub trait ReceiptStore: Send + Sync {
     async fn claim_receipt(&self, id: i64, owner: &str) -> Result<bool>;
     /// Marks a claimed receipt processed.
     async fn finish_receipt(&self, id: i64) -> Result<()>;
+    /// Says `owner` is still processing the receipt (its claim is renewed); `false` if it no
+    /// longer holds it.
+    async fn renew_receipt(&self, id: i64, owner: &str) -> Result<bool>;
     /// Appends notes to an incident's timeline, each only if its receipt was still unprocessed,
     /// marking it processed in the same transaction; returns the receipts that were applied.
     async fn append_receipted(
@@ -260,8 +263,9 @@ pub trait ReceiptStore: Send + Sync {
     -> Result<Vec<Receipt>>;
     /// Receipts claimed but never finished, claimed before `before` (their process died mid-way).
     async fn interrupted_receipts(&self, before: DateTime<Utc>) -> Result<Vec<Receipt>>;
-    /// Marks a receipt as interrupted (its effect unknown; the person is told).
-    async fn abandon_receipt(&self, id: i64) -> Result<()>;
+    /// Marks a receipt as interrupted (its effect unknown; the person is told); `false` if
+    /// another process did first (then it tells).
+    async fn abandon_receipt(&self, id: i64) -> Result<bool>;
     /// Forgets processed receipts received before `before` (replays of them are refused by the
     /// platform's own time window long before).
     async fn prune_receipts(&self, before: DateTime<Utc>) -> Result<u64>;

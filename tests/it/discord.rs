@@ -313,7 +313,11 @@ async fn a_failover_runs_on_discord_from_declaration_to_postmortem() {
     let refusal = b
         .wait_private(&token_of(&press), "a second person must approve it")
         .await;
-    assert_eq!(refusal["flags"], 64, "ephemeral: {refusal}");
+    assert_eq!(
+        refusal["flags"].as_u64().unwrap() & 64,
+        64,
+        "ephemeral: {refusal}"
+    );
 
     // Her own ✅ and another bot's ✅ over the gateway: refused.
     b.react(
@@ -832,4 +836,96 @@ async fn one_serve_runs_slack_and_discord_side_by_side() {
         on_discord.iter().any(|t| t.contains("On Discord")),
         "{on_discord:?}"
     );
+}
+
+/// `serve` killed with SIGKILL after it deferred a command's answer, mid-way through it: the
+/// command was recorded once, and a restarted `serve` tells the person, through the
+/// interaction (whose token still works), that it was interrupted; the "thinking…" ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_interrupted_by_a_kill_is_said_to_its_person() {
+    let w = Workdir::new();
+    let fake = DiscordFake::start().await;
+    let _gateway = FakeGateway::start(&fake).await;
+    let signer = InteractionSigner::new();
+    let env = discord_env(&fake, &signer, &w.db_url());
+    let mut bot = Served::start(w.path(), &env, &[]).await;
+    // Creating the incident's channel is rate limited for 25 s: the command is mid-way.
+    fake.fail_next(
+        "POST",
+        &format!("/guilds/{GUILD_ID}/channels"),
+        429,
+        dc::rate_limited_body(25.0, false),
+        1,
+    );
+    let declare = dc::slash_command(
+        APP_ID,
+        GUILD_ID,
+        DEFAULT_CHANNEL_ID,
+        &dc::user(ALICE, "alice", false),
+        &[],
+        "erlmcp",
+        json!([{ "name": "command", "type": 3, "value": "p1 declare Killed mid-way" }]),
+    );
+    let r = signer
+        .signed_post(
+            &format!("{}/discord/interactions", bot.url),
+            &declare.to_string(),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    fake.wait_for(
+        |c| c.is("POST", &format!("/guilds/{GUILD_ID}/channels")),
+        WAIT,
+    )
+    .await;
+    bot.kill9().await;
+
+    let bot = Served::start(w.path(), &env, &[]).await;
+    let token = token_of(&declare);
+    let told = fake
+        .wait_for(
+            |c| {
+                c.route()
+                    .starts_with(&format!("/webhooks/{APP_ID}/{token}"))
+                    && c.body["content"]
+                        .as_str()
+                        .is_some_and(|t| t.contains("was being processed when the bot stopped"))
+            },
+            Duration::from_secs(90),
+        )
+        .await;
+    assert_eq!(
+        told.body["flags"].as_u64().unwrap() & 64,
+        64,
+        "to the person only: {}",
+        told.body
+    );
+    assert!(
+        told.body["content"]
+            .as_str()
+            .unwrap()
+            .contains("p1 declare Killed mid-way"),
+        "{}",
+        told.body
+    );
+    // Recorded once, and told once.
+    let plain = Env::new().set("DATABASE_URL", w.db_url());
+    let listed = run(w.path(), &plain, &["incidents"], "").await;
+    assert_eq!(
+        listed.stdout.matches("Killed mid-way").count(),
+        1,
+        "{}",
+        listed.all()
+    );
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let notices = fake
+        .calls()
+        .iter()
+        .filter(|c| {
+            c.body["content"]
+                .as_str()
+                .is_some_and(|t| t.contains("was being processed when the bot stopped"))
+        })
+        .count();
+    assert_eq!(notices, 1, "{}", bot.log());
 }

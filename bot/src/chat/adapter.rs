@@ -296,6 +296,7 @@ impl Chat {
             Inbound::Button {
                 approve,
                 request,
+                message,
                 user,
                 user_name,
                 channel,
@@ -303,6 +304,22 @@ impl Chat {
                 said,
             } => {
                 let asker = Asker::of(&user, reply_to, &said);
+                // A button counts only on the card of the request it names.
+                if let Some(message) = &message {
+                    let card_of = self
+                        .chat_store
+                        .request_for_message(self.platform_name(), &channel, message)
+                        .await
+                        .ok()
+                        .flatten();
+                    if card_of.as_ref().map(|r| r.as_str()) != Some(request.as_str()) {
+                        let refusal = Reply::error(format!(
+                            "That button is not on {request}'s card; nothing was done. Use the card's own buttons, or `/erlmcp approve {request}`."
+                        ));
+                        self.deliver_all(&channel, &[refusal], &asker).await;
+                        return;
+                    }
+                }
                 let actor = self.actor_for(&user, user_name.as_deref(), &said).await;
                 let req = self.request(
                     actor,

@@ -28,6 +28,10 @@ pub enum Inbound {
     Button {
         approve: bool,
         request: String,
+        /// The message the button is on, where the platform says (Discord): it must be that
+        /// request's card.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        message: Option<String>,
         user: String,
         user_name: Option<String>,
         channel: String,

@@ -16,8 +16,12 @@ use tokio::sync::mpsc;
 const NOTE_BATCH: usize = 512;
 /// A receipt still new after this long was left behind (its process died or fell far behind).
 const LEFT_BEHIND: Duration = Duration::from_secs(5);
-/// A receipt claimed this long ago and never finished was interrupted.
-const INTERRUPTED: Duration = Duration::from_secs(3600);
+/// How often a process renews its claim on a receipt it is still processing.
+const STILL_AT_IT: Duration = Duration::from_secs(10);
+/// A receipt whose claim was not renewed for this long was interrupted (its process died):
+/// its person is told while the platform still takes answers to the exchange (Discord's
+/// interaction token lasts 15 minutes, Slack's response_url 30).
+const INTERRUPTED: Duration = Duration::from_secs(45);
 
 /// Processes receipts as they are stored, for ever.
 pub async fn run(chats: Chats, mut stored: mpsc::UnboundedReceiver<Stored>) {
@@ -68,7 +72,22 @@ async fn handle_one(chat: &Chat, id: i64, inbound: Inbound) {
             return;
         }
     }
+    // A long command (an approval runs the playbook) renews its claim while it works, so only
+    // a dead process's claims go stale.
+    let owner = chat.engine_owner();
+    let renewer = store.clone();
+    let heartbeat = tokio::spawn(async move {
+        let mut every = tokio::time::interval(STILL_AT_IT);
+        every.tick().await;
+        loop {
+            every.tick().await;
+            if let Err(e) = renewer.renew_receipt(id, &owner).await {
+                tracing::warn!(receipt = id, error = %e, "could not renew a receipt's claim");
+            }
+        }
+    });
     chat.handle(inbound).await;
+    heartbeat.abort();
     if let Err(e) = store.finish_receipt(id).await {
         tracing::warn!(receipt = id, error = %e, "could not mark a receipt done");
     }
@@ -206,27 +225,69 @@ pub async fn sweep(chats: Chats, stored: mpsc::UnboundedSender<Stored>) {
                 let Some(chat) = chats.named(&r.platform) else {
                     continue;
                 };
-                let _ = store.abandon_receipt(r.id).await;
-                if let Ok(Inbound::Command {
-                    command,
-                    text,
-                    user,
-                    channel,
-                    ..
-                }) = serde_json::from_str::<Inbound>(&r.payload)
-                {
-                    // An hour on, the exchange's reply handle has expired: say it in the channel.
-                    let reply = Reply::error(format!(
-                        "Your command `{}` of {} UTC was being processed when the bot stopped; it may or may not have taken effect. Check with `/erlmcp status` before you repeat it.",
-                        command_line(&command, &text),
-                        r.received_at.format("%H:%M:%S")
-                    ));
-                    let asker = Asker {
-                        user: Some(user),
-                        ..Asker::default()
-                    };
-                    chat.tell(&channel, &reply, &asker).await;
+                // One process tells: the one that marks it.
+                if !matches!(store.abandon_receipt(r.id).await, Ok(true)) {
+                    continue;
                 }
+                let at = r.received_at.format("%H:%M:%S");
+                let (what, user, channel, reply_to, said) =
+                    match serde_json::from_str::<Inbound>(&r.payload) {
+                        Ok(Inbound::Command {
+                            command,
+                            text,
+                            user,
+                            channel,
+                            reply_to,
+                            said,
+                            ..
+                        }) => (
+                            format!(
+                                "Your command `{}` of {at} UTC",
+                                command_line(&command, &text)
+                            ),
+                            user,
+                            channel,
+                            reply_to,
+                            said,
+                        ),
+                        Ok(Inbound::Button {
+                            approve,
+                            request,
+                            user,
+                            channel,
+                            reply_to,
+                            said,
+                            ..
+                        }) => (
+                            format!(
+                                "Your {} of {request} at {at} UTC",
+                                if approve { "approval" } else { "denial" }
+                            ),
+                            user,
+                            channel,
+                            reply_to,
+                            said,
+                        ),
+                        Ok(Inbound::AddToTimeline {
+                            user,
+                            channel,
+                            reply_to,
+                            said,
+                            ..
+                        }) => (
+                            format!("Your \"Add to timeline\" of {at} UTC"),
+                            user,
+                            channel,
+                            reply_to,
+                            said,
+                        ),
+                        _ => continue,
+                    };
+                let reply = Reply::error(format!(
+                    "{what} was being processed when the bot stopped; it may or may not have taken effect. Check with `/erlmcp status` before you repeat it."
+                ));
+                chat.tell(&channel, &reply, &Asker::of(&user, reply_to, &said))
+                    .await;
             }
         }
         let _ = store.prune_receipts(now - chrono::Duration::days(1)).await;

@@ -12,6 +12,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+/// Reactions by one person with one emoji on one message within this many seconds are one
+/// event (several sessions hear each).
+const REACTION_WINDOW_SECONDS: i64 = 20;
+
 /// How long the gateway may take to connect before the bot says reactions do not work.
 const CONNECT_PATIENCE: Duration = Duration::from_secs(30);
 
@@ -73,8 +77,12 @@ impl Handler {
             },
             None => Said::default(),
         };
+        // Every replica's session hears the same reaction within moments: one key for it, so
+        // one replica acts. Reacting again later (after a refusal, a failed read, a new role)
+        // is a new event: the key carries the moment, in windows of `REACTION_WINDOW`.
+        let window = chrono::Utc::now().timestamp() / REACTION_WINDOW_SECONDS;
         let key = format!(
-            "discord:reaction:{}:{}:{user}:{emoji}:{}",
+            "discord:reaction:{}:{}:{user}:{emoji}:{}:{window}",
             r.channel_id.get(),
             r.message_id.get(),
             if added { "add" } else { "remove" }

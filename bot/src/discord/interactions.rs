@@ -28,11 +28,17 @@ pub struct State {
     pub intake: Intake,
 }
 
+/// Discord gives up on an answer after 3 seconds and sends small bodies at once.
+const DEADLINE: std::time::Duration = std::time::Duration::from_secs(3);
+const BODY_LIMIT: usize = 64 * 1024;
+
 pub fn router(state: State) -> Router {
-    crate::http::guarded(
+    crate::http::guarded_within(
         Router::new()
             .route("/discord/interactions", axum::routing::post(receive))
             .with_state(state),
+        DEADLINE,
+        BODY_LIMIT,
     )
 }
 
@@ -269,6 +275,7 @@ fn button_inbound(c: &ComponentInteraction) -> Option<Inbound> {
     Some(Inbound::Button {
         approve,
         request: request.chars().take(64).collect(),
+        message: Some(c.message.id.get().to_string()),
         user: c.user.id.get().to_string(),
         user_name: Some(display_name(&c.user, member)),
         channel: c.channel_id.get().to_string(),

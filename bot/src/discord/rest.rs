@@ -128,15 +128,14 @@ impl Rest {
                     began.elapsed(),
                 );
             };
-            let mut req = self
-                .http
-                .request(method.clone(), &url)
-                .header("Authorization", format!("Bot {}", self.token))
-                .header(
-                    "User-Agent",
-                    "DiscordBot (https://erlmcp.io, 0.1) erlmcp-bot",
-                );
+            let mut req = self.http.request(method.clone(), &url).header(
+                "User-Agent",
+                "DiscordBot (https://erlmcp.io, 0.1) erlmcp-bot",
+            );
             // Webhook routes (interaction follow-ups) are authorised by their token alone.
+            if !path.starts_with("/webhooks/") {
+                req = req.header("Authorization", format!("Bot {}", self.token));
+            }
             if let Some(b) = body {
                 req = req.json(b);
             }
@@ -151,7 +150,7 @@ impl Rest {
                     counted("transport_error");
                     return Err(DiscordError::Transport {
                         route: route.to_string(),
-                        error: e.to_string(),
+                        error: e.without_url().to_string(),
                     });
                 }
             };
@@ -160,7 +159,8 @@ impl Rest {
                 .headers()
                 .get("retry-after")
                 .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.parse::<f64>().ok());
+                .and_then(|v| v.parse::<f64>().ok())
+                .filter(|w| w.is_finite());
             let text = resp.text().await.unwrap_or_default();
             let json: Value = if text.is_empty() {
                 Value::Null
@@ -169,7 +169,11 @@ impl Rest {
             };
             if status.as_u16() == 429 {
                 // Discord did not act; it says when to come back (seconds, fractional).
-                let wait = json["retry_after"].as_f64().or(header_wait).unwrap_or(1.0);
+                let wait = json["retry_after"]
+                    .as_f64()
+                    .filter(|w| w.is_finite())
+                    .or(header_wait)
+                    .unwrap_or(1.0);
                 let wait = Duration::from_secs_f64(wait.clamp(0.0, 3600.0));
                 if attempt <= MAX_RETRIES && wait <= LONGEST_WAIT {
                     counted("rate_limited");

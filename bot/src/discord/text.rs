@@ -17,23 +17,36 @@ pub fn escape(text: &str) -> String {
     out
 }
 
-/// One line: text inside a pair of backticks on the line is code, which Discord shows as it is
-/// (escapes there would show as backslashes); everything else is escaped, a backtick without a
-/// partner too, so the only code spans Discord sees are the ones kept raw here.
+/// One line: text between two lone backticks on the line is code, which Discord shows as it is
+/// (escapes there would show as backslashes); everything else is escaped. Discord pairs runs of
+/// backticks of equal length, so only runs of exactly one count here: a longer run, and a lone
+/// backtick without a partner, are escaped, so the only code spans Discord sees are the ones
+/// kept raw here (and they hold no backtick).
 fn escape_line(line: &str, out: &mut String) {
+    let bytes = line.as_bytes();
     let ticks: Vec<usize> = line.match_indices('`').map(|(i, _)| i).collect();
-    let paired = ticks.len() - ticks.len() % 2;
-    let mut at = 0;
-    for pair in ticks[..paired].chunks(2) {
-        escape_plain(&line[at..pair[0]], out);
-        out.push('`');
-        for c in line[pair[0] + 1..pair[1]].chars() {
-            if shown(c) {
-                out.push(c);
-            }
+    let lone = |k: usize| {
+        let i = ticks[k];
+        (i == 0 || bytes[i - 1] != b'`') && bytes.get(i + 1) != Some(&b'`')
+    };
+    // A span: a lone backtick whose very next backtick is lone too (nothing between holds one).
+    let mut spans = Vec::new();
+    let mut k = 0;
+    while k + 1 < ticks.len() {
+        if lone(k) && lone(k + 1) {
+            spans.push((ticks[k], ticks[k + 1]));
+            k += 2;
+        } else {
+            k += 1;
         }
+    }
+    let mut at = 0;
+    for (open, close) in spans {
+        escape_plain(&line[at..open], out);
         out.push('`');
-        at = pair[1] + 1;
+        out.extend(line[open + 1..close].chars().filter(|&c| shown(c)));
+        out.push('`');
+        at = close + 1;
     }
     escape_plain(&line[at..], out);
 }
@@ -42,7 +55,10 @@ fn escape_line(line: &str, out: &mut String) {
 /// make text read other than it is).
 fn shown(c: char) -> bool {
     let hidden = (c.is_control() && c != '\t')
-        || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}');
+        || matches!(
+            c,
+            '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}'
+        );
     !hidden
 }
 
@@ -103,9 +119,21 @@ pub fn messages(text: &str) -> Vec<String> {
         .collect()
 }
 
-/// A code block holding `text` as it is (a ``` inside cannot end it).
+/// A code block holding `text` as it is: no run of backticks inside can end it (a zero-width
+/// space goes between any two), and characters never shown are dropped.
 pub fn code_block(text: &str) -> String {
-    format!("```\n{}\n```", text.replace("```", "`\u{200B}``"))
+    let mut inner = String::with_capacity(text.len() + 8);
+    let mut previous = '\0';
+    for c in text.chars() {
+        if c == '`' && previous == '`' {
+            inner.push('\u{200B}');
+        }
+        if c == '\n' || shown(c) {
+            inner.push(c);
+        }
+        previous = c;
+    }
+    format!("```\n{inner}\n```")
 }
 
 #[cfg(test)]
@@ -155,7 +183,23 @@ mod tests {
 
     #[test]
     fn a_code_block_cannot_be_closed_from_inside() {
-        let b = code_block("a\n```\nb");
-        assert_eq!(b.matches("```").count(), 2);
+        for ticks in 2..=7 {
+            let b = code_block(&format!(
+                "a\n{}[x](https://evil.example){}",
+                "`".repeat(ticks),
+                "\u{202E}\u{7}"
+            ));
+            assert_eq!(b.matches("``").count(), 2, "{ticks}: {b}");
+            assert!(!b.contains('\u{202E}') && !b.contains('\u{7}'));
+        }
+    }
+
+    #[test]
+    fn runs_of_backticks_never_pair_as_code() {
+        // Discord would read ``x`y`` as code and then a live link.
+        let e = escape("API down ``x`y``[verify](https://evil.example) ` ");
+        assert!(e.contains("\\[verify\\]"), "{e}");
+        let e = escape("```[a](https://evil.example)```");
+        assert!(e.contains("\\[a\\]"), "{e}");
     }
 }

@@ -17,6 +17,11 @@ use std::sync::{Arc, Mutex};
 pub const APPROVE_PREFIX: &str = "erlmcp:approve:";
 pub const DENY_PREFIX: &str = "erlmcp:deny:";
 
+/// Message flags: seen by the asker only; no link previews (a URL in a title or note must not
+/// unfold into someone's page inside the incident channel).
+const EPHEMERAL: u64 = 1 << 6;
+const SUPPRESS_EMBEDS: u64 = 1 << 2;
+
 pub struct DiscordTransport {
     connection: Arc<Connection>,
     /// Interaction tokens whose deferred answer has been given its text already.
@@ -42,7 +47,7 @@ impl DiscordTransport {
                 .unwrap_or_else(|p| p.into_inner())
                 .insert(token.to_string());
         for (i, part) in messages(text).into_iter().enumerate() {
-            let body = json!({ "content": part, "flags": 64, "allowed_mentions": { "parse": [] } });
+            let body = json!({ "content": part, "flags": EPHEMERAL | SUPPRESS_EMBEDS, "allowed_mentions": { "parse": [] } });
             if first && i == 0 {
                 self.call(
                     Method::PATCH,
@@ -100,6 +105,7 @@ impl DiscordTransport {
             let mut body = json!({
                 "content": part,
                 "allowed_mentions": { "parse": [], "users": mention.into_iter().collect::<Vec<_>>() },
+                "flags": SUPPRESS_EMBEDS,
             });
             if i == last
                 && let Some(c) = &components
@@ -440,6 +446,15 @@ impl Transport for DiscordTransport {
             return a;
         }
         let guild = self.connection.config.guild_id;
+        if !is_snowflake(user) {
+            let mut a = Actor::on(
+                Platform::Discord,
+                user,
+                hint.name.as_deref().unwrap_or(user),
+            );
+            a.unverified = Some("not a Discord user id".into());
+            return a;
+        }
         match self
             .connection
             .rest
@@ -495,7 +510,7 @@ impl Transport for DiscordTransport {
             .remove(token);
         if !answered {
             // Everything was said in the channel: the "thinking…" answer says so.
-            let body = json!({ "content": "✔ Done (answered in the channel).", "flags": 64, "allowed_mentions": { "parse": [] } });
+            let body = json!({ "content": "✔ Done (answered in the channel).", "flags": EPHEMERAL, "allowed_mentions": { "parse": [] } });
             if let Err(e) = self
                 .call(
                     Method::PATCH,

@@ -118,6 +118,7 @@ pub fn parse_interaction(p: &Value) -> Result<Parsed, &'static str> {
         inbound: Some(Inbound::Button {
             approve,
             request: request.chars().take(64).collect(),
+            message: None,
             user,
             user_name: text_at(p, &["user", "name"]).or_else(|| text_at(p, &["user", "username"])),
             channel,

@@ -112,6 +112,17 @@ macro_rules! receipt_store {
                     Ok(res.rows_affected() == 1)
                 }
 
+                async fn renew_receipt(&self, id: i64, owner: &str) -> Result<bool> {
+                    let res = sqlx::query("UPDATE receipts SET claimed_at = $1 WHERE id = $2 AND owner = $3 AND state = 'processing'")
+                        .bind(timeline::normalise_time(Utc::now()))
+                        .bind(id)
+                        .bind(owner)
+                        .execute(&self.writer)
+                        .await
+                        .map_err(db)?;
+                    Ok(res.rows_affected() == 1)
+                }
+
                 async fn finish_receipt(&self, id: i64) -> Result<()> {
                     sqlx::query("UPDATE receipts SET state = 'done' WHERE id = $1")
                         .bind(id)
@@ -172,13 +183,13 @@ macro_rules! receipt_store {
                     rows.iter().map(receipt_from).collect()
                 }
 
-                async fn abandon_receipt(&self, id: i64) -> Result<()> {
-                    sqlx::query("UPDATE receipts SET state = 'interrupted' WHERE id = $1 AND state = 'processing'")
+                async fn abandon_receipt(&self, id: i64) -> Result<bool> {
+                    let res = sqlx::query("UPDATE receipts SET state = 'interrupted' WHERE id = $1 AND state = 'processing'")
                         .bind(id)
                         .execute(&self.writer)
                         .await
                         .map_err(db)?;
-                    Ok(())
+                    Ok(res.rows_affected() == 1)
                 }
 
                 async fn prune_receipts(&self, before: DateTime<Utc>) -> Result<u64> {

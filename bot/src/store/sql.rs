@@ -501,7 +501,7 @@ macro_rules! sql_store {
                     }
                     let incident: String = row.try_get("incident_id").map_err(db)?;
                     let res = sqlx::query(
-                        "INSERT INTO approvals (request_id, approver_id, approver_name, digest, at, approver_platform) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (request_id, approver_id) DO NOTHING",
+                        "INSERT INTO approvals (request_id, approver_id, approver_name, digest, at, approver_platform, approver_roles) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (request_id, approver_id) DO NOTHING",
                     )
                     .bind(a.request.as_str())
                     .bind(&a.approver_id)
@@ -509,6 +509,7 @@ macro_rules! sql_store {
                     .bind(&a.digest)
                     .bind(timeline::normalise_time(a.at))
                     .bind(a.approver_platform.map(|p| p.as_str()))
+                    .bind((!a.approver_roles.is_empty()).then(|| serde_json::to_string(&a.approver_roles).unwrap_or_default()))
                     .execute(&mut *tx)
                     .await
                     .map_err(db)?;
@@ -620,7 +621,7 @@ macro_rules! sql_store {
                 }
 
                 async fn approvals(&self, id: &RequestId) -> Result<Vec<Approval>> {
-                    let rows = sqlx::query("SELECT request_id, approver_id, approver_name, approver_platform, digest, at FROM approvals WHERE request_id = $1 ORDER BY at, approver_id")
+                    let rows = sqlx::query("SELECT request_id, approver_id, approver_name, approver_platform, approver_roles, digest, at FROM approvals WHERE request_id = $1 ORDER BY at, approver_id")
                         .bind(id.as_str())
                         .fetch_all(&self.pool)
                         .await
@@ -635,6 +636,10 @@ macro_rules! sql_store {
                                     .try_get::<Option<String>, _>("approver_platform")
                                     .map_err(db)?
                                     .and_then(|p| Platform::parse(&p)),
+                                approver_roles: match r.try_get::<Option<String>, _>("approver_roles").map_err(db)? {
+                                    Some(j) => serde_json::from_str(&j).map_err(|_| crate::store::rows::bad("approver_roles", &j))?,
+                                    None => Vec::new(),
+                                },
                                 digest: r.try_get("digest").map_err(db)?,
                                 at: r.try_get("at").map_err(db)?,
                             })

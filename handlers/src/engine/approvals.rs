@@ -122,6 +122,7 @@ impl Engine {
             approver_id: req.actor.qualified_id(),
             approver_name: req.actor.name.clone(),
             approver_platform: Some(req.actor.platform),
+            approver_roles: req.actor.roles.clone(),
             digest: r.plan_digest.clone(),
             at: self.clock.now(),
         };
@@ -140,6 +141,7 @@ impl Engine {
             request: r.id.to_string(),
             approver_id: req.actor.qualified_id(),
             digest: r.plan_digest.clone(),
+            roles: req.actor.roles.clone(),
         }]);
         match self.store.add_approval(&approval, vec![draft]).await? {
             Recorded::Recorded => telemetry::approval_granted(),

@@ -12,6 +12,9 @@ use crate::severity::{Severity, human_duration};
 use crate::store::NewIncident;
 use crate::timeline::{Break, Draft};
 
+/// Most characters of a chat message put on the timeline.
+pub const PINNED_TEXT_CHARS: usize = 8000;
+
 impl Engine {
     pub(crate) async fn declare(
         &self,
@@ -149,7 +152,16 @@ impl Engine {
             }
         };
         let text = text.trim();
-        let shown: String = text.chars().take(crate::command::MAX_TEXT_CHARS).collect();
+        // A chat message can be longer than a typed note (Discord 4,000 characters, Slack
+        // 40,000): kept whole up to a bound, and a cut is said on the timeline and to the person.
+        let total = text.chars().count();
+        let mut shown: String = text.chars().take(PINNED_TEXT_CHARS).collect();
+        let cut = total > PINNED_TEXT_CHARS;
+        if cut {
+            shown.push_str(&format!(
+                " … (cut: the first {PINNED_TEXT_CHARS} of {total} characters)"
+            ));
+        }
         let draft = self.draft(
             &req.actor,
             req.source,
@@ -158,8 +170,13 @@ impl Engine {
         );
         self.store.append(&inc.id, vec![draft]).await?;
         Ok(Reply::private(format!(
-            "📌 Added {author_name}'s message to {}'s timeline.",
-            inc.id
+            "📌 Added {author_name}'s message to {}'s timeline{}.",
+            inc.id,
+            if cut {
+                format!(" (its first {PINNED_TEXT_CHARS} of {total} characters)")
+            } else {
+                String::new()
+            }
         )))
     }
 

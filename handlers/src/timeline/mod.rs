@@ -337,6 +337,7 @@ mod hash_tests {
                             request: "REQ-1".into(),
                             approver_id: actor.clone(),
                             digest: "ab".into(),
+                            roles: Vec::new(),
                         },
                     ]
                 } else {
