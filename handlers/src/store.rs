@@ -247,6 +247,9 @@ pub trait ReceiptStore: Send + Sync {
     async fn claim_receipt(&self, id: i64, owner: &str) -> Result<bool>;
     /// Marks a claimed receipt processed.
     async fn finish_receipt(&self, id: i64) -> Result<()>;
+    /// Frees a receipt key for a new event under it (the receipt itself is kept, renamed): a
+    /// reaction removed makes its next addition a new event.
+    async fn release_receipt_key(&self, key: &str) -> Result<()>;
     /// Says `owner` is still processing the receipt (its claim is renewed); `false` if it no
     /// longer holds it.
     async fn renew_receipt(&self, id: i64, owner: &str) -> Result<bool>;
@@ -265,7 +268,9 @@ pub trait ReceiptStore: Send + Sync {
     async fn interrupted_receipts(&self, before: DateTime<Utc>) -> Result<Vec<Receipt>>;
     /// Marks a receipt as interrupted (its effect unknown; the person is told); `false` if
     /// another process did first (then it tells).
-    async fn abandon_receipt(&self, id: i64) -> Result<bool>;
+    /// Only a claim last renewed before `claimed_before` is abandoned (its process may have
+    /// renewed it since it was found stale).
+    async fn abandon_receipt(&self, id: i64, claimed_before: DateTime<Utc>) -> Result<bool>;
     /// Forgets processed receipts received before `before` (replays of them are refused by the
     /// platform's own time window long before).
     async fn prune_receipts(&self, before: DateTime<Utc>) -> Result<u64>;

@@ -741,6 +741,23 @@ async fn incidents_can_live_in_threads() {
     );
     let said_id: u64 = said["id"].as_str().unwrap().parse().unwrap();
     b.fake.insert_message(said);
+    // The first read fails; reacting again (remove, then add: how Discord reacts again) retries.
+    b.fake.fail_next(
+        "GET",
+        &format!("/channels/{thread_id}/messages/{said_id}"),
+        500,
+        dc::error_body(0, "Internal Server Error"),
+        1,
+    );
+    b.react(ALICE, "alice", false, thread_id, said_id, "📌");
+    b.wait_posted(&thread_id.to_string(), "React again to retry")
+        .await;
+    b.gateway.dispatch(
+        "MESSAGE_REACTION_REMOVE",
+        json!({ "user_id": ALICE.to_string(), "channel_id": thread_id.to_string(),
+                "message_id": said_id.to_string(), "guild_id": GUILD_ID.to_string(),
+                "emoji": { "id": null, "name": "📌" }, "burst": false, "type": 0 }),
+    );
     b.react(ALICE, "alice", false, thread_id, said_id, "📌");
     b.wait_posted(&thread_id.to_string(), "timeline").await;
     let plain = Env::new().set("DATABASE_URL", b.w.db_url());

@@ -304,7 +304,9 @@ impl Chat {
                 said,
             } => {
                 let asker = Asker::of(&user, reply_to, &said);
-                // A button counts only on the card of the request it names.
+                // A button counts only on the card of the request it names. A card the bot
+                // posted but could not note down (it stopped, or the database failed, just
+                // then) is known by its button alone: the platform sends only our own.
                 if let Some(message) = &message {
                     let card_of = self
                         .chat_store
@@ -312,7 +314,18 @@ impl Chat {
                         .await
                         .ok()
                         .flatten();
-                    if card_of.as_ref().map(|r| r.as_str()) != Some(request.as_str()) {
+                    if card_of.is_none() {
+                        let _ = self
+                            .chat_store
+                            .remember_message(
+                                self.platform_name(),
+                                &channel,
+                                message,
+                                &RequestId::new(&request),
+                                "",
+                            )
+                            .await;
+                    } else if card_of.as_ref().map(|r| r.as_str()) != Some(request.as_str()) {
                         let refusal = Reply::error(format!(
                             "That button is not on {request}'s card; nothing was done. Use the card's own buttons, or `/erlmcp approve {request}`."
                         ));

@@ -23,6 +23,15 @@ const STILL_AT_IT: Duration = Duration::from_secs(10);
 /// interaction token lasts 15 minutes, Slack's response_url 30).
 const INTERRUPTED: Duration = Duration::from_secs(45);
 
+/// A task stopped when this is dropped (a panic in the work it guards included).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// Processes receipts as they are stored, for ever.
 pub async fn run(chats: Chats, mut stored: mpsc::UnboundedReceiver<Stored>) {
     let mut batch = Vec::with_capacity(NOTE_BATCH);
@@ -40,7 +49,12 @@ pub async fn run(chats: Chats, mut stored: mpsc::UnboundedReceiver<Stored>) {
                     tracing::error!(receipt = s.id, error = %e, "an unreadable receipt is set aside");
                     let store = chat.engine.store();
                     if store.claim_receipt(s.id, "unreadable").await.is_ok() {
-                        let _ = store.abandon_receipt(s.id).await;
+                        let _ = store
+                            .abandon_receipt(
+                                s.id,
+                                chrono::Utc::now() + chrono::Duration::seconds(1),
+                            )
+                            .await;
                     }
                     continue;
                 }
@@ -76,7 +90,7 @@ async fn handle_one(chat: &Chat, id: i64, inbound: Inbound) {
     // a dead process's claims go stale.
     let owner = chat.engine_owner();
     let renewer = store.clone();
-    let heartbeat = tokio::spawn(async move {
+    let _heartbeat = AbortOnDrop(tokio::spawn(async move {
         let mut every = tokio::time::interval(STILL_AT_IT);
         every.tick().await;
         loop {
@@ -85,9 +99,8 @@ async fn handle_one(chat: &Chat, id: i64, inbound: Inbound) {
                 tracing::warn!(receipt = id, error = %e, "could not renew a receipt's claim");
             }
         }
-    });
+    }));
     chat.handle(inbound).await;
-    heartbeat.abort();
     if let Err(e) = store.finish_receipt(id).await {
         tracing::warn!(receipt = id, error = %e, "could not mark a receipt done");
     }
@@ -226,7 +239,8 @@ pub async fn sweep(chats: Chats, stored: mpsc::UnboundedSender<Stored>) {
                     continue;
                 };
                 // One process tells: the one that marks it.
-                if !matches!(store.abandon_receipt(r.id).await, Ok(true)) {
+                let cutoff = now - chrono::Duration::from_std(INTERRUPTED).unwrap_or_default();
+                if !matches!(store.abandon_receipt(r.id, cutoff).await, Ok(true)) {
                     continue;
                 }
                 let at = r.received_at.format("%H:%M:%S");

@@ -12,10 +12,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-/// Reactions by one person with one emoji on one message within this many seconds are one
-/// event (several sessions hear each).
-const REACTION_WINDOW_SECONDS: i64 = 20;
-
 /// How long the gateway may take to connect before the bot says reactions do not work.
 const CONNECT_PATIENCE: Duration = Duration::from_secs(30);
 
@@ -77,16 +73,29 @@ impl Handler {
             },
             None => Said::default(),
         };
-        // Every replica's session hears the same reaction within moments: one key for it, so
-        // one replica acts. Reacting again later (after a refusal, a failed read, a new role)
-        // is a new event: the key carries the moment, in windows of `REACTION_WINDOW`.
-        let window = chrono::Utc::now().timestamp() / REACTION_WINDOW_SECONDS;
-        let key = format!(
-            "discord:reaction:{}:{}:{user}:{emoji}:{}:{window}",
-            r.channel_id.get(),
-            r.message_id.get(),
-            if added { "add" } else { "remove" }
-        );
+        // Every replica's session hears the same reaction: one key for it, so one replica
+        // acts. The key is the reaction's state (added or removed): reacting again means
+        // removing, then adding, and each change frees the other state's key, so the next
+        // addition is a new event however soon it comes.
+        let key = |added: bool| {
+            format!(
+                "discord:reaction:{}:{}:{user}:{emoji}:{}",
+                r.channel_id.get(),
+                r.message_id.get(),
+                if added { "add" } else { "remove" }
+            )
+        };
+        if let Err(e) = self
+            .discord
+            .chat
+            .engine
+            .store()
+            .release_receipt_key(&key(!added))
+            .await
+        {
+            tracing::warn!(error = %e, "could not free a reaction's earlier state");
+        }
+        let key = key(added);
         let inbound = Inbound::Reaction {
             added,
             reaction: emoji,

@@ -23,18 +23,22 @@ pub fn escape(text: &str) -> String {
 /// backtick without a partner, are escaped, so the only code spans Discord sees are the ones
 /// kept raw here (and they hold no backtick).
 fn escape_line(line: &str, out: &mut String) {
+    // What is never shown goes first, so it cannot change how backticks pair.
+    let line: String = line.chars().filter(|&c| shown(c)).collect();
     let bytes = line.as_bytes();
     let ticks: Vec<usize> = line.match_indices('`').map(|(i, _)| i).collect();
     let lone = |k: usize| {
         let i = ticks[k];
         (i == 0 || bytes[i - 1] != b'`') && bytes.get(i + 1) != Some(&b'`')
     };
-    // A span: a lone backtick whose very next backtick is lone too (nothing between holds one).
+    // A span kept raw: a lone backtick at the line's start or after a space (nothing can make
+    // it part of a word or a URL), whose very next backtick is lone too, with something between.
     let mut spans = Vec::new();
     let mut k = 0;
     while k + 1 < ticks.len() {
-        if lone(k) && lone(k + 1) {
-            spans.push((ticks[k], ticks[k + 1]));
+        let (open, close) = (ticks[k], ticks[k + 1]);
+        if lone(k) && lone(k + 1) && opens_cleanly(&line, open) && close > open + 1 {
+            spans.push((open, close));
             k += 2;
         } else {
             k += 1;
@@ -44,11 +48,28 @@ fn escape_line(line: &str, out: &mut String) {
     for (open, close) in spans {
         escape_plain(&line[at..open], out);
         out.push('`');
-        out.extend(line[open + 1..close].chars().filter(|&c| shown(c)));
+        out.push_str(&line[open + 1..close]);
         out.push('`');
         at = close + 1;
     }
     escape_plain(&line[at..], out);
+}
+
+/// Whether a backtick at `at` can only open code: at the line's start, or after a space or an
+/// opening parenthesis that is not inside a URL (a URL runs to the next space and would take
+/// the backtick with it).
+fn opens_cleanly(line: &str, at: usize) -> bool {
+    let before = &line[..at];
+    let word = before
+        .rsplit([' ', '\t'])
+        .next()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    match before.chars().last() {
+        None | Some(' ' | '\t') => true,
+        Some('(') => !word.contains("://") && !word.contains("www."),
+        _ => false,
+    }
 }
 
 /// Characters that are never shown: control characters and direction overrides (which would
@@ -124,16 +145,25 @@ pub fn messages(text: &str) -> Vec<String> {
 pub fn code_block(text: &str) -> String {
     let mut inner = String::with_capacity(text.len() + 8);
     let mut previous = '\0';
-    for c in text.chars() {
+    for c in text.chars().filter(|&c| c == '\n' || shown(c)) {
         if c == '`' && previous == '`' {
             inner.push('\u{200B}');
         }
-        if c == '\n' || shown(c) {
-            inner.push(c);
-        }
+        inner.push(c);
         previous = c;
     }
     format!("```\n{inner}\n```")
+}
+
+/// Text with nothing that could format, link or hide (a channel topic, a one-line field).
+pub fn flat(text: &str) -> String {
+    text.chars()
+        .filter(|&c| shown(c) && c != '\n')
+        .map(|c| match c {
+            '[' | ']' | '<' | '>' | '`' | '*' | '_' | '~' | '|' => ' ',
+            c => c,
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -192,6 +222,30 @@ mod tests {
             assert_eq!(b.matches("``").count(), 2, "{ticks}: {b}");
             assert!(!b.contains('\u{202E}') && !b.contains('\u{7}'));
         }
+    }
+
+    #[test]
+    fn hidden_characters_and_urls_cannot_change_how_backticks_pair() {
+        // An "empty" span of an invisible character would become a double backtick.
+        // Dropped first, it leaves a double backtick, escaped (so Discord reads no opener in
+        // it); the later span is code, shown as it is.
+        let e = escape("DB down `\u{200E}` x `[Reset](https://evil.example/e1) <@1>`");
+        assert_eq!(
+            e,
+            "DB down \\`\\` x `[Reset](https://evil.example/e1) <@1>`"
+        );
+        let e = escape("see (https://x.example/a(`[V](https://evil.example)`");
+        assert!(e.contains("\\[V\\]"), "{e}");
+        // A URL running into a backtick takes it: such a backtick opens nothing.
+        let e = escape("see https://status.example.com/x` [Verify](https://evil.example/u1)`");
+        assert!(e.contains("\\[Verify\\]"), "{e}");
+        // In a fence, dropped characters cannot join backticks into a closing run.
+        let b = code_block("a`\u{200E}`\u{200E}`[x](https://evil.example)");
+        assert_eq!(b.matches("``").count(), 2, "{b}");
+        assert_eq!(
+            flat("a [x](https://e) <@1> `c`\u{202E}"),
+            "a  x (https://e)  @1   c "
+        );
     }
 
     #[test]

@@ -4,7 +4,7 @@
 
 use super::Connection;
 use super::Places;
-use super::text::{MESSAGE_LIMIT, code_block, escape, messages};
+use super::text::{MESSAGE_LIMIT, code_block, escape, flat, messages};
 use crate::chat::{Asker, ChatError, Transport, UserHint};
 use erlmcp_handlers::approval::{Actor, Platform};
 use erlmcp_handlers::reply::RequestCard;
@@ -131,13 +131,7 @@ impl DiscordTransport {
     /// expiry always; the plan cut to what room is left; the latest progress lines, a step's
     /// "▶ started" line giving way to its outcome.
     fn card_content(card: &RequestCard, progress: &[String], pending: bool) -> String {
-        let command: String = card
-            .command
-            .chars()
-            .filter(|c| !c.is_control())
-            .take(150)
-            .collect::<String>()
-            .replace('`', "'");
+        let command: String = flat(&card.command).chars().take(150).collect();
         let header = format!(
             "{}**{}** on {}: `{command}` by {}",
             if pending {
@@ -348,7 +342,7 @@ impl Transport for DiscordTransport {
                 .await?
             }
             _ => {
-                let mut body = json!({ "name": name, "type": 0, "topic": topic.chars().filter(|c| !c.is_control()).take(1024).collect::<String>() });
+                let mut body = json!({ "name": name, "type": 0, "topic": flat(topic).chars().take(1024).collect::<String>() });
                 if let Some(parent) = c.category_id {
                     body["parent_id"] = json!(parent.to_string());
                 }

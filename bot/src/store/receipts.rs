@@ -112,6 +112,15 @@ macro_rules! receipt_store {
                     Ok(res.rows_affected() == 1)
                 }
 
+                async fn release_receipt_key(&self, key: &str) -> Result<()> {
+                    sqlx::query("UPDATE receipts SET key = key || '#' || CAST(id AS TEXT) WHERE key = $1")
+                        .bind(key)
+                        .execute(&self.writer)
+                        .await
+                        .map_err(db)?;
+                    Ok(())
+                }
+
                 async fn renew_receipt(&self, id: i64, owner: &str) -> Result<bool> {
                     let res = sqlx::query("UPDATE receipts SET claimed_at = $1 WHERE id = $2 AND owner = $3 AND state = 'processing'")
                         .bind(timeline::normalise_time(Utc::now()))
@@ -183,9 +192,10 @@ macro_rules! receipt_store {
                     rows.iter().map(receipt_from).collect()
                 }
 
-                async fn abandon_receipt(&self, id: i64) -> Result<bool> {
-                    let res = sqlx::query("UPDATE receipts SET state = 'interrupted' WHERE id = $1 AND state = 'processing'")
+                async fn abandon_receipt(&self, id: i64, claimed_before: DateTime<Utc>) -> Result<bool> {
+                    let res = sqlx::query("UPDATE receipts SET state = 'interrupted' WHERE id = $1 AND state = 'processing' AND claimed_at < $2")
                         .bind(id)
+                        .bind(timeline::normalise_time(claimed_before))
                         .execute(&self.writer)
                         .await
                         .map_err(db)?;
