@@ -267,7 +267,7 @@ pub async fn declare(t: &crate::load::Target) {
 /// The declared incident, once the bot has it tied to its channel.
 pub async fn incident(store: &dyn Store) -> IncidentId {
     for _ in 0..3000 {
-        if let Ok(open) = store.incidents_in_channel("C_INC1").await
+        if let Ok(open) = store.incidents_in_channel("slack:C_INC1").await
             && let Some(i) = open.first()
         {
             return i.id.clone();
