@@ -74,6 +74,36 @@ impl Bench {
         );
     }
 
+    /// The next request card posted in `channel`: its request id, the message as the stand-in
+    /// keeps it, and the content the bot sent.
+    async fn card(&self, channel: u64) -> (String, Value, String) {
+        let path = format!("/channels/{channel}/messages");
+        let call = self
+            .fake
+            .wait_for(
+                |c| {
+                    c.is("POST", &path)
+                        && c.body["components"].to_string().contains("erlmcp:approve:")
+                },
+                WAIT,
+            )
+            .await;
+        let content = call.body["content"].as_str().unwrap().to_string();
+        let request = regex::Regex::new(r"REQ-\d{8}-\d+")
+            .unwrap()
+            .find(&content)
+            .unwrap()
+            .as_str()
+            .to_string();
+        let card = self
+            .fake
+            .messages_in(channel)
+            .into_iter()
+            .find(|m| m["content"].as_str().is_some_and(|c| c.contains(&request)))
+            .expect("the card is in the channel");
+        (request, card, content)
+    }
+
     fn endpoint(&self) -> String {
         format!("{}/discord/interactions", self.bot.url)
     }
@@ -268,30 +298,8 @@ async fn a_failover_runs_on_discord_from_declaration_to_postmortem() {
         (200, Some(5)),
         "{answer}"
     );
-    let card_call = b
-        .fake
-        .wait_for(
-            |c| {
-                c.is("POST", &format!("/channels/{channel}/messages"))
-                    && c.body["components"].to_string().contains("erlmcp:approve:")
-            },
-            WAIT,
-        )
-        .await;
-    let content = card_call.body["content"].as_str().unwrap();
+    let (request, card, content) = b.card(channel.parse().unwrap()).await;
     assert!(content.contains("Plan digest"), "{content}");
-    let request = regex::Regex::new(r"REQ-\d{8}-\d+")
-        .unwrap()
-        .find(content)
-        .unwrap()
-        .as_str()
-        .to_string();
-    let card = b
-        .fake
-        .messages_in(channel.parse().unwrap())
-        .into_iter()
-        .find(|m| m["content"].as_str().is_some_and(|c| c.contains(&request)))
-        .expect("the card is in the channel");
     let card_id: u64 = card["id"].as_str().unwrap().parse().unwrap();
 
     // The requester's own button: refused, to her only.
@@ -569,25 +577,7 @@ async fn rate_limits_are_waited_out_and_refusals_are_said() {
     // one with the role (read from the interaction's member roles) counts.
     b.erlmcp(ALICE, "alice", &[], channel.parse().unwrap(), "isolate")
         .await;
-    let card_call = b
-        .fake
-        .wait_for(
-            |c| c.body["components"].to_string().contains("erlmcp:approve:"),
-            WAIT,
-        )
-        .await;
-    let request = regex::Regex::new(r"REQ-\d{8}-\d+")
-        .unwrap()
-        .find(card_call.body["content"].as_str().unwrap())
-        .unwrap()
-        .as_str()
-        .to_string();
-    let card = b
-        .fake
-        .messages_in(channel.parse().unwrap())
-        .into_iter()
-        .find(|m| m["content"].as_str().is_some_and(|c| c.contains(&request)))
-        .unwrap();
+    let (request, card, _) = b.card(channel.parse().unwrap()).await;
     let no_role = dc::button(
         APP_ID,
         GUILD_ID,
@@ -708,25 +698,7 @@ async fn incidents_can_live_in_threads() {
     // ❌ on a card denies it, with who denied it.
     b.erlmcp(ALICE, "alice", &[], thread_id, "scale us-east-1 4")
         .await;
-    let card_call = b
-        .fake
-        .wait_for(
-            |c| c.body["components"].to_string().contains("erlmcp:deny:"),
-            WAIT,
-        )
-        .await;
-    let request = regex::Regex::new(r"REQ-\d{8}-\d+")
-        .unwrap()
-        .find(card_call.body["content"].as_str().unwrap())
-        .unwrap()
-        .as_str()
-        .to_string();
-    let card = b
-        .fake
-        .messages_in(thread_id)
-        .into_iter()
-        .find(|m| m["content"].as_str().is_some_and(|c| c.contains(&request)))
-        .unwrap();
+    let (request, card, _) = b.card(thread_id).await;
     let card_id: u64 = card["id"].as_str().unwrap().parse().unwrap();
     b.react(BOB, "bob", false, thread_id, card_id, "❌");
     b.wait_posted(&thread_id.to_string(), "denied").await;

@@ -129,7 +129,8 @@ impl Chat {
         Some(a)
     }
 
-    async fn actor_for(&self, user: &str, name: Option<&str>, said: &Said) -> Actor {
+    /// Who the user of an inbound event is: what the event said, or the platform's word.
+    pub(crate) async fn actor_for(&self, user: &str, name: Option<&str>, said: &Said) -> Actor {
         if let Some(a) = self.actor_from_event(user, name, said) {
             return a;
         }
@@ -141,7 +142,8 @@ impl Chat {
         self.actor(user, &hint).await
     }
 
-    fn request(&self, actor: Actor, channel: &str, text: String) -> Request {
+    /// What `actor` said in `channel` (the platform's id), for the engine.
+    pub(crate) fn request(&self, actor: Actor, channel: &str, text: String) -> Request {
         Request {
             actor,
             source: self.source(),
@@ -549,8 +551,8 @@ impl Chat {
                     .await;
             }
             let channel = match self.engine.store().incident(&o.incident).await {
-                Ok(Some(inc)) => match split(&inc.channel) {
-                    Some((p, c)) if p == self.platform() => c.to_string(),
+                Ok(Some(inc)) => match self.own_channel(&inc.channel) {
+                    Some(c) => c.to_string(),
                     // No channel of its own here (creating it failed, or it lives elsewhere):
                     // the announce channel, if any.
                     _ => match announce {
@@ -605,8 +607,7 @@ impl Chat {
             }
             // Its new channel has not heard of it either.
             if let Ok(Some(now)) = self.engine.store().incident(&inc.id).await
-                && let Some((p, channel)) = split(&now.channel)
-                && p == self.platform()
+                && let Some(channel) = self.own_channel(&now.channel)
             {
                 self.deliver_all(channel, &[Reply::channel(headline)], &Asker::nobody())
                     .await;
@@ -654,6 +655,7 @@ impl Chat {
             .await
             .ok()
             .flatten();
+        let meaning = Meaning::of(reaction);
         // As people see it: `:x:` on Slack, `❌` on Discord.
         let shown = if reaction
             .chars()
@@ -664,7 +666,7 @@ impl Chat {
             reaction.to_string()
         };
         let reaction = shown.as_str();
-        match (added, Meaning::of(reaction.trim_matches(':')), request) {
+        match (added, meaning, request) {
             (true, meaning @ (Meaning::Approve | Meaning::Deny), Some(request)) => {
                 let actor = self.actor_for(user, None, said).await;
                 let approve = meaning == Meaning::Approve;

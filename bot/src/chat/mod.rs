@@ -58,23 +58,24 @@ impl Chats {
     pub async fn deliver_alerts(&self, outcomes: Vec<erlmcp_handlers::engine::AlertOutcome>) {
         for o in outcomes {
             let announce = o.announce.clone();
-            let (chat, own) = match announce.as_deref().and_then(|a| self.for_channel(a)) {
-                Some((c, own)) => (Some(c), Some(own)),
-                None => (self.chats.first(), None),
-            };
-            if let Some(chat) = chat {
+            if let Some((chat, own)) = self.announcing(announce.as_deref()) {
                 chat.deliver_alert(o, own).await;
             }
         }
     }
 
     pub async fn announce_missed_alert_incidents(&self, announce: Option<&str>) {
-        let (chat, own) = match announce.and_then(|a| self.for_channel(a)) {
-            Some((c, own)) => (Some(c), Some(own)),
-            None => (self.chats.first(), None),
-        };
-        if let Some(chat) = chat {
+        if let Some((chat, own)) = self.announcing(announce) {
             chat.announce_missed_alert_incidents(own).await;
+        }
+    }
+
+    /// The platform alert incidents are announced on (the announce channel's, else the first
+    /// served) and the announce channel's own id there, if any.
+    fn announcing<'a>(&self, announce: Option<&'a str>) -> Option<(&Chat, Option<&'a str>)> {
+        match announce.and_then(|a| self.for_channel(a)) {
+            Some((c, own)) => Some((c, Some(own))),
+            None => self.chats.first().map(|c| (c, None)),
         }
     }
 }

@@ -125,25 +125,8 @@ async fn record_notes(notes: Vec<(Chat, Stored, Inbound)>) {
         else {
             continue;
         };
-        let actor = match chat.actor_from_event(&user, user_name.as_deref(), &said) {
-            Some(a) => a,
-            None => {
-                chat.actor(
-                    &user,
-                    &super::UserHint {
-                        name: user_name.clone(),
-                        ..Default::default()
-                    },
-                )
-                .await
-            }
-        };
-        let request = erlmcp_handlers::engine::Request {
-            actor,
-            source: chat.source(),
-            channel: chat.qualified(&channel),
-            text: command_line(&command, &text),
-        };
+        let actor = chat.actor_for(&user, user_name.as_deref(), &said).await;
+        let request = chat.request(actor, &channel, command_line(&command, &text));
         answer_to.insert(s.id, (chat, channel, Asker::of(&user, reply_to, &said)));
         items.push(NoteItem {
             receipt: s.id,
@@ -153,19 +136,11 @@ async fn record_notes(notes: Vec<(Chat, Stored, Inbound)>) {
     }
     for (receipt, fate) in engine.record_notes(items).await {
         let reply = match fate {
-            NoteFate::Recorded => {
+            NoteFate::Recorded(incident) => {
                 // A deferred exchange still waits for its answer.
                 if let Some((chat, channel, asker)) = answer_to.remove(&receipt)
                     && asker.deferred
                 {
-                    let incident = engine
-                        .store()
-                        .incidents_in_channel(&chat.qualified(&channel))
-                        .await
-                        .ok()
-                        .and_then(|v| v.into_iter().next())
-                        .map(|i| i.id.to_string())
-                        .unwrap_or_else(|| "the incident".into());
                     chat.tell(
                         &channel,
                         &Reply::private(format!("📝 Noted on {incident}'s timeline.")),

@@ -84,12 +84,7 @@ async fn ready_note(
     let actor = chat
         .actor_from_event(user, user_name.as_deref(), said)
         .or_else(|| chat.known_actor(user))?;
-    let request = erlmcp_handlers::engine::Request {
-        actor,
-        source: chat.source(),
-        channel: chat.qualified(channel),
-        text: command_line(command, text),
-    };
+    let request = chat.request(actor, channel, command_line(command, text));
     chat.engine.ready_note(&request, received_at).await
 }
 

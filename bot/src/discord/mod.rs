@@ -248,8 +248,9 @@ impl Discord {
             .map_err(|e| {
                 let hint = if e.code() == Some(50001) {
                     format!(
-                        ". The bot is not in server {} (DISCORD_GUILD_ID): install it with the URL in deploy/discord-app.md",
-                        connection.config.guild_id
+                        ". The bot is not in server {} (DISCORD_GUILD_ID): install it with {} (deploy/discord-app.md)",
+                        connection.config.guild_id,
+                        permissions::install_url(connection.config.application_id)
                     )
                 } else {
                     String::new()

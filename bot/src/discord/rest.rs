@@ -102,10 +102,6 @@ impl Rest {
         }
     }
 
-    pub fn base(&self) -> &str {
-        &self.base
-    }
-
     /// `method path` with an optional JSON body; the JSON answer (`Null` for 204). `route` names
     /// the call in errors and metrics (`POST /channels/{id}/messages`).
     pub async fn call(

@@ -107,10 +107,6 @@ impl Slack {
         }
     }
 
-    pub fn engine(&self) -> &Engine {
-        &self.chat.engine
-    }
-
     pub fn api(&self) -> &WebApi {
         &self.api
     }

@@ -55,8 +55,8 @@ impl NoteTargets {
 /// What became of a note given to `Engine::record_notes`.
 #[derive(Clone, Debug)]
 pub enum NoteFate {
-    /// On the timeline (now, or already by another process).
-    Recorded,
+    /// On this incident's timeline (now, or already by another process).
+    Recorded(IncidentId),
     /// Refused for good (no open incident, closed, a bot): tell the author; the receipt is
     /// finished.
     Refused(Reply),
@@ -175,7 +175,11 @@ impl Engine {
                     for _ in &applied {
                         crate::telemetry::command("note", crate::telemetry::CommandOutcome::Ok);
                     }
-                    out.extend(receipts.into_iter().map(|r| (r, NoteFate::Recorded)))
+                    out.extend(
+                        receipts
+                            .into_iter()
+                            .map(|r| (r, NoteFate::Recorded(incident.clone()))),
+                    )
                 }
                 // Closed (by another replica) since it was looked up: refused for good.
                 Err(crate::Error::Conflict(_)) => out.extend(receipts.into_iter().map(|r| {
