@@ -91,13 +91,17 @@ async fn async_main() {
         println!("| | entries | time | peak RSS |\n|---|---|---|---|");
         big::report(&bin, &work, pg.as_ref()).await;
     }
-    if let Some(pg) = pg {
-        pg.drop().await;
-    }
+    // ERLMCP_BENCH_KEEP keeps the databases for a closer look (profiling a large incident).
     if std::env::var_os("ERLMCP_BENCH_KEEP").is_some() {
         println!("(kept {})", work.display());
+        if let Some(pg) = pg {
+            println!("(kept {})", pg.url);
+        }
     } else {
         let _ = std::fs::remove_dir_all(&work);
+        if let Some(pg) = pg {
+            pg.drop().await;
+        }
     }
 }
 

@@ -195,13 +195,13 @@ pub async fn incident_view(
     }))
 }
 
-/// Entries read per query: big enough that a million take a few hundred queries, small enough
-/// that a page of long notes stays a few megabytes.
+/// Positions read per query: big enough that a million entries take a few hundred queries,
+/// small enough that a page of long notes stays a few megabytes.
 const PAGE: i64 = 2048;
 
 /// Pages read and hashed ahead of the one being checked: the database, the parsing and the
 /// hashing of different pages then run side by side on the machine's cores.
-const PAGES_AHEAD: usize = 3;
+const PAGES_AHEAD: usize = 4;
 
 /// An approval request with its approvals and its run's steps.
 type Held = (
@@ -213,9 +213,9 @@ type Held = (
 /// A page of entries, each with whether its content still gives its hash.
 type HashedPage = crate::Result<(Vec<timeline::Entry>, Vec<bool>)>;
 
-/// Reads the page after `after` and holds each entry to its hash on a blocking thread.
-async fn hashed_page(store: &dyn Store, id: &IncidentId, after: i64) -> HashedPage {
-    let page = store.timeline_page(id, after, PAGE).await?;
+/// Holds each entry of a page to its hash on a blocking thread.
+async fn hashed(page: crate::Result<Vec<timeline::Entry>>) -> HashedPage {
+    let page = page?;
     tokio::task::spawn_blocking(move || {
         let matches = page.iter().map(|e| e.hash_matches()).collect();
         (page, matches)
@@ -224,20 +224,119 @@ async fn hashed_page(store: &dyn Store, id: &IncidentId, after: i64) -> HashedPa
     .map_err(|e| Error::Store(format!("checking the timeline failed: {e}")))
 }
 
-/// Reads the timeline a page at a time and checks it as `verify_timeline` says, showing each
-/// entry to `visit` in order. Only entries the row and table checks need are kept.
-///
-/// Pages are requested ahead, each starting `PAGE` positions after the one before: a page of
-/// `PAGE` entries after position `a` reaches at least `a + PAGE` (positions are unique), so
-/// pages may overlap where positions are missing but never leave a hole; an entry at or before
-/// the last one checked is a repeat from such an overlap and is skipped.
+/// Reads a timeline in order, for the chain check. First the lowest `PAGE` entries up to #`PAGE`
+/// (so rows inserted before #1 are found, and bounded); then key ranges of
+/// `PAGE` positions, several requested ahead, but only up to a chain end the incident's row
+/// recorded: every entry up to it was committed with that record, so ranges read in any order
+/// see all of them. Past that end, at a range that comes back empty (a hole), one `LIMIT` page
+/// at a time after the last entry seen finds what follows, in order, so entries appended while
+/// the walk runs are neither skipped nor taken for a gap; ranges resume once that is within the
+/// recorded end again. Every query either returns entries past the last one seen or ends a
+/// stretch, so the reading ends after about one query per `PAGE` entries and a few per hole,
+/// whatever the record says.
+struct Reader<'a> {
+    store: &'a dyn Store,
+    id: &'a IncidentId,
+    ahead: futures_util::stream::FuturesOrdered<futures_util::future::BoxFuture<'a, HashedPage>>,
+    started: bool,
+    /// Where the next range starts (exclusive).
+    next_after: i64,
+    /// The furthest chain end recorded in the incident's row so far.
+    recorded: i64,
+    /// Ranges are requested up to here: the recorded end, or where a range came back empty.
+    until: i64,
+}
+
+impl<'a> Reader<'a> {
+    fn new(store: &'a dyn Store, id: &'a IncidentId, recorded_end: i64) -> Self {
+        Reader {
+            store,
+            id,
+            ahead: futures_util::stream::FuturesOrdered::new(),
+            started: false,
+            next_after: i64::MIN,
+            recorded: recorded_end,
+            until: recorded_end,
+        }
+    }
+
+    /// A chain end recorded since: entries up to it may be read in ranges.
+    fn extend_to(&mut self, end: i64) {
+        if end > self.recorded {
+            self.recorded = end;
+            self.until = end;
+        }
+    }
+
+    /// The next page in order, `None` once nothing is left after `last_seen` (the last
+    /// position the caller took; every page returned before was taken).
+    async fn next(
+        &mut self,
+        last_seen: i64,
+    ) -> crate::Result<Option<(Vec<timeline::Entry>, Vec<bool>)>> {
+        use futures_util::{FutureExt, StreamExt};
+        if !self.started {
+            self.started = true;
+            // Through #PAGE, at most PAGE entries: any rows before #1 first, bounded.
+            let page = hashed(
+                self.store
+                    .timeline_range(self.id, i64::MIN, PAGE, PAGE)
+                    .await,
+            )
+            .await?;
+            self.next_after = match page.0.last() {
+                Some(last) if page.0.len() as i64 == PAGE => last.seq,
+                _ => PAGE,
+            };
+            if !page.0.is_empty() {
+                return Ok(Some(page));
+            }
+        }
+        loop {
+            if self.ahead.is_empty() {
+                self.next_after = self.next_after.max(last_seen);
+            }
+            while self.ahead.len() < PAGES_AHEAD && self.next_after < self.until {
+                let (store, id, after) = (self.store, self.id, self.next_after);
+                let through = after.saturating_add(PAGE).min(self.until);
+                self.ahead.push_back(
+                    async move {
+                        hashed(store.timeline_range(id, after, through, PAGE).await).await
+                    }
+                        .boxed(),
+                );
+                self.next_after = through;
+            }
+            if let Some(page) = self.ahead.next().await {
+                let page = page?;
+                if page.0.is_empty() {
+                    // A hole of a whole range: no more ranges until a page finds what follows.
+                    self.until = self.next_after;
+                    continue;
+                }
+                return Ok(Some(page));
+            }
+            let page = hashed(self.store.timeline_page(self.id, last_seen, PAGE).await).await?;
+            let Some(last) = page.0.last() else {
+                return Ok(None);
+            };
+            self.next_after = last.seq;
+            self.until = self.recorded;
+            return Ok(Some(page));
+        }
+    }
+}
+
+/// Reads the timeline a page at a time (`Reader`) and checks it as `verify_timeline` says,
+/// showing each entry to `visit` in order. Only entries the row and table checks need are kept.
+/// An entry at or before the last one checked is a repeat (the look past what was read may
+/// overlap a range) and is skipped.
 async fn walk(
     store: &dyn Store,
     id: &IncidentId,
     key: Option<&TimelineKey>,
     mut visit: impl FnMut(&timeline::Entry),
 ) -> crate::Result<(ChainCheck, Vec<Held>)> {
-    use futures_util::StreamExt;
     let mut checker = timeline::ChainChecker::new(key);
     let mut kept = Vec::new();
     // The incident's record of its chain's end is read again after the entries, so an entry
@@ -248,34 +347,11 @@ async fn walk(
     if let Some(h) = &earlier {
         checker.watch(h.len);
     }
+    let mut reader = Reader::new(store, id, earlier.as_ref().map_or(0, |h| h.len));
     let mut head;
     let mut rounds = 0;
     loop {
-        let mut pages = futures_util::stream::FuturesOrdered::new();
-        let mut reached_end = false;
-        // Where the next page requested ahead starts; not known until the first page is in,
-        // which is read from the lowest position there is, so a row inserted before #1 is
-        // found too.
-        let mut next_after = None;
-        if rounds == 0 {
-            pages.push_back(hashed_page(store, id, i64::MIN));
-        } else {
-            next_after = Some(checker.last_seq());
-        }
-        loop {
-            if let Some(after) = next_after.as_mut() {
-                while !reached_end && pages.len() < PAGES_AHEAD {
-                    pages.push_back(hashed_page(store, id, *after));
-                    *after = after.saturating_add(PAGE);
-                }
-            }
-            let Some(page) = pages.next().await else {
-                break;
-            };
-            let (page, matches) = page?;
-            if (page.len() as i64) < PAGE {
-                reached_end = true;
-            }
+        while let Some((page, matches)) = reader.next(checker.last_seq()).await? {
             for (e, hash_matches) in page.into_iter().zip(matches) {
                 if checker.entries() > 0 && e.seq <= checker.last_seq() {
                     continue;
@@ -286,14 +362,11 @@ async fn walk(
                     kept.push(e);
                 }
             }
-            if next_after.is_none() {
-                next_after = Some(checker.last_seq());
-            }
         }
         head = store.timeline_head(id).await?;
         rounds += 1;
         match &head {
-            Some(h) if h.len > checker.last_seq() && rounds < 4 => continue,
+            Some(h) if h.len > checker.last_seq() && rounds < 4 => reader.extend_to(h.len),
             _ => break,
         }
     }

@@ -63,6 +63,18 @@ pub trait Store: RunStore + ReceiptStore {
         after_seq: i64,
         limit: i64,
     ) -> Result<Vec<Entry>>;
+    /// The first `limit` entries after entry `after_seq` up to and including entry
+    /// `through_seq`, in order. A bounded key range: whatever plan the database picks reads only
+    /// those entries, where a `LIMIT` page alone may be planned as "every later entry, sorted"
+    /// (PostgreSQL's plans with stale statistics did: 0.2 s a page of a million-entry timeline,
+    /// 0.76 s for the first).
+    async fn timeline_range(
+        &self,
+        incident: &IncidentId,
+        after_seq: i64,
+        through_seq: i64,
+        limit: i64,
+    ) -> Result<Vec<Entry>>;
     /// Whether the incident's timeline has an entry of this kind.
     async fn has_entry(&self, incident: &IncidentId, kind: &str) -> Result<bool>;
     /// The chain length and last hash the incident row records.

@@ -135,15 +135,23 @@ async fn a_growing_timeline_is_not_a_cut_one(b: Backend) {
     let writer = {
         let (store, inc) = (store.clone(), inc.clone());
         tokio::spawn(async move {
+            // Single notes, then bursts of 300: more than a whole range (2048 positions) is
+            // appended while one check reads.
             for i in 0..40 {
                 store
                     .append(&inc, vec![draft("note", "carol", &format!("live {i}"))])
                     .await
                     .unwrap();
             }
+            for burst in 0..20 {
+                let drafts = (0..300)
+                    .map(|i| draft("note", "carol", &format!("burst {burst}-{i}")))
+                    .collect();
+                store.append(&inc, drafts).await.unwrap();
+            }
         })
     };
-    for _ in 0..5 {
+    while !writer.is_finished() {
         let check = reads::verify_timeline(store.as_ref(), &inc, None)
             .await
             .unwrap();
@@ -153,7 +161,7 @@ async fn a_growing_timeline_is_not_a_cut_one(b: Backend) {
     let check = reads::verify_timeline(store.as_ref(), &inc, None)
         .await
         .unwrap();
-    assert_eq!(check.entries, 5042);
+    assert_eq!(check.entries, 5042 + 6000);
 }
 
 /// Rows the bot never writes, and a record of the end edited back, are named.
@@ -205,8 +213,102 @@ async fn inserted_rows_and_a_shortened_record_are_caught(b: Backend) {
     }
 }
 
+/// The timeline is read in ranges of positions: a hole as wide as a whole range, a row far past
+/// the end, and a record of the end edited far back are still found, and every stored entry is
+/// still read and checked.
+async fn holes_far_rows_and_a_record_set_back_are_found(b: Backend) {
+    let Some(db) = TestDb::new(b).await else {
+        return;
+    };
+    let store = db.store.as_ref();
+    let inc = long_incident(store).await;
+    let drop = match b {
+        Backend::Sqlite => "DROP TRIGGER timeline_no_update; DROP TRIGGER timeline_no_delete",
+        Backend::Postgres => "DROP TRIGGER timeline_no_update_or_delete ON timeline",
+    };
+    // Positions 2001-4500 (more than one range of 2048) go; a copy of #5002 lands at #90000.
+    let hole = "DELETE FROM timeline WHERE incident_id = $1 AND seq > 2000 AND seq <= 4500";
+    let far = "INSERT INTO timeline (incident_id, seq, at, actor, actor_id, source, kind, text, prev_hash, hash) SELECT incident_id, 90000, at, actor, actor_id, source, kind, text, prev_hash, hash FROM timeline WHERE incident_id = $1 AND seq = 5002";
+    let set_back = "UPDATE incidents SET timeline_len = 1 WHERE id = $1";
+    macro_rules! run {
+        ($pool:expr, $q:expr) => {{
+            sqlx::query($q)
+                .bind(inc.as_str())
+                .execute($pool)
+                .await
+                .unwrap();
+        }};
+    }
+    macro_rules! tamper {
+        ($pool:expr) => {{
+            sqlx::raw_sql(drop).execute($pool).await.unwrap();
+            run!($pool, hole);
+            let check = reads::verify_timeline(store, &inc, None).await.unwrap();
+            assert_eq!(
+                check.breaks,
+                vec![Break::Gap {
+                    after: 2000,
+                    next: 4501
+                }]
+            );
+            assert_eq!(check.entries, 2502, "every stored entry is read");
+            run!($pool, far);
+            let check = reads::verify_timeline(store, &inc, None).await.unwrap();
+            assert!(
+                check.breaks.contains(&Break::Gap {
+                    after: 5002,
+                    next: 90000
+                }),
+                "{:?}",
+                check.breaks
+            );
+            assert_eq!(check.entries, 2503);
+            run!($pool, set_back);
+            let check = reads::verify_timeline(store, &inc, None).await.unwrap();
+            assert!(
+                check.breaks.contains(&Break::Beyond {
+                    stored: 90000,
+                    recorded: 1
+                }),
+                "{:?}",
+                check.breaks
+            );
+            assert_eq!(
+                check.entries, 2503,
+                "a record set back does not stop the reading"
+            );
+            // A record of the end far ahead of what is stored: no range after range up to it.
+            run!(
+                $pool,
+                "UPDATE incidents SET timeline_len = 1000000000000000 WHERE id = $1"
+            );
+            let check = tokio::time::timeout(
+                std::time::Duration::from_secs(30),
+                reads::verify_timeline(store, &inc, None),
+            )
+            .await
+            .expect("the check ends")
+            .unwrap();
+            assert!(
+                check.breaks.contains(&Break::Truncated {
+                    stored: 90000,
+                    expected: 1_000_000_000_000_000
+                }),
+                "{:?}",
+                check.breaks
+            );
+            assert_eq!(check.entries, 2503);
+        }};
+    }
+    match b {
+        Backend::Sqlite => tamper!(db.sqlite.as_ref().unwrap().pool()),
+        Backend::Postgres => tamper!(db.postgres.as_ref().unwrap().pool()),
+    }
+}
+
 on_both_backends!(
     long_timelines_are_checked_page_by_page,
     a_growing_timeline_is_not_a_cut_one,
-    inserted_rows_and_a_shortened_record_are_caught
+    inserted_rows_and_a_shortened_record_are_caught,
+    holes_far_rows_and_a_record_set_back_are_found
 );

@@ -1,8 +1,12 @@
-//! Long timelines read a page at a time, each page as one row: the database folds the page's
-//! entries into one JSON array and serde reads it. Read row by row, sqlx spends most of
-//! `timeline verify` of a million entries handing single rows between threads (SQLite) or
-//! decoding them one by one (PostgreSQL); folded, a page is one round trip and one string.
-//! (`COPY … TO STDOUT` was tried for PostgreSQL: through sqlx it took 0.3 s a page.)
+//! Long timelines read a page at a time. SQLite folds a page's entries into one JSON array that
+//! serde reads: row by row, sqlx hands each row between SQLite's thread and the task, and that
+//! hand-over was most of `timeline verify` of a million entries. PostgreSQL sends plain rows,
+//! read by column position: folding into JSON cost it about 7 µs an entry.
+//!
+//! Both read key ranges (`seq > after AND seq <= through`) for the bulk of a timeline: a
+//! `LIMIT` page was planned by PostgreSQL, from a cached generic plan and statistics taken
+//! before the timeline grew, as "every later entry, sorted" (0.2 s a page of a million-entry
+//! timeline); a bounded range reads only its entries whatever the plan.
 
 use super::rows::bad;
 use chrono::{DateTime, NaiveDateTime, Utc};
@@ -73,27 +77,165 @@ fn entries(incident: &IncidentId, page: &str) -> Result<Vec<Entry>> {
 
 /// Parses a page on a blocking thread, so the next page's query and this page's parsing run
 /// side by side.
-pub(crate) async fn parse_aside(incident: &IncidentId, page: String) -> Result<Vec<Entry>> {
+async fn parse_aside(incident: &IncidentId, page: String) -> Result<Vec<Entry>> {
     let incident = incident.clone();
     tokio::task::spawn_blocking(move || entries(&incident, &page))
         .await
         .map_err(|e| erlmcp_handlers::Error::Store(format!("reading the timeline failed: {e}")))?
 }
 
-/// The query that folds the page of up to `$3` entries after position `$2` of incident `$1`
-/// into one JSON array, in `column order above, as the column `page`.
-pub(crate) trait FoldedPage {
-    const SQL: &'static str;
+/// How each backend reads a stretch of a timeline: the entries after `after` either up to
+/// `limit` of them (a page) or up to and including position `through` (a key range).
+pub(crate) trait TimelinePages: sqlx::Database + Sized {
+    async fn page(
+        pool: &sqlx::Pool<Self>,
+        incident: &IncidentId,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<Entry>>;
+    async fn range(
+        pool: &sqlx::Pool<Self>,
+        incident: &IncidentId,
+        after: i64,
+        through: i64,
+        limit: i64,
+    ) -> Result<Vec<Entry>>;
 }
 
-impl FoldedPage for sqlx::Sqlite {
-    const SQL: &'static str = "SELECT json_group_array(json_array(seq, at, actor, actor_id, source, kind, text, prev_hash, hash, data, mac)) AS page FROM (SELECT seq, at, actor, actor_id, source, kind, text, prev_hash, hash, data, mac FROM timeline WHERE incident_id = $1 AND seq > $2 ORDER BY seq LIMIT $3)";
+/// The folded page queries: the entries after `$2`, up to `$3` of them, or through position `$3` and up to `$4` of them,
+/// as one JSON array (column order of `PageRow`).
+const SQLITE_PAGE: &str = "SELECT json_group_array(json_array(seq, at, actor, actor_id, source, kind, text, prev_hash, hash, data, mac)) AS page FROM (SELECT seq, at, actor, actor_id, source, kind, text, prev_hash, hash, data, mac FROM timeline WHERE incident_id = $1 AND seq > $2 ORDER BY seq LIMIT $3)";
+const SQLITE_RANGE: &str = "SELECT json_group_array(json_array(seq, at, actor, actor_id, source, kind, text, prev_hash, hash, data, mac)) AS page FROM (SELECT seq, at, actor, actor_id, source, kind, text, prev_hash, hash, data, mac FROM timeline WHERE incident_id = $1 AND seq > $2 AND seq <= $3 ORDER BY seq LIMIT $4)";
+
+/// SQLite hands sqlx each row from its own thread: folded, a page is one hand-over.
+impl TimelinePages for sqlx::Sqlite {
+    async fn page(
+        pool: &sqlx::SqlitePool,
+        incident: &IncidentId,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<Entry>> {
+        folded(pool, SQLITE_PAGE, incident, after, limit, None).await
+    }
+
+    async fn range(
+        pool: &sqlx::SqlitePool,
+        incident: &IncidentId,
+        after: i64,
+        through: i64,
+        limit: i64,
+    ) -> Result<Vec<Entry>> {
+        folded(pool, SQLITE_RANGE, incident, after, through, Some(limit)).await
+    }
 }
 
-/// Plain rows were measured too: 17.1 s for a million entries against 11.8 s folded
-/// (`bench/run`, 2026-11-29), though PostgreSQL spends about 3 µs an entry building the JSON.
-impl FoldedPage for sqlx::Postgres {
-    const SQL: &'static str = "SELECT COALESCE(json_agg(json_build_array(seq, at, actor, actor_id, source, kind, text, prev_hash, hash, data, mac) ORDER BY seq), '[]')::text AS page FROM (SELECT seq, at, actor, actor_id, source, kind, text, prev_hash, hash, data, mac FROM timeline WHERE incident_id = $1 AND seq > $2 ORDER BY seq LIMIT $3) AS p";
+async fn folded(
+    pool: &sqlx::SqlitePool,
+    sql: &'static str,
+    incident: &IncidentId,
+    after: i64,
+    bound: i64,
+    limit: Option<i64>,
+) -> Result<Vec<Entry>> {
+    use sqlx::Row;
+    let mut query = sqlx::query(sql)
+        .bind(incident.as_str())
+        .bind(after)
+        .bind(bound);
+    if let Some(limit) = limit {
+        query = query.bind(limit);
+    }
+    let row = query.fetch_one(pool).await.map_err(super::rows::db)?;
+    let page: String = row.try_get("page").map_err(super::rows::db)?;
+    parse_aside(incident, page).await
+}
+
+/// PostgreSQL sends rows in one stream: read as rows, by column position. (Folded into JSON,
+/// it spent about 7 µs an entry building the JSON.)
+const PG_PAGE: &str = "SELECT seq, at, actor, actor_id, source, kind, text, prev_hash, hash, data, mac FROM timeline WHERE incident_id = $1 AND seq > $2 ORDER BY seq LIMIT $3";
+const PG_RANGE: &str = "SELECT seq, at, actor, actor_id, source, kind, text, prev_hash, hash, data, mac FROM timeline WHERE incident_id = $1 AND seq > $2 AND seq <= $3 ORDER BY seq LIMIT $4";
+
+impl TimelinePages for sqlx::Postgres {
+    async fn page(
+        pool: &sqlx::PgPool,
+        incident: &IncidentId,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<Entry>> {
+        pg_rows_aside(pool, PG_PAGE, incident, after, limit, None).await
+    }
+
+    async fn range(
+        pool: &sqlx::PgPool,
+        incident: &IncidentId,
+        after: i64,
+        through: i64,
+        limit: i64,
+    ) -> Result<Vec<Entry>> {
+        pg_rows_aside(pool, PG_RANGE, incident, after, through, Some(limit)).await
+    }
+}
+
+/// Reads and decodes the rows in a task of their own: pages requested ahead then arrive,
+/// decrypt and decode on every worker thread at once, not all in the task that asked.
+async fn pg_rows_aside(
+    pool: &sqlx::PgPool,
+    sql: &'static str,
+    incident: &IncidentId,
+    after: i64,
+    bound: i64,
+    limit: Option<i64>,
+) -> Result<Vec<Entry>> {
+    let (pool, incident) = (pool.clone(), incident.clone());
+    tokio::spawn(async move { pg_rows(&pool, sql, &incident, after, bound, limit).await })
+        .await
+        .map_err(|e| erlmcp_handlers::Error::Store(format!("reading the timeline failed: {e}")))?
+}
+
+async fn pg_rows(
+    pool: &sqlx::PgPool,
+    sql: &'static str,
+    incident: &IncidentId,
+    after: i64,
+    bound: i64,
+    limit: Option<i64>,
+) -> Result<Vec<Entry>> {
+    use super::rows::db;
+    use sqlx::Row;
+    let mut query = sqlx::query(sql)
+        .bind(incident.as_str())
+        .bind(after)
+        .bind(bound);
+    if let Some(limit) = limit {
+        query = query.bind(limit);
+    }
+    let rows = query.fetch_all(pool).await.map_err(db)?;
+    let mut out = Vec::with_capacity(rows.len());
+    for row in &rows {
+        // By position, and the text columns without a type check per value (about a tenth of
+        // the decoding): any bytes are checked as UTF-8 either way. The number and the time are
+        // checked, as their decoding trusts the value's length.
+        let source: &str = row.try_get_unchecked(4).map_err(db)?;
+        let data: Option<&str> = row.try_get_unchecked(9).map_err(db)?;
+        out.push(Entry {
+            incident: incident.clone(),
+            seq: row.try_get(0).map_err(db)?,
+            at: row.try_get(1).map_err(db)?,
+            actor: row.try_get_unchecked(2).map_err(db)?,
+            actor_id: row.try_get_unchecked(3).map_err(db)?,
+            source: Source::parse(source).ok_or_else(|| bad("source", source))?,
+            kind: row.try_get_unchecked(5).map_err(db)?,
+            text: row.try_get_unchecked(6).map_err(db)?,
+            prev_hash: row.try_get_unchecked(7).map_err(db)?,
+            hash: row.try_get_unchecked(8).map_err(db)?,
+            facts: match data {
+                Some(f) => serde_json::from_str(f).map_err(|_| bad("data", f))?,
+                None => Vec::new(),
+            },
+            mac: row.try_get_unchecked(10).map_err(db)?,
+        });
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

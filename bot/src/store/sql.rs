@@ -367,16 +367,17 @@ macro_rules! sql_store {
                     after_seq: i64,
                     limit: i64,
                 ) -> Result<Vec<Entry>> {
-                    // One row per page, the page folded into JSON by the database (store/pages.rs).
-                    let row = sqlx::query(<$db as crate::store::pages::FoldedPage>::SQL)
-                        .bind(incident.as_str())
-                        .bind(after_seq)
-                        .bind(limit)
-                        .fetch_one(&self.pool)
-                        .await
-                        .map_err(db)?;
-                    let page: String = row.try_get("page").map_err(db)?;
-                    crate::store::pages::parse_aside(incident, page).await
+                    <$db as crate::store::pages::TimelinePages>::page(&self.pool, incident, after_seq, limit).await
+                }
+
+                async fn timeline_range(
+                    &self,
+                    incident: &IncidentId,
+                    after_seq: i64,
+                    through_seq: i64,
+                    limit: i64,
+                ) -> Result<Vec<Entry>> {
+                    <$db as crate::store::pages::TimelinePages>::range(&self.pool, incident, after_seq, through_seq, limit).await
                 }
 
                 async fn has_entry(&self, incident: &IncidentId, kind: &str) -> Result<bool> {
