@@ -316,7 +316,12 @@ impl<'a> Reader<'a> {
                 }
                 return Ok(Some(page));
             }
-            let page = hashed(self.store.timeline_page(self.id, last_seen, PAGE).await).await?;
+            let page = hashed(
+                self.store
+                    .timeline_range(self.id, last_seen, i64::MAX, PAGE)
+                    .await,
+            )
+            .await?;
             let Some(last) = page.0.last() else {
                 return Ok(None);
             };

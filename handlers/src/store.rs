@@ -56,18 +56,11 @@ pub trait Store: RunStore + ReceiptStore {
     /// Appends entries to an incident's timeline.
     async fn append(&self, incident: &IncidentId, drafts: Vec<Draft>) -> Result<Vec<Entry>>;
     async fn timeline(&self, incident: &IncidentId) -> Result<Vec<Entry>>;
-    /// Up to `limit` entries after entry `after_seq`, in order: a long timeline read a page at a time.
-    async fn timeline_page(
-        &self,
-        incident: &IncidentId,
-        after_seq: i64,
-        limit: i64,
-    ) -> Result<Vec<Entry>>;
     /// The first `limit` entries after entry `after_seq` up to and including entry
-    /// `through_seq`, in order. A bounded key range: whatever plan the database picks reads only
-    /// those entries, where a `LIMIT` page alone may be planned as "every later entry, sorted"
-    /// (PostgreSQL's plans with stale statistics did: 0.2 s a page of a million-entry timeline,
-    /// 0.76 s for the first).
+    /// `through_seq`, in order: a long timeline read a stretch at a time. A bounded key range
+    /// is read whatever plan the database picks; with `through_seq` at `i64::MAX` (a page of
+    /// whatever follows) PostgreSQL, from stale statistics, may read every later entry and sort
+    /// them (0.2 s a page of a million-entry timeline, 0.76 s for the first).
     async fn timeline_range(
         &self,
         incident: &IncidentId,

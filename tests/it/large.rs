@@ -52,6 +52,43 @@ async fn long_incident(store: &dyn Store) -> IncidentId {
     inc
 }
 
+/// Writes to the database behind the bot's back, as someone with access to it could: first the
+/// triggers that keep the timeline append-only go.
+async fn unguard(db: &TestDb) {
+    match (&db.sqlite, &db.postgres) {
+        (Some(s), _) => {
+            sqlx::raw_sql("DROP TRIGGER timeline_no_update; DROP TRIGGER timeline_no_delete")
+                .execute(s.pool())
+                .await
+                .map(|_| ())
+        }
+        (None, Some(p)) => sqlx::raw_sql("DROP TRIGGER timeline_no_update_or_delete ON timeline")
+            .execute(p.pool())
+            .await
+            .map(|_| ()),
+        (None, None) => panic!("a test database has a backend"),
+    }
+    .unwrap();
+}
+
+/// Runs `sql` on the database directly, the incident's id as `$1`.
+async fn write(db: &TestDb, sql: &str, inc: &IncidentId) {
+    match (&db.sqlite, &db.postgres) {
+        (Some(s), _) => sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(inc.as_str())
+            .execute(s.pool())
+            .await
+            .map(|_| ()),
+        (None, Some(p)) => sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(inc.as_str())
+            .execute(p.pool())
+            .await
+            .map(|_| ()),
+        (None, None) => panic!("a test database has a backend"),
+    }
+    .unwrap();
+}
+
 async fn long_timelines_are_checked_page_by_page(b: Backend) {
     let Some(db) = TestDb::new(b).await else {
         return;
@@ -85,29 +122,12 @@ async fn long_timelines_are_checked_page_by_page(b: Backend) {
     assert!(md.contains("Declared P2 (Medium): long"));
 
     // Edit an entry on the third page and delete the first entry of the second.
-    let (drop, edit, delete) = (
-        match b {
-            Backend::Sqlite => "DROP TRIGGER timeline_no_update; DROP TRIGGER timeline_no_delete",
-            Backend::Postgres => "DROP TRIGGER timeline_no_update_or_delete ON timeline",
-        },
+    unguard(&db).await;
+    for q in [
         "UPDATE timeline SET text = 'nothing happened' WHERE incident_id = $1 AND seq = 4500",
         "DELETE FROM timeline WHERE incident_id = $1 AND seq = 2049",
-    );
-    macro_rules! tamper {
-        ($pool:expr) => {{
-            sqlx::raw_sql(drop).execute($pool).await.unwrap();
-            for q in [edit, delete] {
-                sqlx::query(q)
-                    .bind(inc.as_str())
-                    .execute($pool)
-                    .await
-                    .unwrap();
-            }
-        }};
-    }
-    match b {
-        Backend::Sqlite => tamper!(db.sqlite.as_ref().unwrap().pool()),
-        Backend::Postgres => tamper!(db.postgres.as_ref().unwrap().pool()),
+    ] {
+        write(&db, q, &inc).await;
     }
     let check = reads::verify_timeline(store, &inc, None).await.unwrap();
     assert_eq!(
@@ -171,46 +191,27 @@ async fn inserted_rows_and_a_shortened_record_are_caught(b: Backend) {
     };
     let store = db.store.as_ref();
     let inc = long_incident(store).await;
-    let drop = match b {
-        Backend::Sqlite => "DROP TRIGGER timeline_no_update; DROP TRIGGER timeline_no_delete",
-        Backend::Postgres => "DROP TRIGGER timeline_no_update_or_delete ON timeline",
-    };
     let forge = "INSERT INTO timeline (incident_id, seq, at, actor, actor_id, source, kind, text, prev_hash, hash) SELECT incident_id, 0, at, actor, actor_id, source, kind, 'FORGED: root cause was the DBA', prev_hash, hash FROM timeline WHERE incident_id = $1 AND seq = 1";
     let shorten = "UPDATE incidents SET timeline_len = timeline_len - 1 WHERE id = $1";
-    macro_rules! run {
-        ($pool:expr, $q:expr) => {{
-            sqlx::query($q)
-                .bind(inc.as_str())
-                .execute($pool)
-                .await
-                .unwrap();
-        }};
-    }
-    macro_rules! tamper {
-        ($pool:expr) => {{
-            sqlx::raw_sql(drop).execute($pool).await.unwrap();
-            run!($pool, forge);
-            let check = reads::verify_timeline(store, &inc, None).await.unwrap();
-            assert_eq!(check.breaks, vec![Break::Inserted { seq: 0 }]);
-            run!(
-                $pool,
-                "DELETE FROM timeline WHERE incident_id = $1 AND seq = 0"
-            );
-            run!($pool, shorten);
-            let check = reads::verify_timeline(store, &inc, None).await.unwrap();
-            assert_eq!(
-                check.breaks,
-                vec![Break::Beyond {
-                    stored: 5002,
-                    recorded: 5001
-                }]
-            );
-        }};
-    }
-    match b {
-        Backend::Sqlite => tamper!(db.sqlite.as_ref().unwrap().pool()),
-        Backend::Postgres => tamper!(db.postgres.as_ref().unwrap().pool()),
-    }
+    unguard(&db).await;
+    write(&db, forge, &inc).await;
+    let check = reads::verify_timeline(store, &inc, None).await.unwrap();
+    assert_eq!(check.breaks, vec![Break::Inserted { seq: 0 }]);
+    write(
+        &db,
+        "DELETE FROM timeline WHERE incident_id = $1 AND seq = 0",
+        &inc,
+    )
+    .await;
+    write(&db, shorten, &inc).await;
+    let check = reads::verify_timeline(store, &inc, None).await.unwrap();
+    assert_eq!(
+        check.breaks,
+        vec![Break::Beyond {
+            stored: 5002,
+            recorded: 5001
+        }]
+    );
 }
 
 /// The timeline is read in ranges of positions: a hole as wide as a whole range, a row far past
@@ -222,88 +223,69 @@ async fn holes_far_rows_and_a_record_set_back_are_found(b: Backend) {
     };
     let store = db.store.as_ref();
     let inc = long_incident(store).await;
-    let drop = match b {
-        Backend::Sqlite => "DROP TRIGGER timeline_no_update; DROP TRIGGER timeline_no_delete",
-        Backend::Postgres => "DROP TRIGGER timeline_no_update_or_delete ON timeline",
-    };
     // Positions 2001-4500 (more than one range of 2048) go; a copy of #5002 lands at #90000.
     let hole = "DELETE FROM timeline WHERE incident_id = $1 AND seq > 2000 AND seq <= 4500";
     let far = "INSERT INTO timeline (incident_id, seq, at, actor, actor_id, source, kind, text, prev_hash, hash) SELECT incident_id, 90000, at, actor, actor_id, source, kind, text, prev_hash, hash FROM timeline WHERE incident_id = $1 AND seq = 5002";
     let set_back = "UPDATE incidents SET timeline_len = 1 WHERE id = $1";
-    macro_rules! run {
-        ($pool:expr, $q:expr) => {{
-            sqlx::query($q)
-                .bind(inc.as_str())
-                .execute($pool)
-                .await
-                .unwrap();
-        }};
-    }
-    macro_rules! tamper {
-        ($pool:expr) => {{
-            sqlx::raw_sql(drop).execute($pool).await.unwrap();
-            run!($pool, hole);
-            let check = reads::verify_timeline(store, &inc, None).await.unwrap();
-            assert_eq!(
-                check.breaks,
-                vec![Break::Gap {
-                    after: 2000,
-                    next: 4501
-                }]
-            );
-            assert_eq!(check.entries, 2502, "every stored entry is read");
-            run!($pool, far);
-            let check = reads::verify_timeline(store, &inc, None).await.unwrap();
-            assert!(
-                check.breaks.contains(&Break::Gap {
-                    after: 5002,
-                    next: 90000
-                }),
-                "{:?}",
-                check.breaks
-            );
-            assert_eq!(check.entries, 2503);
-            run!($pool, set_back);
-            let check = reads::verify_timeline(store, &inc, None).await.unwrap();
-            assert!(
-                check.breaks.contains(&Break::Beyond {
-                    stored: 90000,
-                    recorded: 1
-                }),
-                "{:?}",
-                check.breaks
-            );
-            assert_eq!(
-                check.entries, 2503,
-                "a record set back does not stop the reading"
-            );
-            // A record of the end far ahead of what is stored: no range after range up to it.
-            run!(
-                $pool,
-                "UPDATE incidents SET timeline_len = 1000000000000000 WHERE id = $1"
-            );
-            let check = tokio::time::timeout(
-                std::time::Duration::from_secs(30),
-                reads::verify_timeline(store, &inc, None),
-            )
-            .await
-            .expect("the check ends")
-            .unwrap();
-            assert!(
-                check.breaks.contains(&Break::Truncated {
-                    stored: 90000,
-                    expected: 1_000_000_000_000_000
-                }),
-                "{:?}",
-                check.breaks
-            );
-            assert_eq!(check.entries, 2503);
-        }};
-    }
-    match b {
-        Backend::Sqlite => tamper!(db.sqlite.as_ref().unwrap().pool()),
-        Backend::Postgres => tamper!(db.postgres.as_ref().unwrap().pool()),
-    }
+    unguard(&db).await;
+    write(&db, hole, &inc).await;
+    let check = reads::verify_timeline(store, &inc, None).await.unwrap();
+    assert_eq!(
+        check.breaks,
+        vec![Break::Gap {
+            after: 2000,
+            next: 4501
+        }]
+    );
+    assert_eq!(check.entries, 2502, "every stored entry is read");
+    write(&db, far, &inc).await;
+    let check = reads::verify_timeline(store, &inc, None).await.unwrap();
+    assert!(
+        check.breaks.contains(&Break::Gap {
+            after: 5002,
+            next: 90000
+        }),
+        "{:?}",
+        check.breaks
+    );
+    assert_eq!(check.entries, 2503);
+    write(&db, set_back, &inc).await;
+    let check = reads::verify_timeline(store, &inc, None).await.unwrap();
+    assert!(
+        check.breaks.contains(&Break::Beyond {
+            stored: 90000,
+            recorded: 1
+        }),
+        "{:?}",
+        check.breaks
+    );
+    assert_eq!(
+        check.entries, 2503,
+        "a record set back does not stop the reading"
+    );
+    // A record of the end far ahead of what is stored: no range after range up to it.
+    write(
+        &db,
+        "UPDATE incidents SET timeline_len = 1000000000000000 WHERE id = $1",
+        &inc,
+    )
+    .await;
+    let check = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        reads::verify_timeline(store, &inc, None),
+    )
+    .await
+    .expect("the check ends")
+    .unwrap();
+    assert!(
+        check.breaks.contains(&Break::Truncated {
+            stored: 90000,
+            expected: 1_000_000_000_000_000
+        }),
+        "{:?}",
+        check.breaks
+    );
+    assert_eq!(check.entries, 2503);
 }
 
 on_both_backends!(

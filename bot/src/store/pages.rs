@@ -84,15 +84,9 @@ async fn parse_aside(incident: &IncidentId, page: String) -> Result<Vec<Entry>> 
         .map_err(|e| erlmcp_handlers::Error::Store(format!("reading the timeline failed: {e}")))?
 }
 
-/// How each backend reads a stretch of a timeline: the entries after `after` either up to
-/// `limit` of them (a page) or up to and including position `through` (a key range).
-pub(crate) trait TimelinePages: sqlx::Database + Sized {
-    async fn page(
-        pool: &sqlx::Pool<Self>,
-        incident: &IncidentId,
-        after: i64,
-        limit: i64,
-    ) -> Result<Vec<Entry>>;
+/// How each backend reads a stretch of a timeline: the first `limit` entries after `after`,
+/// up to and including position `through`.
+pub(crate) trait TimelineRange: sqlx::Database + Sized {
     async fn range(
         pool: &sqlx::Pool<Self>,
         incident: &IncidentId,
@@ -102,22 +96,9 @@ pub(crate) trait TimelinePages: sqlx::Database + Sized {
     ) -> Result<Vec<Entry>>;
 }
 
-/// The folded page queries: the entries after `$2`, up to `$3` of them, or through position `$3` and up to `$4` of them,
-/// as one JSON array (column order of `PageRow`).
-const SQLITE_PAGE: &str = "SELECT json_group_array(json_array(seq, at, actor, actor_id, source, kind, text, prev_hash, hash, data, mac)) AS page FROM (SELECT seq, at, actor, actor_id, source, kind, text, prev_hash, hash, data, mac FROM timeline WHERE incident_id = $1 AND seq > $2 ORDER BY seq LIMIT $3)";
-const SQLITE_RANGE: &str = "SELECT json_group_array(json_array(seq, at, actor, actor_id, source, kind, text, prev_hash, hash, data, mac)) AS page FROM (SELECT seq, at, actor, actor_id, source, kind, text, prev_hash, hash, data, mac FROM timeline WHERE incident_id = $1 AND seq > $2 AND seq <= $3 ORDER BY seq LIMIT $4)";
-
-/// SQLite hands sqlx each row from its own thread: folded, a page is one hand-over.
-impl TimelinePages for sqlx::Sqlite {
-    async fn page(
-        pool: &sqlx::SqlitePool,
-        incident: &IncidentId,
-        after: i64,
-        limit: i64,
-    ) -> Result<Vec<Entry>> {
-        folded(pool, SQLITE_PAGE, incident, after, limit, None).await
-    }
-
+/// SQLite hands sqlx each row from its own thread: folded into one JSON array (column order of
+/// `PageRow`), a stretch is one hand-over.
+impl TimelineRange for sqlx::Sqlite {
     async fn range(
         pool: &sqlx::SqlitePool,
         incident: &IncidentId,
@@ -125,46 +106,25 @@ impl TimelinePages for sqlx::Sqlite {
         through: i64,
         limit: i64,
     ) -> Result<Vec<Entry>> {
-        folded(pool, SQLITE_RANGE, incident, after, through, Some(limit)).await
+        use sqlx::Row;
+        let row = sqlx::query("SELECT json_group_array(json_array(seq, at, actor, actor_id, source, kind, text, prev_hash, hash, data, mac)) AS page FROM (SELECT seq, at, actor, actor_id, source, kind, text, prev_hash, hash, data, mac FROM timeline WHERE incident_id = $1 AND seq > $2 AND seq <= $3 ORDER BY seq LIMIT $4)")
+            .bind(incident.as_str())
+            .bind(after)
+            .bind(through)
+            .bind(limit)
+            .fetch_one(pool)
+            .await
+            .map_err(super::rows::db)?;
+        let page: String = row.try_get("page").map_err(super::rows::db)?;
+        parse_aside(incident, page).await
     }
 }
 
-async fn folded(
-    pool: &sqlx::SqlitePool,
-    sql: &'static str,
-    incident: &IncidentId,
-    after: i64,
-    bound: i64,
-    limit: Option<i64>,
-) -> Result<Vec<Entry>> {
-    use sqlx::Row;
-    let mut query = sqlx::query(sql)
-        .bind(incident.as_str())
-        .bind(after)
-        .bind(bound);
-    if let Some(limit) = limit {
-        query = query.bind(limit);
-    }
-    let row = query.fetch_one(pool).await.map_err(super::rows::db)?;
-    let page: String = row.try_get("page").map_err(super::rows::db)?;
-    parse_aside(incident, page).await
-}
-
-/// PostgreSQL sends rows in one stream: read as rows, by column position. (Folded into JSON,
-/// it spent about 7 µs an entry building the JSON.)
-const PG_PAGE: &str = "SELECT seq, at, actor, actor_id, source, kind, text, prev_hash, hash, data, mac FROM timeline WHERE incident_id = $1 AND seq > $2 ORDER BY seq LIMIT $3";
-const PG_RANGE: &str = "SELECT seq, at, actor, actor_id, source, kind, text, prev_hash, hash, data, mac FROM timeline WHERE incident_id = $1 AND seq > $2 AND seq <= $3 ORDER BY seq LIMIT $4";
-
-impl TimelinePages for sqlx::Postgres {
-    async fn page(
-        pool: &sqlx::PgPool,
-        incident: &IncidentId,
-        after: i64,
-        limit: i64,
-    ) -> Result<Vec<Entry>> {
-        pg_rows_aside(pool, PG_PAGE, incident, after, limit, None).await
-    }
-
+/// PostgreSQL sends rows in one stream: read as rows, by column position (folded into JSON,
+/// it spent about 7 µs an entry building the JSON), in a task of their own: stretches requested
+/// ahead then arrive, decrypt and decode on every worker thread at once, not all in the task
+/// that asked.
+impl TimelineRange for sqlx::Postgres {
     async fn range(
         pool: &sqlx::PgPool,
         incident: &IncidentId,
@@ -172,44 +132,32 @@ impl TimelinePages for sqlx::Postgres {
         through: i64,
         limit: i64,
     ) -> Result<Vec<Entry>> {
-        pg_rows_aside(pool, PG_RANGE, incident, after, through, Some(limit)).await
+        let (pool, incident) = (pool.clone(), incident.clone());
+        tokio::spawn(async move { pg_rows(&pool, &incident, after, through, limit).await })
+            .await
+            .map_err(|e| {
+                erlmcp_handlers::Error::Store(format!("reading the timeline failed: {e}"))
+            })?
     }
-}
-
-/// Reads and decodes the rows in a task of their own: pages requested ahead then arrive,
-/// decrypt and decode on every worker thread at once, not all in the task that asked.
-async fn pg_rows_aside(
-    pool: &sqlx::PgPool,
-    sql: &'static str,
-    incident: &IncidentId,
-    after: i64,
-    bound: i64,
-    limit: Option<i64>,
-) -> Result<Vec<Entry>> {
-    let (pool, incident) = (pool.clone(), incident.clone());
-    tokio::spawn(async move { pg_rows(&pool, sql, &incident, after, bound, limit).await })
-        .await
-        .map_err(|e| erlmcp_handlers::Error::Store(format!("reading the timeline failed: {e}")))?
 }
 
 async fn pg_rows(
     pool: &sqlx::PgPool,
-    sql: &'static str,
     incident: &IncidentId,
     after: i64,
-    bound: i64,
-    limit: Option<i64>,
+    through: i64,
+    limit: i64,
 ) -> Result<Vec<Entry>> {
     use super::rows::db;
     use sqlx::Row;
-    let mut query = sqlx::query(sql)
+    let rows = sqlx::query("SELECT seq, at, actor, actor_id, source, kind, text, prev_hash, hash, data, mac FROM timeline WHERE incident_id = $1 AND seq > $2 AND seq <= $3 ORDER BY seq LIMIT $4")
         .bind(incident.as_str())
         .bind(after)
-        .bind(bound);
-    if let Some(limit) = limit {
-        query = query.bind(limit);
-    }
-    let rows = query.fetch_all(pool).await.map_err(db)?;
+        .bind(through)
+        .bind(limit)
+        .fetch_all(pool)
+        .await
+        .map_err(db)?;
     let mut out = Vec::with_capacity(rows.len());
     for row in &rows {
         // By position, and the text columns without a type check per value (about a tenth of

@@ -361,15 +361,6 @@ macro_rules! sql_store {
                     rows.iter().map(entry_from).collect()
                 }
 
-                async fn timeline_page(
-                    &self,
-                    incident: &IncidentId,
-                    after_seq: i64,
-                    limit: i64,
-                ) -> Result<Vec<Entry>> {
-                    <$db as crate::store::pages::TimelinePages>::page(&self.pool, incident, after_seq, limit).await
-                }
-
                 async fn timeline_range(
                     &self,
                     incident: &IncidentId,
@@ -377,7 +368,7 @@ macro_rules! sql_store {
                     through_seq: i64,
                     limit: i64,
                 ) -> Result<Vec<Entry>> {
-                    <$db as crate::store::pages::TimelinePages>::range(&self.pool, incident, after_seq, through_seq, limit).await
+                    <$db as crate::store::pages::TimelineRange>::range(&self.pool, incident, after_seq, through_seq, limit).await
                 }
 
                 async fn has_entry(&self, incident: &IncidentId, kind: &str) -> Result<bool> {
