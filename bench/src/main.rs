@@ -120,6 +120,7 @@ async fn bot_row(name: &str, bin: &str, api: &str, db_url: &str) -> (Row, Durati
             ("DATABASE_URL", db_url),
             ("RUST_LOG", "error"),
         ],
+        None,
     );
     procs::wait_ready(&addr, "/readyz").await;
     let to_ready = started.elapsed();
@@ -192,6 +193,7 @@ async fn bolt_row(work: &std::path::Path, api: &str) -> Option<Row> {
             .to_string()
     });
     let threads = std::env::var("ERLMCP_BENCH_BOLT_THREADS").unwrap_or_else(|_| "1".into());
+    let log = work.join("bolt.log");
     let mut child = Child::spawn(
         "python3",
         &[
@@ -207,9 +209,13 @@ async fn bolt_row(work: &std::path::Path, api: &str) -> Option<Row> {
             &addr,
             "--log-level",
             "error",
+            // gunicorn 27 opens a control socket at a fixed path in $HOME: nothing to share
+            // between runs.
+            "--no-control-socket",
             "bolt_peer:application",
         ],
         &[("BOLT_SECRET", SECRET), ("BOLT_DB", &db), ("BOLT_API", api)],
+        Some(&log),
     );
     if !procs::wait_listening(&addr, Duration::from_secs(20)).await {
         println!(
@@ -230,6 +236,25 @@ async fn bolt_row(work: &std::path::Path, api: &str) -> Option<Row> {
     let at128 = load::run(&target, 128, RUN, "c128").await;
     let stolen = procs::stolen_since(ticks);
     tokio::time::sleep(SETTLE).await;
+    // A peer that stopped, or refused the load, is not a row of zeros: say what it said.
+    if !child.running() || at32.acks == 0 || at128.acks == 0 {
+        let said = std::fs::read_to_string(&log).unwrap_or_default();
+        let tail: Vec<&str> = said.lines().rev().take(15).collect();
+        println!(
+            "(Bolt for Python failed under the load ({} and {} errors; {}); its last words, from {}:\n{}\n)\n",
+            at32.errors,
+            at128.errors,
+            if child.running() {
+                "still running"
+            } else {
+                "it exited"
+            },
+            log.display(),
+            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+        );
+        child.kill();
+        return None;
+    }
     let (rss_after_kb, rss_peak_kb) = child.rss_kb();
     child.kill();
     Some(Row {

@@ -85,12 +85,22 @@ pub struct Child {
 }
 
 impl Child {
-    pub fn spawn(program: &str, args: &[&str], env: &[(&str, &str)]) -> Child {
+    /// Starts `program`; what it writes to stderr goes to `log` (so a peer that fails can say
+    /// why), or nowhere.
+    pub fn spawn(
+        program: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+        log: Option<&std::path::Path>,
+    ) -> Child {
         let mut cmd = std::process::Command::new(program);
+        let stderr = log
+            .and_then(|p| std::fs::File::create(p).ok())
+            .map_or_else(std::process::Stdio::null, std::process::Stdio::from);
         cmd.args(args)
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null());
+            .stderr(stderr);
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -99,6 +109,11 @@ impl Child {
                 .spawn()
                 .unwrap_or_else(|e| panic!("cannot start {program}: {e}")),
         }
+    }
+
+    /// Whether it is still running.
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
     }
 
     /// The memory lines of /proc/PID/status.

@@ -150,12 +150,14 @@ async fn pg_rows(
 ) -> Result<Vec<Entry>> {
     use super::rows::db;
     use sqlx::Row;
+    // Ranges requested ahead open the pool's next connections: with TCP_NODELAY from the start.
+    let mut conn = super::with_no_delay(pool.acquire()).await.map_err(db)?;
     let rows = sqlx::query("SELECT seq, at, actor, actor_id, source, kind, text, prev_hash, hash, data, mac FROM timeline WHERE incident_id = $1 AND seq > $2 AND seq <= $3 ORDER BY seq LIMIT $4")
         .bind(incident.as_str())
         .bind(after)
         .bind(through)
         .bind(limit)
-        .fetch_all(pool)
+        .fetch_all(&mut *conn)
         .await
         .map_err(db)?;
     let mut out = Vec::with_capacity(rows.len());
