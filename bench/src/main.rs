@@ -145,6 +145,7 @@ async fn bot_row(name: &str, bin: &str, api: &str, db_url: &str) -> (Row, Durati
     let incident = procs::incident(store.as_ref()).await;
     // Every note is one entry: what the timeline holds beyond this is the notes.
     let before = procs::timeline_len(store.as_ref(), &incident).await;
+    procs::settle_disk();
     let warm = load::run(&target, 32, WARMUP, "warm").await;
     let ticks = procs::cpu_ticks();
     let at32 = load::run(&target, 32, RUN, "c32").await;
@@ -230,6 +231,7 @@ async fn bolt_row(work: &std::path::Path, api: &str) -> Option<Row> {
         secret: SECRET.into(),
         channel: "C_INC1".into(),
     };
+    procs::settle_disk();
     load::run(&target, 32, WARMUP, "warm").await;
     let ticks = procs::cpu_ticks();
     let at32 = load::run(&target, 32, RUN, "c32").await;

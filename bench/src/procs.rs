@@ -79,6 +79,15 @@ pub fn free_port() -> u16 {
         .expect("a free port")
 }
 
+/// Writes out what earlier work left for the disk before a load starts: a build just before
+/// the benchmark leaves hundreds of megabytes to write back, and the syncs every acknowledgement
+/// waits for then queue behind them (measured: 9,705 acks/s at 32 connections with a p99 of
+/// 7.0 ms straight after a build, 12,957 and 5.2 ms after a `sync`).
+pub fn settle_disk() {
+    // SAFETY: sync takes no arguments and cannot fail.
+    unsafe { libc::sync() };
+}
+
 /// A child process, killed when dropped.
 pub struct Child {
     child: std::process::Child,
