@@ -182,6 +182,14 @@ async fn bot_row(name: &str, bin: &str, api: &str, db_url: &str) -> (Row, Durati
     )
 }
 
+/// Whether this gunicorn has a control socket to turn off (version 27 on).
+fn gunicorn_has_control_socket() -> bool {
+    std::process::Command::new("python3")
+        .args(["-m", "gunicorn", "--help"])
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("--no-control-socket"))
+}
+
 /// The Bolt for Python app: needs `slack_bolt` from PyPI (`bench/run` installs it).
 async fn bolt_row(work: &std::path::Path, api: &str) -> Option<Row> {
     let port = procs::free_port();
@@ -195,26 +203,29 @@ async fn bolt_row(work: &std::path::Path, api: &str) -> Option<Row> {
     });
     let threads = std::env::var("ERLMCP_BENCH_BOLT_THREADS").unwrap_or_else(|_| "1".into());
     let log = work.join("bolt.log");
+    let mut args = vec![
+        "-m",
+        "gunicorn",
+        "--chdir",
+        dir,
+        "-w",
+        &workers,
+        "--threads",
+        &threads,
+        "-b",
+        &addr,
+        "--log-level",
+        "error",
+    ];
+    // gunicorn 27 opens a control socket at a fixed path in $HOME (with it, the peer died under
+    // load in every run on a fresh machine); earlier versions have none.
+    if gunicorn_has_control_socket() {
+        args.push("--no-control-socket");
+    }
+    args.push("bolt_peer:application");
     let mut child = Child::spawn(
         "python3",
-        &[
-            "-m",
-            "gunicorn",
-            "--chdir",
-            dir,
-            "-w",
-            &workers,
-            "--threads",
-            &threads,
-            "-b",
-            &addr,
-            "--log-level",
-            "error",
-            // gunicorn 27 opens a control socket at a fixed path in $HOME: nothing to share
-            // between runs.
-            "--no-control-socket",
-            "bolt_peer:application",
-        ],
+        &args,
         &[("BOLT_SECRET", SECRET), ("BOLT_DB", &db), ("BOLT_API", api)],
         Some(&log),
     );

@@ -292,6 +292,10 @@ pub struct NewReceipt {
     pub payload: String,
     /// A note to append with the receipt, when the engine could prepare it at once.
     pub note: Option<ReadyNote>,
+    /// The key an earlier version of the bot stored the same delivery under, when it differs:
+    /// a receipt stored under it makes this one a duplicate too (a replay sent to an old and a
+    /// new process during an upgrade is taken once).
+    pub former_key: Option<String>,
 }
 
 /// A note prepared for its incident while the request waits (its author and incident known):

@@ -47,6 +47,7 @@ fn receipt(key: &str, note: Option<(&IncidentId, DateTime<Utc>, &str)>) -> NewRe
             incident: inc.clone(),
             draft: draft(at, "note", text),
         }),
+        former_key: None,
     }
 }
 
@@ -235,7 +236,82 @@ async fn sqlite_times_are_written_alike_both_ways() {
     intact(store, &inc).await;
 }
 
+/// A delivery an earlier version stored under its former key (during an upgrade, an old and a
+/// new process take requests side by side) is a duplicate: with a note (SQLite's burst, which
+/// then falls back to the plain path) and without one.
+async fn a_delivery_stored_under_its_former_key_is_a_duplicate(b: Backend) {
+    let Some(db) = TestDb::new(b).await else {
+        return;
+    };
+    let store = db.store.as_ref();
+    let inc = incident(store, "C_R3").await;
+    let t = Utc.with_ymd_and_hms(2026, 11, 29, 10, 0, 0).unwrap();
+    // What the older version stored: the signature alone.
+    let old = store
+        .record_receipts(&[
+            receipt("slack:sig:v0=aa", None),
+            receipt("slack:sig:v0=bb", None),
+        ])
+        .await
+        .unwrap();
+    assert!(
+        old.iter().all(|f| matches!(f, ReceiptFate::Stored(_))),
+        "{old:?}"
+    );
+    let renamed =
+        |key: &str, former: &str, note: Option<(&IncidentId, DateTime<Utc>, &str)>| NewReceipt {
+            former_key: Some(former.into()),
+            ..receipt(key, note)
+        };
+    let fates = store
+        .record_receipts(&[
+            renamed(
+                "slack:sig:1:v0=aa",
+                "slack:sig:v0=aa",
+                Some((&inc, t, "replayed")),
+            ),
+            renamed(
+                "slack:sig:1:v0=cc",
+                "slack:sig:v0=cc",
+                Some((&inc, t, "fresh")),
+            ),
+            renamed("slack:sig:1:v0=bb", "slack:sig:v0=bb", None),
+            renamed("slack:sig:1:v0=dd", "slack:sig:v0=dd", None),
+        ])
+        .await
+        .unwrap();
+    assert!(matches!(fates[0], ReceiptFate::Duplicate), "{fates:?}");
+    assert!(matches!(fates[1], ReceiptFate::Applied(_)), "{fates:?}");
+    assert!(matches!(fates[2], ReceiptFate::Duplicate), "{fates:?}");
+    assert!(matches!(fates[3], ReceiptFate::Stored(_)), "{fates:?}");
+    assert_eq!(notes(&store.timeline(&inc).await.unwrap()), ["fresh"]);
+    // Notes alone (the burst), the replay first.
+    let fates = store
+        .record_receipts(&[
+            renamed(
+                "slack:sig:2:v0=aa",
+                "slack:sig:v0=aa",
+                Some((&inc, t, "again")),
+            ),
+            renamed(
+                "slack:sig:2:v0=ee",
+                "slack:sig:v0=ee",
+                Some((&inc, t, "later")),
+            ),
+        ])
+        .await
+        .unwrap();
+    assert!(matches!(fates[0], ReceiptFate::Duplicate), "{fates:?}");
+    assert!(matches!(fates[1], ReceiptFate::Applied(_)), "{fates:?}");
+    assert_eq!(
+        notes(&store.timeline(&inc).await.unwrap()),
+        ["fresh", "later"]
+    );
+    intact(store, &inc).await;
+}
+
 on_both_backends!(
     notes_go_in_with_their_receipts_once,
-    one_batch_two_incidents
+    one_batch_two_incidents,
+    a_delivery_stored_under_its_former_key_is_a_duplicate
 );

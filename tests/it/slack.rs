@@ -269,6 +269,55 @@ async fn forged_stale_or_unsigned_requests_get_401_and_change_nothing() {
     );
 }
 
+/// During an upgrade an older process may have taken a command under the key it used, the
+/// signature alone: the same request sent to this version is a replay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_an_older_version_took_is_refused_as_a_replay() {
+    let bot = start().await;
+    let body = "command=%2Ferlmcp&text=p2+declare+Upgraded&user_id=U_ALICE&channel_id=C_GENERAL&trigger_id=1.2.4&team_id=T1&api_app_id=A1";
+    let ts = now();
+    let taken = bot
+        .app
+        .engine
+        .store()
+        .record_receipts(&[erlmcp_handlers::store::NewReceipt {
+            key: format!("slack:sig:{}", sign(SECRET, ts, body)),
+            platform: "slack".into(),
+            received_at: chrono::Utc::now(),
+            payload: "{}".into(),
+            note: None,
+            former_key: None,
+        }])
+        .await
+        .unwrap();
+    assert!(matches!(
+        taken[0],
+        erlmcp_handlers::store::ReceiptFate::Stored(_)
+    ));
+    let replay = bot
+        .post_signed(
+            "/slack/commands",
+            body,
+            "application/x-www-form-urlencoded",
+            ts,
+            SECRET,
+            &[],
+        )
+        .await;
+    assert_eq!(replay.status(), 401);
+    assert!(replay.text().await.unwrap().contains("replayed request"));
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert!(
+        bot.app
+            .engine
+            .store()
+            .open_incidents()
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replayed_command_changes_nothing() {
     let bot = start().await;

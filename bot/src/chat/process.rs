@@ -198,6 +198,7 @@ pub async fn sweep(chats: Chats, stored: mpsc::UnboundedSender<Stored>) {
                             platform: r.platform,
                             received_at: r.received_at,
                             payload: r.payload,
+                            former_key: None,
                             note: None,
                         },
                     });

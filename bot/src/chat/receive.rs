@@ -29,8 +29,27 @@ pub enum Taken {
     Unknown(String),
 }
 
-/// Stores `inbound` as a receipt under `key` (unique: a replay is a `Duplicate`).
-pub async fn take(chat: &Chat, intake: &Intake, inbound: Inbound, key: String) -> Taken {
+/// The key a receipt is stored under, and the one earlier versions of the bot stored the same
+/// delivery under, if it was different.
+pub struct ReceiptKeys {
+    pub key: String,
+    pub former: Option<String>,
+}
+
+impl From<String> for ReceiptKeys {
+    fn from(key: String) -> Self {
+        ReceiptKeys { key, former: None }
+    }
+}
+
+/// Stores `inbound` as a receipt under `keys` (unique: a replay is a `Duplicate`).
+pub async fn take(
+    chat: &Chat,
+    intake: &Intake,
+    inbound: Inbound,
+    keys: impl Into<ReceiptKeys>,
+) -> Taken {
+    let ReceiptKeys { key, former } = keys.into();
     let payload = match serde_json::to_string(&inbound) {
         Ok(p) => p,
         Err(e) => return Taken::Failed(e.to_string()),
@@ -43,6 +62,7 @@ pub async fn take(chat: &Chat, intake: &Intake, inbound: Inbound, key: String) -
         received_at,
         payload,
         note,
+        former_key: former,
     };
     match intake.submit(receipt, DATABASE_PATIENCE).await {
         Outcome::Stored(_) => Taken::Stored,

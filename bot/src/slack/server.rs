@@ -83,7 +83,12 @@ fn form(text: &str) -> HashMap<String, String> {
 
 /// Admits a parsed payload (its workspace and app must be the bot's own) and stores it as a
 /// receipt under `key` before anything is acknowledged; processing starts from the receipt.
-pub async fn take(slack: &Slack, intake: &Intake, parsed: Parsed, key: String) -> Taken {
+pub async fn take(
+    slack: &Slack,
+    intake: &Intake,
+    parsed: Parsed,
+    key: impl Into<crate::chat::receive::ReceiptKeys>,
+) -> Taken {
     if let Some(why) = slack
         .workspace
         .refuses(parsed.origin.team.as_deref(), parsed.origin.app.as_deref())
@@ -101,19 +106,24 @@ pub async fn take(slack: &Slack, intake: &Intake, parsed: Parsed, key: String) -
 /// never sends one twice; a replay carries both unchanged, and a changed timestamp fails the
 /// signature). The timestamp leads so that keys arrive in order: each new key goes at the end
 /// of the unique index, on a page already in hand, not on a random one of thousands (a random
-/// key dirtied a page per command, about half of what each batch wrote to disk).
-fn signature_key(headers: &HeaderMap) -> String {
+/// key dirtied a page per command, about half of what each batch wrote to disk). Versions before
+/// this one stored the signature alone: that key is kept as the former one, so a replay sent to
+/// an older process and to this one during an upgrade is still taken once.
+fn signature_key(headers: &HeaderMap) -> crate::chat::receive::ReceiptKeys {
     let header = |name: &str| {
         headers
             .get(name)
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default()
     };
-    format!(
-        "slack:sig:{}:{}",
-        header("x-slack-request-timestamp"),
-        header("x-slack-signature")
-    )
+    let signature = header("x-slack-signature");
+    crate::chat::receive::ReceiptKeys {
+        key: format!(
+            "slack:sig:{}:{signature}",
+            header("x-slack-request-timestamp")
+        ),
+        former: Some(format!("slack:sig:{signature}")),
+    }
 }
 
 fn replayed() -> Response {
@@ -253,11 +263,19 @@ mod tests {
 
     #[test]
     fn a_replay_has_the_same_key_and_later_requests_sort_after_earlier_ones() {
-        let first = signature_key(&signed("1764445000", "v0=ff01"));
-        assert_eq!(first, signature_key(&signed("1764445000", "v0=ff01")));
-        assert_ne!(first, signature_key(&signed("1764445000", "v0=ff02")));
+        let key = |ts, sig| signature_key(&signed(ts, sig)).key;
+        let first = key("1764445000", "v0=ff01");
+        assert_eq!(first, key("1764445000", "v0=ff01"));
+        assert_ne!(first, key("1764445000", "v0=ff02"));
         // Whatever the signatures, a later second's keys sort after an earlier second's.
-        let later = signature_key(&signed("1764445001", "v0=0000"));
+        let later = key("1764445001", "v0=0000");
         assert!(later > first, "{later} <= {first}");
+        // The key earlier versions stored, for the replay check across an upgrade.
+        assert_eq!(
+            signature_key(&signed("1764445000", "v0=ff01"))
+                .former
+                .as_deref(),
+            Some("slack:sig:v0=ff01")
+        );
     }
 }

@@ -63,7 +63,7 @@ fn sqlite_time(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::AutoSi, false)
 }
 
-const INSERT_RECEIPTS: &str = "INSERT INTO receipts (key, platform, received_at, payload, state) SELECT value->>0, value->>1, value->>2, value->>3, value->>4 FROM json_each($1) WHERE true ON CONFLICT (key) DO NOTHING RETURNING id, key";
+const INSERT_RECEIPTS: &str = "INSERT INTO receipts (key, platform, received_at, payload, state) SELECT value->>0, value->>1, value->>2, value->>3, value->>4 FROM json_each($1) WHERE NOT EXISTS (SELECT 1 FROM receipts AS former WHERE former.key = value->>5) ON CONFLICT (key) DO NOTHING RETURNING id, key";
 
 /// The statements for incident number `g` of the batch: its entries, then its chain end moved
 /// from the length it was sealed against (and only while the incident is not closed).
@@ -208,7 +208,8 @@ impl SqliteStore {
                     r.platform,
                     sqlite_time(timeline::normalise_time(r.received_at)),
                     r.payload,
-                    if r.note.is_some() { "done" } else { "new" }
+                    if r.note.is_some() { "done" } else { "new" },
+                    r.former_key
                 ])
             })
             .collect();

@@ -151,7 +151,12 @@ async fn pg_rows(
     use super::rows::db;
     use sqlx::Row;
     // Ranges requested ahead open the pool's next connections: with TCP_NODELAY from the start.
-    let mut conn = super::with_no_delay(pool.acquire()).await.map_err(db)?;
+    // An idle connection is taken as it is (acquiring one pings it first, and every wait of a
+    // wrapped acquisition sweeps the process's sockets).
+    let mut conn = match pool.try_acquire() {
+        Some(idle) => idle,
+        None => super::with_no_delay(pool.acquire()).await.map_err(db)?,
+    };
     let rows = sqlx::query("SELECT seq, at, actor, actor_id, source, kind, text, prev_hash, hash, data, mac FROM timeline WHERE incident_id = $1 AND seq > $2 AND seq <= $3 ORDER BY seq LIMIT $4")
         .bind(incident.as_str())
         .bind(after)

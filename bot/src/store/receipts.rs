@@ -46,10 +46,31 @@ macro_rules! receipt_store {
                         .await
                         .map_err(|_| erlmcp_handlers::Error::Store("no connection to the database within 1.5 s".into()))??;
                     let mut stored: std::collections::HashMap<String, i64> = std::collections::HashMap::with_capacity(new.len());
+                    // Deliveries an earlier version stored under their former key are
+                    // duplicates: not inserted, so they come out below as such.
+                    let formers: Vec<&str> = new.iter().filter_map(|r| r.former_key.as_deref()).collect();
+                    let mut taken_before: std::collections::HashSet<String> = std::collections::HashSet::new();
+                    for chunk in formers.chunks(400) {
+                        let sql = format!(
+                            "SELECT key FROM receipts WHERE key IN ({})",
+                            crate::store::rows::placeholders(chunk.len(), 1)
+                        );
+                        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+                        for k in chunk {
+                            q = q.bind(*k);
+                        }
+                        for row in q.fetch_all(&mut *tx).await.map_err(db)? {
+                            taken_before.insert(row.try_get("key").map_err(db)?);
+                        }
+                    }
+                    let new_here: Vec<&NewReceipt> = new
+                        .iter()
+                        .filter(|r| r.former_key.as_ref().is_none_or(|k| !taken_before.contains(k)))
+                        .collect();
                     // Many rows a statement; a key already stored (before, or earlier in this
                     // batch) comes back with no id: a replay or a redelivery. A receipt whose
                     // note is appended below is stored processed.
-                    for chunk in new.chunks(400) {
+                    for chunk in new_here.chunks(400) {
                         let sql = format!(
                             "INSERT INTO receipts (key, platform, received_at, payload, state) VALUES {} ON CONFLICT (key) DO NOTHING RETURNING id, key",
                             crate::store::rows::placeholders(chunk.len(), 5)
