@@ -68,6 +68,19 @@ impl Bot {
         req.send().await.unwrap()
     }
 
+    /// A slash command's form body, signed with `secret` at `ts`.
+    async fn post_command_body(&self, body: &str, ts: i64, secret: &str) -> reqwest::Response {
+        self.post_signed(
+            "/slack/commands",
+            body,
+            "application/x-www-form-urlencoded",
+            ts,
+            secret,
+            &[],
+        )
+        .await
+    }
+
     /// A slash command in Slack's form encoding.
     async fn command(
         &self,
@@ -92,16 +105,7 @@ impl Bot {
             )
             .append_pair("trigger_id", "13345224609.738474920.8088930838d88f008e0")
             .finish();
-        self.post_signed(
-            "/slack/commands",
-            &body,
-            "application/x-www-form-urlencoded",
-            now(),
-            SECRET,
-            &[],
-        )
-        .await
-        .status()
+        self.post_command_body(&body, now(), SECRET).await.status()
     }
 
     async fn event(
@@ -205,16 +209,7 @@ fn texts(calls: &[Call]) -> Vec<String> {
 async fn forged_stale_or_unsigned_requests_get_401_and_change_nothing() {
     let bot = start().await;
     let body = "command=%2Ferlmcp&text=p0+declare+forged&user_id=U_EVE&channel_id=C1";
-    let forged = bot
-        .post_signed(
-            "/slack/commands",
-            body,
-            "application/x-www-form-urlencoded",
-            now(),
-            "not-the-secret",
-            &[],
-        )
-        .await;
+    let forged = bot.post_command_body(body, now(), "not-the-secret").await;
     assert_eq!(forged.status(), 401);
     assert!(
         forged
@@ -223,16 +218,7 @@ async fn forged_stale_or_unsigned_requests_get_401_and_change_nothing() {
             .unwrap()
             .starts_with("invalid Slack request signature")
     );
-    let stale = bot
-        .post_signed(
-            "/slack/commands",
-            body,
-            "application/x-www-form-urlencoded",
-            now() - 6 * 60,
-            SECRET,
-            &[],
-        )
-        .await;
+    let stale = bot.post_command_body(body, now() - 6 * 60, SECRET).await;
     assert_eq!(stale.status(), 401);
     let unsigned = bot
         .http
@@ -294,16 +280,7 @@ async fn a_command_an_older_version_took_is_refused_as_a_replay() {
         taken[0],
         erlmcp_handlers::store::ReceiptFate::Stored(_)
     ));
-    let replay = bot
-        .post_signed(
-            "/slack/commands",
-            body,
-            "application/x-www-form-urlencoded",
-            ts,
-            SECRET,
-            &[],
-        )
-        .await;
+    let replay = bot.post_command_body(body, ts, SECRET).await;
     assert_eq!(replay.status(), 401);
     assert!(replay.text().await.unwrap().contains("replayed request"));
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
@@ -323,27 +300,9 @@ async fn a_replayed_command_changes_nothing() {
     let bot = start().await;
     let body = "command=%2Ferlmcp&text=p2+declare+Once&user_id=U_ALICE&channel_id=C_GENERAL&trigger_id=1.2.3&team_id=T1&api_app_id=A1";
     let ts = now();
-    let first = bot
-        .post_signed(
-            "/slack/commands",
-            body,
-            "application/x-www-form-urlencoded",
-            ts,
-            SECRET,
-            &[],
-        )
-        .await;
+    let first = bot.post_command_body(body, ts, SECRET).await;
     assert_eq!(first.status(), 200);
-    let replay = bot
-        .post_signed(
-            "/slack/commands",
-            body,
-            "application/x-www-form-urlencoded",
-            ts,
-            SECRET,
-            &[],
-        )
-        .await;
+    let replay = bot.post_command_body(body, ts, SECRET).await;
     assert_eq!(replay.status(), 401);
     assert!(replay.text().await.unwrap().contains("replayed request"));
     bot.slack
