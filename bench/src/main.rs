@@ -229,9 +229,16 @@ async fn bolt_row(work: &std::path::Path, api: &str) -> Option<Row> {
         &[("BOLT_SECRET", SECRET), ("BOLT_DB", &db), ("BOLT_API", api)],
         Some(&log),
     );
+    // The last lines the peer wrote, to say why it failed.
+    let last_words = || {
+        let said = std::fs::read_to_string(&log).unwrap_or_default();
+        let tail: Vec<&str> = said.lines().rev().take(15).collect();
+        tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+    };
     if !procs::wait_listening(&addr, Duration::from_secs(20)).await {
         println!(
-            "(Bolt for Python did not start: are slack_bolt and gunicorn installed? `pip install slack_bolt gunicorn`)\n"
+            "(Bolt for Python did not start: are slack_bolt and gunicorn installed? `pip install slack_bolt gunicorn`; its last words:\n{}\n)\n",
+            last_words()
         );
         child.kill();
         return None;
@@ -251,8 +258,6 @@ async fn bolt_row(work: &std::path::Path, api: &str) -> Option<Row> {
     tokio::time::sleep(SETTLE).await;
     // A peer that stopped, or refused the load, is not a row of zeros: say what it said.
     if !child.running() || at32.acks == 0 || at128.acks == 0 {
-        let said = std::fs::read_to_string(&log).unwrap_or_default();
-        let tail: Vec<&str> = said.lines().rev().take(15).collect();
         println!(
             "(Bolt for Python failed under the load ({} and {} errors; {}); its last words, from {}:\n{}\n)\n",
             at32.errors,
@@ -263,7 +268,7 @@ async fn bolt_row(work: &std::path::Path, api: &str) -> Option<Row> {
                 "it exited"
             },
             log.display(),
-            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            last_words()
         );
         child.kill();
         return None;

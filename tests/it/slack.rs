@@ -68,6 +68,17 @@ impl Bot {
         req.send().await.unwrap()
     }
 
+    /// Whether no incident is open: nothing a refused request could have declared.
+    async fn nothing_declared(&self) -> bool {
+        self.app
+            .engine
+            .store()
+            .open_incidents()
+            .await
+            .unwrap()
+            .is_empty()
+    }
+
     /// A slash command's form body, signed with `secret` at `ts`.
     async fn post_command_body(&self, body: &str, ts: i64, secret: &str) -> reqwest::Response {
         self.post_signed(
@@ -241,15 +252,7 @@ async fn forged_stale_or_unsigned_requests_get_401_and_change_nothing() {
         .unwrap();
     assert_eq!(tampered.status(), 401);
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    assert!(
-        bot.app
-            .engine
-            .store()
-            .open_incidents()
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(bot.nothing_declared().await);
     assert!(
         bot.slack.calls("users.info").is_empty() && bot.slack.calls("chat.postMessage").is_empty()
     );
@@ -284,15 +287,7 @@ async fn a_command_an_older_version_took_is_refused_as_a_replay() {
     assert_eq!(replay.status(), 401);
     assert!(replay.text().await.unwrap().contains("replayed request"));
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    assert!(
-        bot.app
-            .engine
-            .store()
-            .open_incidents()
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(bot.nothing_declared().await);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -233,8 +233,8 @@ pub async fn open_sqlite(url: &str) -> Result<SqliteStore, Error> {
 }
 
 /// How often the write-ahead log is copied into the database file. Each copy takes CPU and a
-/// sync from the same cores the writer runs on: every 250 ms, the 99th percentile at 32 connections was
-/// 5.7-6.6 ms; every 500 ms (still restarted every second), 4.9-5.7 ms.
+/// sync from the cores the writer runs on: every 250 ms, the 99th percentile at 32 connections
+/// was 5.7-6.6 ms; every 500 ms (still restarted every second), 4.9-5.7 ms.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
 
 /// The write-ahead log's size once it starts again: a log that grew past it is cut back. As
@@ -339,7 +339,6 @@ pub async fn open_postgres_with(opts: PgConnectOptions, url: &str) -> Result<PgS
                 )));
             }
         };
-    no_delay_on_tcp_sockets();
     let pool = PgPoolOptions::new()
         .max_connections(8)
         .acquire_timeout(Duration::from_secs(10))
