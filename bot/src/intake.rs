@@ -56,7 +56,13 @@ impl Intake {
         let counted = activity.clone();
         tokio::spawn(async move {
             let mut batch = Vec::with_capacity(MAX_BATCH);
-            while incoming.recv_many(&mut batch, MAX_BATCH).await > 0 {
+            loop {
+                if incoming.is_empty() {
+                    store.receipts_paused().await;
+                }
+                if incoming.recv_many(&mut batch, MAX_BATCH).await == 0 {
+                    break;
+                }
                 counted.count(batch.len());
                 let (receipts, answers): (Vec<NewReceipt>, Vec<_>) =
                     batch.drain(..).map(|s| (s.receipt, s.answer)).unzip();

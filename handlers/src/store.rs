@@ -248,6 +248,9 @@ pub trait ReceiptStore: Send + Sync {
     /// meanwhile: then it is stored unprocessed, for the processor to answer). A key stored
     /// before (a replay or a redelivery) is a duplicate, and nothing of it is applied.
     async fn record_receipts(&self, new: &[NewReceipt]) -> Result<Vec<ReceiptFate>>;
+    /// Says nothing more is queued for `record_receipts` for now: a store that keeps its write
+    /// connection between back-to-back batches gives it back, for the other writers.
+    async fn receipts_paused(&self) {}
     /// Claims a new receipt for processing by `owner`; `false` if another process has it.
     async fn claim_receipt(&self, id: i64, owner: &str) -> Result<bool>;
     /// Marks a claimed receipt processed.

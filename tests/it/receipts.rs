@@ -310,8 +310,140 @@ async fn a_delivery_stored_under_its_former_key_is_a_duplicate(b: Backend) {
     intact(store, &inc).await;
 }
 
+/// A burst whose caller stops waiting at any point (the writer task dropped at shutdown, a
+/// timeout) is stored whole or not at all, a write made next through the pool is committed (it
+/// did not run inside a transaction the burst left open), and the store takes the next burst as
+/// usual.
+async fn a_burst_given_up_midway_is_all_or_nothing(b: Backend) {
+    let Some(db) = TestDb::new(b).await else {
+        return;
+    };
+    let store = db.store.as_ref();
+    let other = db.replica().await;
+    let inc = incident(store, "C_GIVEN_UP").await;
+    let t = Utc::now();
+    let mut expected = Vec::new();
+    for (round, micros) in [0u64, 50, 200, 500, 1_000, 2_000, 5_000, 20_000]
+        .into_iter()
+        .enumerate()
+    {
+        let batch: Vec<NewReceipt> = (0..300)
+            .map(|i| {
+                let text = format!("r{round}-{i}");
+                receipt(&text, Some((&inc, t, text.as_str())))
+            })
+            .collect();
+        let first = tokio::time::timeout(
+            std::time::Duration::from_micros(micros),
+            store.record_receipts(&batch),
+        )
+        .await;
+        // Past the longest a burst keeps its connection: then another writer has it.
+        tokio::time::sleep(std::time::Duration::from_millis(60)).await;
+        let marker = format!("marker {round}");
+        store
+            .append(&inc, vec![draft(t, "note", &marker)])
+            .await
+            .unwrap();
+        assert!(
+            notes(&other.timeline(&inc).await.unwrap()).contains(&marker),
+            "round {round}: a write after a burst given up after {micros} µs is not committed"
+        );
+        // The batch again, in full: each receipt was stored by the first attempt or is stored
+        // now, and all of them the same way.
+        let again = tokio::time::timeout(
+            std::time::Duration::from_secs(20),
+            store.record_receipts(&batch),
+        )
+        .await
+        .expect("the store takes a burst after one given up")
+        .unwrap();
+        let duplicates = again
+            .iter()
+            .filter(|f| matches!(f, ReceiptFate::Duplicate))
+            .count();
+        assert!(
+            duplicates == 0 || duplicates == batch.len(),
+            "round {round} (given up after {micros} µs, finished: {}): {duplicates} of {} taken before",
+            first.is_ok(),
+            batch.len()
+        );
+        if duplicates == 0 {
+            assert!(
+                again.iter().all(|f| matches!(f, ReceiptFate::Applied(_))),
+                "{again:?}"
+            );
+        }
+        expected.push(marker);
+        expected.extend((0..300).map(|i| format!("r{round}-{i}")));
+    }
+    // Each note once (a batch stored by its first attempt comes before its round's marker).
+    let mut stored = notes(&store.timeline(&inc).await.unwrap());
+    stored.sort();
+    expected.sort();
+    assert_eq!(stored, expected);
+    intact(store, &inc).await;
+}
+
+/// Back-to-back bursts keep the write connection between them, but never from the other
+/// writers: a claim and an append made meanwhile go through (within seconds, not at the pool's
+/// 30-second timeout), with no pause between the bursts to let them.
+async fn other_writes_go_through_between_back_to_back_bursts(b: Backend) {
+    let Some(db) = TestDb::new(b).await else {
+        return;
+    };
+    let store = db.store.clone();
+    let inc = incident(store.as_ref(), "C_BUSY").await;
+    let t = Utc::now();
+    let fates = store
+        .record_receipts(&[receipt("plain", None)])
+        .await
+        .unwrap();
+    let ReceiptFate::Stored(plain) = fates[0] else {
+        panic!("{fates:?}");
+    };
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let bursts = {
+        let (store, inc, stop) = (store.clone(), inc.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut n = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let batch: Vec<NewReceipt> = (0..20)
+                    .map(|i| {
+                        let text = format!("busy-{n}-{i}");
+                        receipt(&text, Some((&inc, t, text.as_str())))
+                    })
+                    .collect();
+                store.record_receipts(&batch).await.unwrap();
+                n += 1;
+            }
+            n
+        })
+    };
+    let others = async {
+        assert!(store.claim_receipt(plain, "this-test").await.unwrap());
+        store
+            .append(&inc, vec![draft(t, "note", "between bursts")])
+            .await
+            .unwrap();
+        store.finish_receipt(plain).await.unwrap();
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(10), others)
+        .await
+        .expect("writes between bursts wait for a turn, not for the bursts to stop");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let rounds = bursts.await.unwrap();
+    assert!(rounds > 0);
+    let tl = store.timeline(&inc).await.unwrap();
+    assert_eq!(notes(&tl).len(), rounds * 20 + 1);
+    assert!(notes(&tl).contains(&"between bursts".to_string()));
+    intact(store.as_ref(), &inc).await;
+}
+
 on_both_backends!(
     notes_go_in_with_their_receipts_once,
     one_batch_two_incidents,
-    a_delivery_stored_under_its_former_key_is_a_duplicate
+    a_delivery_stored_under_its_former_key_is_a_duplicate,
+    a_burst_given_up_midway_is_all_or_nothing,
+    other_writes_go_through_between_back_to_back_bursts
 );

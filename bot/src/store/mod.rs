@@ -36,6 +36,8 @@ pub struct SqliteStore {
     key: Option<Arc<TimelineKey>>,
     /// Where incidents' chains end, as this process last saw them (see `note_burst`).
     chain_ends: note_burst::ChainEnds,
+    /// The write connection, kept across back-to-back bursts of receipts.
+    burst_writer: note_burst::BurstWriter,
     /// Held by every copy of the store; the checkpointer stops when the last is dropped.
     _alive: Arc<()>,
 }
@@ -76,6 +78,9 @@ impl PgStore {
     ) -> erlmcp_handlers::error::Result<Vec<erlmcp_handlers::store::ReceiptFate>> {
         self.record_receipts_plainly(new).await
     }
+
+    /// Nothing to give back: every transaction takes a connection from the pool.
+    pub(crate) async fn pause_receipts(&self) {}
 
     pub fn pool(&self) -> &PgPool {
         &self.pool
@@ -211,10 +216,16 @@ pub async fn open_sqlite(url: &str) -> Result<SqliteStore, Error> {
                 sqlx::query("PRAGMA temp_store = MEMORY")
                     .execute(&mut *conn)
                     .await?;
-                sqlx::query(WAL_SIZE_LIMIT).execute(conn).await.map(|_| ())
+                sqlx::query(WAL_SIZE_LIMIT).execute(&mut *conn).await?;
+                sqlx::raw_sql(note_burst::BURST_GUARD)
+                    .execute(conn)
+                    .await
+                    .map(|_| ())
             })
         })
-        .connect_with(opts.clone())
+        // A burst returns a row for each receipt stored; with sqlx's 50-row buffer SQLite's thread
+        // stopped mid-transaction whenever a burst had more, until the busy async side read them.
+        .connect_with(opts.clone().row_buffer_size(2 * MAX_BURST_ROWS))
         .await
         .map_err(|e| Error::Database(format!("cannot open SQLite database {url}: {e}")))?;
     let alive = Arc::new(());
@@ -228,9 +239,13 @@ pub async fn open_sqlite(url: &str) -> Result<SqliteStore, Error> {
         writer,
         key: None,
         chain_ends: Default::default(),
+        burst_writer: Default::default(),
         _alive: alive,
     })
 }
+
+/// Most receipts the intake hands the store in one burst (`intake::MAX_BATCH`).
+const MAX_BURST_ROWS: usize = 1024;
 
 /// How often the write-ahead log is copied into the database file. Each copy takes CPU and a
 /// sync from the cores the writer runs on: every 250 ms, the 99th percentile at 32 connections

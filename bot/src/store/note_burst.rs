@@ -1,14 +1,20 @@
-//! A burst of notes on SQLite in three trips to the database thread instead of six or more.
+//! A burst of notes on SQLite in one trip to the database thread instead of six or more.
 //!
 //! Every statement sqlx runs on SQLite is a round trip between the async task and the
 //! connection's own thread; on a busy two-core machine each costs a few hundred microseconds of
 //! waiting to be scheduled, far more than SQLite's work. Group commit already puts a burst of
-//! receipts and their notes into one transaction; here that transaction is one `BEGIN`, one
-//! batch of statements (the receipts, then per incident its new entries and its new chain end)
-//! and one `COMMIT`. The new entries are sealed in advance from where this process last saw the
-//! incident's chain end; the chain-end update is a compare-and-set on the length, so a stale
-//! view (another process appended, the incident was closed) changes nothing: the transaction is
-//! rolled back and the batch is stored the ordinary way.
+//! receipts and their notes into one transaction; here that transaction is one batch of
+//! statements, `BEGIN` to `COMMIT` (the receipts, then per incident its new entries and its new
+//! chain end). The new entries are sealed in advance from where this process last saw the
+//! incident's chain end; the chain-end update is a compare-and-set on the length, and a guard
+//! (a temporary view whose trigger raises an error, `BURST_GUARD`) stops the batch before its
+//! `COMMIT` when a stale view (another process appended, the incident was closed) changed
+//! nothing or a note's receipt was a duplicate: the transaction is rolled back and the batch is
+//! stored the ordinary way.
+//!
+//! The write connection is kept between back-to-back bursts (`BurstWriter`): sqlx tests a
+//! connection given back to its pool with a round trip of its own, from a task of its own, and
+//! the next burst waited for both.
 
 use super::SqliteStore;
 use super::rows::db;
@@ -21,8 +27,11 @@ use erlmcp_handlers::timeline::{self, Draft, Entry};
 use futures_util::TryStreamExt;
 use serde_json::json;
 use sqlx::Row;
+use sqlx::pool::PoolConnection;
+use sqlx::{Sqlite, SqlitePool};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 /// Where an incident's hash chain ended when this process last wrote or read it.
 #[derive(Clone, Debug)]
@@ -63,14 +72,24 @@ fn sqlite_time(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::AutoSi, false)
 }
 
-const INSERT_RECEIPTS: &str = "INSERT INTO receipts (key, platform, received_at, payload, state) SELECT value->>0, value->>1, value->>2, value->>3, value->>4 FROM json_each($1) WHERE NOT EXISTS (SELECT 1 FROM receipts AS former WHERE former.key = value->>5) ON CONFLICT (key) DO NOTHING RETURNING id, key";
-
-/// The statements for incident number `g` of the batch: its entries, then its chain end moved
-/// from the length it was sealed against (and only while the incident is not closed).
-fn incident_statements(g: usize) -> String {
-    let p = 2 + g * 6;
+/// Receipts from the JSON array `$n`, each unless its key (or the key an earlier version stored
+/// the same delivery under) is stored already.
+fn insert_receipts(n: usize) -> String {
     format!(
-        "INSERT INTO timeline (incident_id, seq, at, actor, actor_id, source, kind, text, prev_hash, hash, data, mac) SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6, value->>7, value->>8, value->>9, value->>10, value->>11 FROM json_each(${p}); UPDATE incidents SET timeline_len = ${}, timeline_head = ${}, timeline_head_mac = ${} WHERE id = ${} AND timeline_len = ${} AND status <> 'closed';",
+        "INSERT INTO receipts (key, platform, received_at, payload, state) SELECT value->>0, value->>1, value->>2, value->>3, value->>4 FROM jsonb_each(${n}) WHERE NOT EXISTS (SELECT 1 FROM receipts AS former WHERE former.key = value->>5) ON CONFLICT (key) DO NOTHING RETURNING id, key;"
+    )
+}
+
+/// Created on the write connection: inserting a false `ok` into the view raises an error, which
+/// ends a batch of statements before its `COMMIT`. (SQLite raises errors only in triggers.)
+pub(crate) const BURST_GUARD: &str = "CREATE TEMP VIEW IF NOT EXISTS burst_guard (ok) AS SELECT 1; CREATE TEMP TRIGGER IF NOT EXISTS burst_guard_refuses INSTEAD OF INSERT ON burst_guard WHEN NOT NEW.ok BEGIN SELECT RAISE(ABORT, 'erlmcp-bot: a burst sealed against a stale view was refused'); END;";
+
+/// The statements for incident number `g` of the batch, whose parameters start at `p`: its
+/// entries, then its chain end moved from the length it was sealed against (and only while the
+/// incident is not closed), guarded.
+fn incident_statements(p: usize) -> String {
+    format!(
+        "INSERT INTO timeline (incident_id, seq, at, actor, actor_id, source, kind, text, prev_hash, hash, data, mac) SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6, value->>7, value->>8, value->>9, value->>10, value->>11 FROM jsonb_each(${p}); UPDATE incidents SET timeline_len = ${}, timeline_head = ${}, timeline_head_mac = ${} WHERE id = ${} AND timeline_len = ${} AND status <> 'closed'; INSERT INTO burst_guard (ok) VALUES (changes() = 1);",
         p + 1,
         p + 2,
         p + 3,
@@ -126,21 +145,75 @@ impl Sealed<'_> {
     }
 }
 
+/// How long the write connection is kept across back-to-back bursts before it is given back to
+/// the pool once (the other writers, waiting in its queue, take their turns then).
+const HOLD_AT_MOST: Duration = Duration::from_millis(20);
+
+/// The write connection between bursts, if kept, and which holding it is (so the timer that
+/// ends a holding ends only its own).
+#[derive(Default)]
+struct Slot {
+    conn: Option<PoolConnection<Sqlite>>,
+    holding: u64,
+}
+
+/// The write connection, kept across back-to-back bursts; given back when the intake has
+/// nothing queued (`ReceiptStore::receipts_paused`), before a batch is stored the ordinary way,
+/// and at the latest `HOLD_AT_MOST` after it was taken.
+#[derive(Clone, Default)]
+pub struct BurstWriter(Arc<tokio::sync::Mutex<Slot>>);
+
+impl BurstWriter {
+    /// Gives the connection back to the pool, if kept.
+    pub async fn give_back(&self) {
+        self.0.lock().await.conn = None;
+    }
+
+    /// The kept connection, or one taken from `pool` (waiting at most 1.5 s).
+    async fn take(&self, pool: &SqlitePool) -> Result<tokio::sync::MutexGuard<'_, Slot>> {
+        let mut slot = self.0.lock().await;
+        if slot.conn.is_none() {
+            // No connection within this: the database is away and nothing was sent, so the
+            // person can be told for certain that nothing was recorded.
+            let conn = tokio::time::timeout(Duration::from_millis(1500), pool.acquire())
+                .await
+                .map_err(|_| Error::Store("no connection to the database within 1.5 s".into()))?
+                .map_err(db)?;
+            slot.conn = Some(conn);
+            slot.holding += 1;
+            let (this, holding) = (self.clone(), slot.holding);
+            tokio::spawn(async move {
+                tokio::time::sleep(HOLD_AT_MOST).await;
+                let mut slot = this.0.lock().await;
+                if slot.holding == holding {
+                    slot.conn = None;
+                }
+            });
+        }
+        Ok(slot)
+    }
+}
+
 impl SqliteStore {
     pub(crate) async fn record_receipts_here(
         &self,
         new: &[NewReceipt],
     ) -> Result<Vec<ReceiptFate>> {
-        if new.iter().any(|r| r.note.is_some()) {
-            match self.record_burst(new).await {
-                Ok(Some(fates)) => return Ok(fates),
-                Ok(None) => {}
-                Err(e) => {
-                    tracing::debug!(error = %e, "a burst of notes is stored the ordinary way")
-                }
+        match self.record_burst(new).await {
+            Ok(Some(fates)) => return Ok(fates),
+            Ok(None) => {}
+            Err(e) => {
+                tracing::debug!(error = %e, "a burst of receipts is stored the ordinary way")
             }
         }
+        // The ordinary way takes the write connection from the pool.
+        self.burst_writer.give_back().await;
         self.record_receipts_plainly(new).await
+    }
+
+    /// The intake has nothing queued: the write connection goes back to the pool.
+    pub(crate) async fn pause_receipts(&self) {
+        self.burst_writer.give_back().await;
     }
 
     /// Where `incident`'s chain ends, as remembered or read now.
@@ -163,8 +236,8 @@ impl SqliteStore {
         Ok(end)
     }
 
-    /// The burst in three trips; `None` when the view it was sealed against turned out stale or
-    /// a receipt with a note was a duplicate (nothing was stored: the caller stores it plainly).
+    /// The burst in one trip; `None` when the view it was sealed against turned out stale or a
+    /// receipt with a note was a duplicate (nothing was stored: the caller stores it plainly).
     async fn record_burst(&self, new: &[NewReceipt]) -> Result<Option<Vec<ReceiptFate>>> {
         // The notes, per incident, in order, sealed from the chain ends as known.
         let mut drafts: Vec<(&IncidentId, Vec<Draft>)> = Vec::new();
@@ -200,27 +273,43 @@ impl SqliteStore {
             });
         }
 
-        let receipts: Vec<serde_json::Value> = new
-            .iter()
-            .map(|r| {
-                json!([
-                    r.key,
-                    r.platform,
-                    sqlite_time(timeline::normalise_time(r.received_at)),
-                    r.payload,
-                    if r.note.is_some() { "done" } else { "new" },
-                    r.former_key
-                ])
-            })
-            .collect();
-        let mut sql = format!("{INSERT_RECEIPTS};");
+        // Receipts without a note first (one already stored is a duplicate, as anywhere), then
+        // those with one: every one of those must be new, or the note would be a replay's.
+        let receipt_rows = |with_note: bool| -> Result<String> {
+            let rows: Vec<serde_json::Value> = new
+                .iter()
+                .filter(|r| r.note.is_some() == with_note)
+                .map(|r| {
+                    json!([
+                        r.key,
+                        r.platform,
+                        sqlite_time(timeline::normalise_time(r.received_at)),
+                        r.payload,
+                        if with_note { "done" } else { "new" },
+                        r.former_key
+                    ])
+                })
+                .collect();
+            serde_json::to_string(&rows).map_err(|e| Error::Store(e.to_string()))
+        };
+        let with_notes = new.iter().filter(|r| r.note.is_some()).count();
+        let mut sql = format!(
+            "BEGIN IMMEDIATE; {} {} INSERT INTO burst_guard (ok) VALUES (changes() = $3);",
+            insert_receipts(1),
+            insert_receipts(2)
+        );
         let mut q_args = Vec::with_capacity(sealed.len());
         for (g, s) in sealed.iter().enumerate() {
-            sql.push_str(&incident_statements(g));
+            sql.push_str(&incident_statements(4 + g * 6));
             q_args.push((s.rows()?, s.end(), s.from, s.incident));
         }
+        sql.push_str(" COMMIT;");
+        // BEGIN, two inserts and a guard, three statements an incident, COMMIT.
+        let statements = 4 + 3 * sealed.len() + 1;
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(serde_json::to_string(&receipts).map_err(|e| Error::Store(e.to_string()))?);
+            .bind(receipt_rows(false)?)
+            .bind(receipt_rows(true)?)
+            .bind(with_notes as i64);
         for (rows, end, from, incident) in &q_args {
             let head_mac = self
                 .key
@@ -235,63 +324,95 @@ impl SqliteStore {
                 .bind(*from);
         }
 
-        let mut tx = tokio::time::timeout(std::time::Duration::from_millis(1500), self.begin())
-            .await
-            .map_err(|_| Error::Store("no connection to the database within 1.5 s".into()))??;
+        let slot = self.burst_writer.take(&self.writer).await?;
+        // Until the batch is known committed or rolled back, a connection dropped with it (the
+        // caller gave up waiting) is closed, never given to the next writer mid-transaction.
+        let mut open = OpenTransaction { slot, ended: false };
+        let conn = open.slot.conn.as_mut().expect("taken above");
         let mut ids: HashMap<String, i64> = HashMap::with_capacity(new.len());
-        let mut changed: Vec<u64> = Vec::with_capacity(1 + 2 * sealed.len());
+        let mut ran = 0usize;
         let outcome = {
             // sqlx deprecates several statements in one prepared query, but SQLite is the one
             // driver that runs them, and `raw_sql` cannot bind: one round trip through the
-            // driver's thread instead of 1 + 2 per incident is what this file exists for.
+            // driver's thread instead of five or more is what this file exists for.
             #[allow(deprecated)]
-            let mut results = q.fetch_many(&mut *tx);
+            let mut results = q.fetch_many(&mut **conn);
             loop {
                 match results.try_next().await {
-                    Ok(Some(sqlx::Either::Left(done))) => changed.push(done.rows_affected()),
+                    Ok(Some(sqlx::Either::Left(_))) => ran += 1,
                     Ok(Some(sqlx::Either::Right(row))) => {
-                        ids.insert(
-                            row.try_get("key").map_err(db)?,
-                            row.try_get("id").map_err(db)?,
-                        );
+                        match (row.try_get("key"), row.try_get("id")) {
+                            (Ok(key), Ok(id)) => {
+                                ids.insert(key, id);
+                            }
+                            (Err(e), _) | (_, Err(e)) => break Err(e),
+                        }
                     }
                     Ok(None) => break Ok(()),
                     Err(e) => break Err(e),
                 }
             }
         };
-        // Every statement ran; each incident's entries all went in and its chain end moved.
-        let applied = outcome.is_ok()
-            && changed.len() == 1 + 2 * sealed.len()
-            && sealed.iter().enumerate().all(|(g, s)| {
-                changed[1 + 2 * g] == s.entries.len() as u64 && changed[2 + 2 * g] == 1
-            });
-        // The fate of each receipt; a note sealed for a receipt that turned out a duplicate
-        // would put a replay on the timeline: then nothing of this is kept.
-        let mut fates = Vec::with_capacity(new.len());
-        let mut clean = applied;
-        for r in new {
-            match (ids.remove(r.key.as_str()), &r.note) {
-                (Some(id), Some(_)) => fates.push(ReceiptFate::Applied(id)),
-                (Some(id), None) => fates.push(ReceiptFate::Stored(id)),
-                (None, Some(_)) => clean = false,
-                (None, None) => fates.push(ReceiptFate::Duplicate),
+        if outcome.is_err() || ran != statements {
+            // Stopped before or at its COMMIT: nothing of it is kept. (SQLite ends the
+            // transaction itself after some errors; then there is none to roll back.)
+            let rolled_back = match sqlx::query("ROLLBACK").execute(&mut **conn).await {
+                Ok(_) => true,
+                Err(e) => e.to_string().contains("no transaction is active"),
+            };
+            if rolled_back {
+                open.ended();
             }
-        }
-        if !clean {
-            let _ = tx.rollback().await;
             for s in &sealed {
                 self.chain_ends.forget(s.incident);
             }
             return match outcome {
-                Err(e) => Err(db(e)),
-                Ok(()) => Ok(None),
+                Err(e) if !is_guard(&e) => Err(db(e)),
+                _ => Ok(None),
             };
         }
-        tx.commit().await.map_err(db)?;
+        open.ended();
         for s in &sealed {
             self.chain_ends.set(s.incident, s.end());
         }
-        Ok(Some(fates))
+        Ok(Some(
+            new.iter()
+                .map(|r| match (ids.remove(r.key.as_str()), &r.note) {
+                    (Some(id), Some(_)) => ReceiptFate::Applied(id),
+                    (Some(id), None) => ReceiptFate::Stored(id),
+                    (None, _) => ReceiptFate::Duplicate,
+                })
+                .collect(),
+        ))
+    }
+}
+
+/// Whether `e` is the guard's refusal (a stale view), not the database failing.
+fn is_guard(e: &sqlx::Error) -> bool {
+    e.to_string()
+        .contains("a burst sealed against a stale view was refused")
+}
+
+/// The write connection while a batch's transaction may be open on it: dropped before `ended`
+/// (the caller stopped waiting, or the rollback failed), the connection is closed instead of
+/// kept or given back, so no other writer ever runs inside that transaction.
+struct OpenTransaction<'a> {
+    slot: tokio::sync::MutexGuard<'a, Slot>,
+    ended: bool,
+}
+
+impl OpenTransaction<'_> {
+    fn ended(&mut self) {
+        self.ended = true;
+    }
+}
+
+impl Drop for OpenTransaction<'_> {
+    fn drop(&mut self) {
+        if !self.ended
+            && let Some(mut conn) = self.slot.conn.take()
+        {
+            conn.close_on_drop();
+        }
     }
 }

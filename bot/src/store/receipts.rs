@@ -122,6 +122,10 @@ macro_rules! receipt_store {
                     self.record_receipts_here(new).await
                 }
 
+                async fn receipts_paused(&self) {
+                    self.pause_receipts().await
+                }
+
                 async fn claim_receipt(&self, id: i64, owner: &str) -> Result<bool> {
                     let res = sqlx::query("UPDATE receipts SET state = 'processing', owner = $1, claimed_at = $2 WHERE id = $3 AND state = 'new'")
                         .bind(owner)
