@@ -11,13 +11,24 @@ stand-in as the bot's.
 import os
 import sqlite3
 import threading
+import time
 
 from slack_bolt import App
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 from slack_sdk import WebClient
 
 db = sqlite3.connect(os.environ["BOLT_DB"], check_same_thread=False, isolation_level=None, timeout=30)
-db.execute("PRAGMA journal_mode=WAL")
+# Both workers start at once on a new file; switching it to WAL does not wait on SQLite's busy
+# handler, so the one that finds the other switching is told "database is locked" (seen: a worker
+# that failed to boot, and a peer that refused every request).
+for attempt in range(100):
+    try:
+        db.execute("PRAGMA journal_mode=WAL")
+        break
+    except sqlite3.OperationalError:
+        if attempt == 99:
+            raise
+        time.sleep(0.05)
 db.execute("PRAGMA synchronous=FULL")
 db.execute("CREATE TABLE IF NOT EXISTS commands (id INTEGER PRIMARY KEY, user_id TEXT, text TEXT)")
 lock = threading.Lock()

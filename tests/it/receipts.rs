@@ -236,6 +236,64 @@ async fn sqlite_times_are_written_alike_both_ways() {
     intact(store, &inc).await;
 }
 
+/// SQLite: another process holding the write lock (a console's transaction, the sqlite3 shell)
+/// gets the person a definite answer within the platform's patience: nothing recorded, said as
+/// such, not "may or may not have been recorded"; once the lock is free the same commands are
+/// stored, once.
+#[tokio::test]
+async fn a_write_lock_held_elsewhere_is_a_definite_failure() {
+    use erlmcp_bot::intake::{Intake, Outcome};
+    let Some(db) = TestDb::new(Backend::Sqlite).await else {
+        return;
+    };
+    let store = db.store.clone();
+    let inc = incident(store.as_ref(), "C_LOCKED").await;
+    let t = Utc::now();
+    let path = db.sqlite_path.as_ref().unwrap();
+    use sqlx::Connection;
+    let mut elsewhere = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    sqlx::raw_sql("BEGIN IMMEDIATE; UPDATE incidents SET title = title;")
+        .execute(&mut elsewhere)
+        .await
+        .unwrap();
+    let (stored_tx, _stored) = tokio::sync::mpsc::unbounded_channel();
+    let intake = Intake::start(store.clone(), stored_tx);
+    let patience = erlmcp_bot::chat::receive::DATABASE_PATIENCE;
+    for r in [
+        receipt("locked-note", Some((&inc, t, "while locked"))),
+        receipt("locked-plain", None),
+    ] {
+        match intake.submit(r, patience).await {
+            Outcome::Failed(why) => assert!(why.contains("write lock"), "{why}"),
+            other => panic!("a held write lock must be a definite failure: {other:?}"),
+        }
+    }
+    sqlx::raw_sql("ROLLBACK")
+        .execute(&mut elsewhere)
+        .await
+        .unwrap();
+    assert!(matches!(
+        intake
+            .submit(
+                receipt("locked-note", Some((&inc, t, "while locked"))),
+                patience
+            )
+            .await,
+        Outcome::Applied(_)
+    ));
+    assert!(matches!(
+        intake.submit(receipt("locked-plain", None), patience).await,
+        Outcome::Stored(_)
+    ));
+    assert_eq!(
+        notes(&store.timeline(&inc).await.unwrap()),
+        ["while locked"]
+    );
+    intact(store.as_ref(), &inc).await;
+}
+
 /// A delivery an earlier version stored under its former key (during an upgrade, an old and a
 /// new process take requests side by side) is a duplicate: with a note (SQLite's burst, which
 /// then falls back to the plain path) and without one.

@@ -187,7 +187,7 @@ pub async fn open_sqlite(url: &str) -> Result<SqliteStore, Error> {
         .create_if_missing(true)
         .journal_mode(SqliteJournalMode::Wal)
         .foreign_keys(true)
-        .busy_timeout(Duration::from_secs(10));
+        .busy_timeout(BUSY_TIMEOUT);
     let pool = SqlitePoolOptions::new()
         .max_connections(3)
         .connect_with(opts.clone())
@@ -243,6 +243,9 @@ pub async fn open_sqlite(url: &str) -> Result<SqliteStore, Error> {
         _alive: alive,
     })
 }
+
+/// How long a statement waits for a lock another process holds (SQLite's busy handler).
+pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Most receipts the intake hands the store in one burst (`intake::MAX_BATCH`).
 const MAX_BURST_ROWS: usize = 1024;

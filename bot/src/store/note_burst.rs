@@ -194,14 +194,20 @@ impl BurstWriter {
     }
 }
 
+/// How long a burst waits for the write lock another process holds: the person is answered
+/// within Slack's and Discord's 3 seconds, told for certain that nothing was recorded.
+const WRITE_LOCK_PATIENCE: Duration = Duration::from_millis(1500);
+
 impl SqliteStore {
     pub(crate) async fn record_receipts_here(
         &self,
         new: &[NewReceipt],
     ) -> Result<Vec<ReceiptFate>> {
         match self.record_burst(new).await {
-            Ok(Some(fates)) => return Ok(fates),
-            Ok(None) => {}
+            Ok(Burst::Stored(fates)) => return Ok(fates),
+            Ok(Burst::Declined) => {}
+            // The ordinary way would only wait again, past the platform's patience.
+            Ok(Burst::NotBegun(e)) => return Err(e),
             Err(e) => {
                 tracing::debug!(error = %e, "a burst of receipts is stored the ordinary way")
             }
@@ -236,9 +242,10 @@ impl SqliteStore {
         Ok(end)
     }
 
-    /// The burst in one trip; `None` when the view it was sealed against turned out stale or a
-    /// receipt with a note was a duplicate (nothing was stored: the caller stores it plainly).
-    async fn record_burst(&self, new: &[NewReceipt]) -> Result<Option<Vec<ReceiptFate>>> {
+    /// The burst in one trip; `Declined` when the view it was sealed against turned out stale
+    /// or a receipt with a note was a duplicate (nothing was stored: the caller stores it
+    /// plainly).
+    async fn record_burst(&self, new: &[NewReceipt]) -> Result<Burst> {
         // The notes, per incident, in order, sealed from the chain ends as known.
         let mut drafts: Vec<(&IncidentId, Vec<Draft>)> = Vec::new();
         for note in new.iter().filter_map(|r| r.note.as_ref()) {
@@ -294,7 +301,9 @@ impl SqliteStore {
         };
         let with_notes = new.iter().filter(|r| r.note.is_some()).count();
         let mut sql = format!(
-            "BEGIN IMMEDIATE; {} {} INSERT INTO burst_guard (ok) VALUES (changes() = $3);",
+            "PRAGMA busy_timeout = {}; BEGIN IMMEDIATE; PRAGMA busy_timeout = {}; {} {} INSERT INTO burst_guard (ok) VALUES (changes() = $3);",
+            WRITE_LOCK_PATIENCE.as_millis(),
+            super::BUSY_TIMEOUT.as_millis(),
             insert_receipts(1),
             insert_receipts(2)
         );
@@ -304,9 +313,13 @@ impl SqliteStore {
             q_args.push((s.rows()?, s.end(), s.from, s.incident));
         }
         sql.push_str(" COMMIT;");
-        // BEGIN, two inserts and a guard, three statements an incident, COMMIT.
-        let statements = 4 + 3 * sealed.len() + 1;
+        // The lock's patience, BEGIN, the usual patience, two inserts and a guard, three
+        // statements an incident, COMMIT.
+        let statements = 6 + 3 * sealed.len() + 1;
+        // Prepared once and kept for the usual shapes (notes for one or a few incidents); a
+        // burst across many incidents is a statement list of its own, not worth keeping.
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .persistent(sealed.len() <= 4)
             .bind(receipt_rows(false)?)
             .bind(receipt_rows(true)?)
             .bind(with_notes as i64);
@@ -324,7 +337,10 @@ impl SqliteStore {
                 .bind(*from);
         }
 
-        let slot = self.burst_writer.take(&self.writer).await?;
+        let slot = match self.burst_writer.take(&self.writer).await {
+            Ok(slot) => slot,
+            Err(e) => return Ok(Burst::NotBegun(e)),
+        };
         // Until the batch is known committed or rolled back, a connection dropped with it (the
         // caller gave up waiting) is closed, never given to the next writer mid-transaction.
         let mut open = OpenTransaction { slot, ended: false };
@@ -340,6 +356,8 @@ impl SqliteStore {
             loop {
                 match results.try_next().await {
                     Ok(Some(sqlx::Either::Left(_))) => ran += 1,
+                    // `PRAGMA busy_timeout` answers with the value set.
+                    Ok(Some(sqlx::Either::Right(row))) if row.columns().len() == 1 => {}
                     Ok(Some(sqlx::Either::Right(row))) => {
                         match (row.try_get("key"), row.try_get("id")) {
                             (Ok(key), Ok(id)) => {
@@ -360,22 +378,37 @@ impl SqliteStore {
                 Ok(_) => true,
                 Err(e) => e.to_string().contains("no transaction is active"),
             };
-            if rolled_back {
+            // Stopped before the usual patience was set again (the lock was not had).
+            let patient = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "PRAGMA busy_timeout = {}",
+                super::BUSY_TIMEOUT.as_millis()
+            )))
+            .execute(&mut **conn)
+            .await
+            .is_ok();
+            if rolled_back && patient {
                 open.ended();
             }
             for s in &sealed {
                 self.chain_ends.forget(s.incident);
             }
             return match outcome {
+                // Another process holds the write lock (or the transaction could not begin):
+                // nothing was recorded, and the person is told so at once.
+                Err(e) if ran < 2 => Ok(Burst::NotBegun(Error::Store(format!(
+                    "the write lock was not free within {} ms (another process holds it?): {}",
+                    WRITE_LOCK_PATIENCE.as_millis(),
+                    super::rows::plain_db_message(&e)
+                )))),
                 Err(e) if !is_guard(&e) => Err(db(e)),
-                _ => Ok(None),
+                _ => Ok(Burst::Declined),
             };
         }
         open.ended();
         for s in &sealed {
             self.chain_ends.set(s.incident, s.end());
         }
-        Ok(Some(
+        Ok(Burst::Stored(
             new.iter()
                 .map(|r| match (ids.remove(r.key.as_str()), &r.note) {
                     (Some(id), Some(_)) => ReceiptFate::Applied(id),
@@ -385,6 +418,17 @@ impl SqliteStore {
                 .collect(),
         ))
     }
+}
+
+/// What became of a burst.
+enum Burst {
+    /// Stored, with each receipt's fate.
+    Stored(Vec<ReceiptFate>),
+    /// Nothing stored (a stale view, a note's receipt a duplicate): stored the ordinary way.
+    Declined,
+    /// Nothing stored and not worth trying again at once: no connection, or the write lock
+    /// held by another process.
+    NotBegun(Error),
 }
 
 /// Whether `e` is the guard's refusal (a stale view), not the database failing.
