@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
 /// Most receipts in one transaction.
-const MAX_BATCH: usize = 1024;
+pub(crate) const MAX_BATCH: usize = 1024;
 /// Receipts waiting for the writer; when full, a request waits (it is still within its deadline).
 const QUEUE: usize = 8192;
 

@@ -225,7 +225,7 @@ pub async fn open_sqlite(url: &str) -> Result<SqliteStore, Error> {
         })
         // A burst returns a row for each receipt stored; with sqlx's 50-row buffer SQLite's thread
         // stopped mid-transaction whenever a burst had more, until the busy async side read them.
-        .connect_with(opts.clone().row_buffer_size(2 * MAX_BURST_ROWS))
+        .connect_with(opts.clone().row_buffer_size(2 * crate::intake::MAX_BATCH))
         .await
         .map_err(|e| Error::Database(format!("cannot open SQLite database {url}: {e}")))?;
     let alive = Arc::new(());
@@ -247,8 +247,18 @@ pub async fn open_sqlite(url: &str) -> Result<SqliteStore, Error> {
 /// How long a statement waits for a lock another process holds (SQLite's busy handler).
 pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Most receipts the intake hands the store in one burst (`intake::MAX_BATCH`).
-const MAX_BURST_ROWS: usize = 1024;
+/// How long storing receipts waits for the write connection (and on SQLite, for a write lock
+/// another process holds) before the person is told, for certain, that nothing was recorded:
+/// within Slack's and Discord's 3 seconds.
+pub(crate) const WRITER_PATIENCE: Duration = Duration::from_millis(1500);
+
+/// The answer when `WRITER_PATIENCE` passed without a write connection.
+pub(crate) fn no_writer_in_time() -> erlmcp_handlers::Error {
+    erlmcp_handlers::Error::Store(format!(
+        "no connection to the database within {} ms",
+        WRITER_PATIENCE.as_millis()
+    ))
+}
 
 /// How often the write-ahead log is copied into the database file. Each copy takes CPU and a
 /// sync from the cores the writer runs on: every 250 ms, the 99th percentile at 32 connections

@@ -169,15 +169,15 @@ impl BurstWriter {
         self.0.lock().await.conn = None;
     }
 
-    /// The kept connection, or one taken from `pool` (waiting at most 1.5 s).
+    /// The kept connection, or one taken from `pool` (waiting at most `WRITER_PATIENCE`).
     async fn take(&self, pool: &SqlitePool) -> Result<tokio::sync::MutexGuard<'_, Slot>> {
         let mut slot = self.0.lock().await;
         if slot.conn.is_none() {
             // No connection within this: the database is away and nothing was sent, so the
             // person can be told for certain that nothing was recorded.
-            let conn = tokio::time::timeout(Duration::from_millis(1500), pool.acquire())
+            let conn = tokio::time::timeout(super::WRITER_PATIENCE, pool.acquire())
                 .await
-                .map_err(|_| Error::Store("no connection to the database within 1.5 s".into()))?
+                .map_err(|_| super::no_writer_in_time())?
                 .map_err(db)?;
             slot.conn = Some(conn);
             slot.holding += 1;
@@ -193,10 +193,6 @@ impl BurstWriter {
         Ok(slot)
     }
 }
-
-/// How long a burst waits for the write lock another process holds: the person is answered
-/// within Slack's and Discord's 3 seconds, told for certain that nothing was recorded.
-const WRITE_LOCK_PATIENCE: Duration = Duration::from_millis(1500);
 
 impl SqliteStore {
     pub(crate) async fn record_receipts_here(
@@ -302,7 +298,7 @@ impl SqliteStore {
         let with_notes = new.iter().filter(|r| r.note.is_some()).count();
         let mut sql = format!(
             "PRAGMA busy_timeout = {}; BEGIN IMMEDIATE; PRAGMA busy_timeout = {}; {} {} INSERT INTO burst_guard (ok) VALUES (changes() = $3);",
-            WRITE_LOCK_PATIENCE.as_millis(),
+            super::WRITER_PATIENCE.as_millis(),
             super::BUSY_TIMEOUT.as_millis(),
             insert_receipts(1),
             insert_receipts(2)
@@ -378,14 +374,16 @@ impl SqliteStore {
                 Ok(_) => true,
                 Err(e) => e.to_string().contains("no transaction is active"),
             };
-            // Stopped before the usual patience was set again (the lock was not had).
-            let patient = sqlx::query(sqlx::AssertSqlSafe(format!(
-                "PRAGMA busy_timeout = {}",
-                super::BUSY_TIMEOUT.as_millis()
-            )))
-            .execute(&mut **conn)
-            .await
-            .is_ok();
+            // Stopped before the usual patience was set again (the lock was not had): the
+            // list's first three statements set it, begin and set it back.
+            let patient = ran >= 3
+                || sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "PRAGMA busy_timeout = {}",
+                    super::BUSY_TIMEOUT.as_millis()
+                )))
+                .execute(&mut **conn)
+                .await
+                .is_ok();
             if rolled_back && patient {
                 open.ended();
             }
@@ -397,7 +395,7 @@ impl SqliteStore {
                 // nothing was recorded, and the person is told so at once.
                 Err(e) if ran < 2 => Ok(Burst::NotBegun(Error::Store(format!(
                     "the write lock was not free within {} ms (another process holds it?): {}",
-                    WRITE_LOCK_PATIENCE.as_millis(),
+                    super::WRITER_PATIENCE.as_millis(),
                     super::rows::plain_db_message(&e)
                 )))),
                 Err(e) if !is_guard(&e) => Err(db(e)),

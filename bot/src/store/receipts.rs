@@ -42,9 +42,9 @@ macro_rules! receipt_store {
                 async fn try_record_receipts(&self, new: &[NewReceipt], with_notes: bool) -> Result<Vec<ReceiptFate>> {
                     // No connection within this: the database is away and nothing was sent, so
                     // the person can be told for certain that nothing was recorded.
-                    let mut tx = tokio::time::timeout(std::time::Duration::from_millis(1500), self.begin())
+                    let mut tx = tokio::time::timeout(crate::store::WRITER_PATIENCE, self.begin())
                         .await
-                        .map_err(|_| erlmcp_handlers::Error::Store("no connection to the database within 1.5 s".into()))??;
+                        .map_err(|_| crate::store::no_writer_in_time())??;
                     let mut stored: std::collections::HashMap<String, i64> = std::collections::HashMap::with_capacity(new.len());
                     // Deliveries an earlier version stored under their former key are
                     // duplicates: not inserted, so they come out below as such.
